@@ -1,0 +1,240 @@
+"""The config: where `conf/` lives, its groups, the run name, and the typed schema checked up front."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from omegaconf import DictConfig, OmegaConf
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+GROUPS = ("data", "model", "reg", "optim", "sched", "init", "trainer")
+
+
+class ConfigError(ValueError):
+    """A bad config or bad input: reported as one line, exit code 2."""
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group, read from conf/ (not a hard-coded list)."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def run_name(cfg: DictConfig, extra: str = "") -> str:
+    """Readable run folder name: <model>-<regs>-<optim>-s<seed>[-<other swept overrides>]."""
+    name = f"{cfg.model.name}-{'+'.join(cfg.reg.keys())}-{cfg.optim.name}-s{cfg.seed}"
+    if extra:
+        name += "-" + re.sub(r"[^A-Za-z0-9_.+=,-]", "_", extra.replace("/", "."))
+    return name
+
+
+def _sweep_run_name(*, _root_: DictConfig) -> str:
+    # hydra.sweep.subdir: the job's folder inside a sweep, named from the job's own config so that
+    # rerunning the same sweep maps every job to the same folder (resume, skip finished runs).
+    return run_name(_root_, _root_.hydra.job.override_dirname)
+
+
+if not OmegaConf.has_resolver("regbench.run_name"):
+    OmegaConf.register_new_resolver("regbench.run_name", _sweep_run_name)
+
+
+# ---- the schema: every key of conf/ with its type and valid range --------------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+PosInt = Annotated[int, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+
+class Data(_Strict):
+    name: Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100"]
+    root: str
+    download: StrictBool
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] | None
+    val_fraction: Annotated[float, Field(gt=0, lt=1)]
+    split_seed: int
+    subset: PosInt | None
+
+
+class MLP(_Strict):
+    name: Literal["mlp"]
+    hidden: list[PosInt]
+
+
+class CNN(_Strict):
+    name: Literal["cnn"]
+    channels: Annotated[list[PosInt], Field(min_length=1)]
+    kernel_size: PosInt
+    hidden: PosInt
+
+
+class VGG(_Strict):
+    name: Literal["vgg"]
+    depth: Literal[11, 16]
+    width: PosInt
+
+
+class ResNet(_Strict):
+    name: Literal["resnet"]
+    depth: Literal[18, 20]
+    width: PosInt | None
+
+
+class Dropout(_Strict):
+    p: Fraction
+    where: Literal["classifier", "all"]
+
+
+class BatchNorm(_Strict):
+    momentum: Annotated[float, Field(gt=0, le=1)]
+
+
+class Penalty(_Strict):
+    lam: NonNegFloat
+
+
+class WeightDecay(_Strict):
+    weight_decay: NonNegFloat
+
+
+class Augment(_Strict):
+    flip: Annotated[float, Field(ge=0, le=1)]
+    translate: Annotated[int, Field(ge=0)]
+    rotate: Annotated[float, Field(ge=0, le=180)]
+    brightness: NonNegFloat
+    contrast: Annotated[float, Field(ge=0, lt=1)]
+    noise: NonNegFloat
+    erase: Annotated[float, Field(ge=0, le=1)]
+
+
+class EarlyStop(_Strict):
+    monitor: Literal["val_loss", "val_acc"]
+    patience: PosInt
+    min_delta: NonNegFloat
+
+
+class LabelSmooth(_Strict):
+    eps: Fraction
+
+
+class Reg(_Strict):
+    none: dict | None = None
+    dropout: Dropout | None = None
+    bn: BatchNorm | None = None
+    l2: Penalty | None = None
+    l1: Penalty | None = None
+    wd: WeightDecay | None = None
+    aug: Augment | None = None
+    earlystop: EarlyStop | None = None
+    labelsmooth: LabelSmooth | None = None
+
+
+PosFloat = Annotated[float, Field(gt=0)]
+Beta = Annotated[float, Field(ge=0, lt=1)]
+
+
+class SGD(_Strict):
+    name: Literal["sgd"]
+    lr: PosFloat
+
+
+class Momentum(_Strict):
+    name: Literal["momentum", "nesterov"]
+    lr: PosFloat
+    momentum: Beta
+
+
+class RMSprop(_Strict):
+    name: Literal["rmsprop"]
+    lr: PosFloat
+    alpha: Beta
+    eps: PosFloat
+
+
+class Adam(_Strict):
+    name: Literal["adam"]
+    lr: PosFloat
+    betas: tuple[Beta, Beta]
+    eps: PosFloat
+
+
+class AdamW(Adam):
+    name: Literal["adamw"]  # type: ignore[assignment]
+    weight_decay: NonNegFloat
+
+
+class NoSched(_Strict):
+    name: Literal["none"]
+
+
+class StepSched(_Strict):
+    name: Literal["step"]
+    step_epochs: PosInt
+    gamma: Annotated[float, Field(gt=0, le=1)]
+
+
+class CosineSched(_Strict):
+    name: Literal["cosine"]
+    min_lr: NonNegFloat
+
+
+class OneCycleSched(_Strict):
+    name: Literal["onecycle"]
+    max_lr: PosFloat
+    pct_start: Annotated[float, Field(gt=0, lt=1)]
+
+
+class Init(_Strict):
+    name: Literal["default", "glorot_uniform", "glorot_normal", "he_normal"]
+
+
+class Trainer(_Strict):
+    epochs: PosInt
+    batch_size: PosInt
+    eval_batch_size: PosInt
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
+    precision: Literal["auto", "fp32", "bf16"]
+    deterministic: StrictBool
+    progress: Literal["auto", "bar", "plain", "none"]
+
+
+class Config(_Strict):
+    data: Data
+    model: Annotated[MLP | CNN | VGG | ResNet, Field(discriminator="name")]
+    reg: Reg
+    optim: Annotated[SGD | Momentum | RMSprop | Adam | AdamW, Field(discriminator="name")]
+    sched: Annotated[NoSched | StepSched | CosineSched | OneCycleSched, Field(discriminator="name")]
+    init: Init
+    trainer: Trainer
+    seed: Annotated[int, Field(ge=0)]
+    resume: StrictBool
+    out_dir: str
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+=,-]+$")] | None
+    sweep_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+=,-]+$")]
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check the composed config against the schema before any work; raise ConfigError (one line)."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(data, dict)
+    data.pop("hydra", None)
+    try:
+        Config.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err["loc"]]
+        if loc[0] in ("model", "optim", "sched") and len(loc) > 2:
+            del loc[1]  # pydantic puts the union member's tag in the location: model.cnn.hidden
+        key = ".".join(loc)
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(f"unknown key '{key}'; remove it or check its spelling") from None
+        got = err.get("input")
+        raise ConfigError(f"invalid value for '{key}' ({got!r}): {err['msg'].lower()}") from None
+    if not cfg.reg:
+        raise ConfigError("no regularizer selected; use reg=none for the baseline")
+    if "none" in cfg.reg and len(cfg.reg) > 1:
+        raise ConfigError("reg=none cannot be combined with other regularizers; drop 'none'")

@@ -1,0 +1,154 @@
+"""Datasets as tensors on the training device, fixed train/val/test splits, batch augmentation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+
+from regbench.config import ConfigError
+
+# torchvision dataset class and the folder (below data.root) it reads
+TORCHVISION = {
+    "mnist": ("MNIST", "MNIST/raw"),
+    "fashion_mnist": ("FashionMNIST", "FashionMNIST/raw"),
+    "cifar10": ("CIFAR10", "cifar-10-batches-py"),
+    "cifar100": ("CIFAR100", "cifar-100-python"),
+}
+
+
+@dataclass
+class Splits:
+    """Normalized float images (N, C, H, W) and int64 labels, already on the training device."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return d.images.astype(np.float32)[:, None] / 16.0, d.target.astype(np.int64)
+
+
+def _torchvision(
+    name: str, root: Path, download: bool, train: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    import torchvision
+
+    cls_name, folder = TORCHVISION[name]
+    try:
+        ds = getattr(torchvision.datasets, cls_name)(str(root), train=train, download=download)
+    except (
+        Exception
+    ) as exc:  # torchvision raises RuntimeError, EOFError, ValueError... on bad files
+        hint = (
+            f"copy the original {cls_name} files into {root / folder} "
+            "(or rerun with data.download=true where there is internet)"
+        )
+        if isinstance(exc, RuntimeError) and "not found" in str(exc):
+            raise ConfigError(f"dataset {name} not found in {root / folder}: {hint}") from None
+        raise ConfigError(
+            f"dataset {name} in {root / folder} is unreadable ({type(exc).__name__}); {hint}"
+        ) from None
+    x = np.asarray(ds.data)
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # MNIST: NHW, CIFAR: NHWC
+    return x.astype(np.float32) / 255.0, np.asarray(ds.targets, dtype=np.int64)
+
+
+def load(cfg: DictConfig, device: torch.device) -> Splits:
+    """Load the dataset named by cfg.name, split it with cfg.split_seed, normalize with train stats."""
+    rng = np.random.default_rng(cfg.split_seed)
+    if cfg.name == "digits":
+        x, y = _digits()
+        order = rng.permutation(len(x))
+        n_test = round(len(x) * cfg.test_fraction)
+        x_test, y_test = x[order[:n_test]], y[order[:n_test]]
+        x, y = x[order[n_test:]], y[order[n_test:]]
+    else:
+        root = Path(cfg.root).expanduser()
+        x, y = _torchvision(cfg.name, root, cfg.download, train=True)
+        x_test, y_test = _torchvision(cfg.name, root, cfg.download, train=False)
+    order = rng.permutation(len(x))
+    n_val = round(len(x) * cfg.val_fraction)
+    val, train = order[:n_val], order[n_val:]
+    if cfg.subset is not None:
+        train = train[: cfg.subset]
+    x_train, y_train = x[train], y[train]
+    # per-channel statistics of the training split only: no information leaks from val or test
+    mean = x_train.mean(axis=(0, 2, 3), keepdims=True)
+    std = x_train.std(axis=(0, 2, 3), keepdims=True) + 1e-6
+
+    def to(a: np.ndarray, norm: bool = True) -> torch.Tensor:
+        return torch.from_numpy((a - mean) / std if norm else a).to(device)
+
+    return Splits(
+        to(x_train),
+        to(y_train, False),
+        to(x[val]),
+        to(y[val], False),
+        to(x_test),
+        to(y_test, False),
+        num_classes=int(y.max()) + 1,
+    )
+
+
+def augment(x: torch.Tensor, cfg: DictConfig) -> torch.Tensor:
+    """Augment a whole training batch on its device; each transform draws per-sample parameters."""
+    n, _, h, w = x.shape
+    dev = x.device
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return torch.rand(n, device=dev) * (hi - lo) + lo
+
+    if cfg.flip > 0:
+        x = torch.where((torch.rand(n, 1, 1, 1, device=dev) < cfg.flip), x.flip(3), x)
+    if cfg.translate > 0 or cfg.rotate > 0:
+        # one affine warp per sample: rotation about the centre, then an integer shift (a random crop
+        # of the zero-padded image); grid_sample fills what comes from outside with 0 (= the mean)
+        angle = uniform(-cfg.rotate, cfg.rotate) * (math.pi / 180)
+        shift = torch.randint(-cfg.translate, cfg.translate + 1, (n, 2), device=dev)
+        cos, sin = angle.cos(), angle.sin()
+        theta = torch.stack(
+            [
+                torch.stack([cos, -sin, shift[:, 0] * 2.0 / w], 1),
+                torch.stack([sin, cos, shift[:, 1] * 2.0 / h], 1),
+            ],
+            1,
+        ).to(x.dtype)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if cfg.contrast > 0:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * uniform(1 - cfg.contrast, 1 + cfg.contrast).view(n, 1, 1, 1) + mean
+    if cfg.brightness > 0:
+        x = x + uniform(-cfg.brightness, cfg.brightness).view(n, 1, 1, 1)
+    if cfg.noise > 0:
+        x = x + cfg.noise * torch.randn_like(x)
+    if cfg.erase > 0:
+        # one rectangle per chosen sample, sides up to half the image: built as a mask, no loops
+        eh = (uniform(0.1, 0.5) * h).long().clamp(min=1).view(n, 1, 1)
+        ew = (uniform(0.1, 0.5) * w).long().clamp(min=1).view(n, 1, 1)
+        top = (torch.rand(n, 1, 1, device=dev) * (h - eh + 1)).long()
+        left = (torch.rand(n, 1, 1, device=dev) * (w - ew + 1)).long()
+        rows = torch.arange(h, device=dev).view(1, h, 1)
+        cols = torch.arange(w, device=dev).view(1, 1, w)
+        box = (rows >= top) & (rows < top + eh) & (cols >= left) & (cols < left + ew)
+        chosen = (torch.rand(n, 1, 1, device=dev) < cfg.erase) & box
+        x = x.masked_fill(chosen[:, None], 0.0)
+    return x

@@ -1,0 +1,172 @@
+"""One builder per model family with switches for dropout, batch norm and initialisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+VGG_STAGES = {11: [1, 1, 2, 2, 2], 16: [2, 2, 3, 3, 3]}  # convs per stage, widths x1 x2 x4 x8 x8
+RESNET_BLOCKS = {18: ([2, 2, 2, 2], 64), 20: ([3, 3, 3], 16)}  # blocks per stage, default width
+
+
+@dataclass
+class Switches:
+    """What the regularizers ask of the architecture; 0 / False means the layer is not there."""
+
+    dropout: float = 0.0
+    dropout_features: bool = False  # also channel dropout after conv blocks
+    bn: bool = False
+    bn_momentum: float = 0.1
+
+    @classmethod
+    def from_reg(cls, reg: DictConfig) -> Switches:
+        sw = cls()
+        if "dropout" in reg:
+            sw.dropout, sw.dropout_features = reg.dropout.p, reg.dropout.where == "all"
+        if "bn" in reg:
+            sw.bn, sw.bn_momentum = True, reg.bn.momentum
+        return sw
+
+
+def _linear_block(n_in: int, n_out: int, sw: Switches) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Linear(n_in, n_out, bias=not sw.bn)]
+    if sw.bn:
+        layers.append(nn.BatchNorm1d(n_out, momentum=sw.bn_momentum))
+    layers.append(nn.ReLU(inplace=True))
+    if sw.dropout > 0:
+        layers.append(nn.Dropout(sw.dropout))
+    return layers
+
+
+def _conv_block(c_in: int, c_out: int, k: int, sw: Switches) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=not sw.bn)]
+    if sw.bn:
+        layers.append(nn.BatchNorm2d(c_out, momentum=sw.bn_momentum))
+    layers.append(nn.ReLU(inplace=True))
+    return layers
+
+
+def _feature_dropout(sw: Switches) -> list[nn.Module]:
+    return [nn.Dropout2d(sw.dropout)] if sw.dropout > 0 and sw.dropout_features else []
+
+
+def _pool_if_possible(size: int) -> tuple[list[nn.Module], int]:
+    # small inputs (8x8 digits) run out of pixels before VGG/CNN run out of pools: stop pooling at 1x1
+    return ([nn.MaxPool2d(2)], size // 2) if size >= 2 else ([], size)
+
+
+def mlp(cfg: DictConfig, shape: tuple[int, int, int], classes: int, sw: Switches) -> nn.Module:
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = shape[0] * shape[1] * shape[2]
+    for h in cfg.hidden:
+        layers += _linear_block(width, h, sw)
+        width = h
+    return nn.Sequential(*layers, nn.Linear(width, classes))
+
+
+def cnn(cfg: DictConfig, shape: tuple[int, int, int], classes: int, sw: Switches) -> nn.Module:
+    layers: list[nn.Module] = []
+    c, size = shape[0], min(shape[1:])
+    for ch in cfg.channels:
+        pool, size = _pool_if_possible(size)
+        layers += _conv_block(c, ch, cfg.kernel_size, sw) + pool + _feature_dropout(sw)
+        c = ch
+    flat = c * max(size, 1) ** 2
+    layers += [nn.AdaptiveAvgPool2d(max(size, 1)), nn.Flatten()]
+    layers += _linear_block(flat, cfg.hidden, sw)
+    return nn.Sequential(*layers, nn.Linear(cfg.hidden, classes))
+
+
+def vgg(cfg: DictConfig, shape: tuple[int, int, int], classes: int, sw: Switches) -> nn.Module:
+    layers: list[nn.Module] = []
+    c, size = shape[0], min(shape[1:])
+    for stage, n_convs in enumerate(VGG_STAGES[cfg.depth]):
+        width = cfg.width * min(2**stage, 8)
+        for _ in range(n_convs):
+            layers += _conv_block(c, width, 3, sw)
+            c = width
+        pool, size = _pool_if_possible(size)
+        layers += pool + _feature_dropout(sw)
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    if sw.dropout > 0:
+        layers.append(nn.Dropout(sw.dropout))
+    return nn.Sequential(*layers, nn.Linear(c, classes))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs with an identity (or 1x1 projection) shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, sw: Switches) -> None:
+        super().__init__()
+
+        def norm(c: int) -> nn.Module:
+            return nn.BatchNorm2d(c, momentum=sw.bn_momentum) if sw.bn else nn.Identity()
+
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=not sw.bn)
+        self.bn1 = norm(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=not sw.bn)
+        self.bn2 = norm(c_out)
+        self.drop = nn.Sequential(*_feature_dropout(sw))
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=not sw.bn), norm(c_out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(self.drop(out)))
+        return torch.relu(out + self.shortcut(x))
+
+
+def resnet(cfg: DictConfig, shape: tuple[int, int, int], classes: int, sw: Switches) -> nn.Module:
+    blocks, default_width = RESNET_BLOCKS[cfg.depth]
+    width = cfg.width or default_width
+    layers: list[nn.Module] = [nn.Conv2d(shape[0], width, 3, 1, 1, bias=not sw.bn)]
+    if sw.bn:
+        layers.append(nn.BatchNorm2d(width, momentum=sw.bn_momentum))
+    layers.append(nn.ReLU(inplace=True))
+    c = width
+    for stage, n in enumerate(blocks):
+        out = width * 2**stage
+        for i in range(n):
+            layers.append(BasicBlock(c, out, 2 if stage > 0 and i == 0 else 1, sw))
+            c = out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    if sw.dropout > 0:
+        layers.append(nn.Dropout(sw.dropout))
+    return nn.Sequential(*layers, nn.Linear(c, classes))
+
+
+BUILDERS = {"mlp": mlp, "cnn": cnn, "vgg": vgg, "resnet": resnet}
+
+
+def init_weights(model: nn.Module, scheme: str) -> None:
+    """Glorot (fan_in + fan_out) or He (fan_in, for ReLU) on every conv/linear weight; biases 0."""
+    if scheme == "default":
+        return
+    fill = {
+        "glorot_uniform": nn.init.xavier_uniform_,
+        "glorot_normal": nn.init.xavier_normal_,
+        "he_normal": lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"),
+    }[scheme]
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            fill(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def build(cfg: DictConfig, shape: tuple[int, int, int], classes: int) -> nn.Module:
+    """The model cfg.model names, shaped for the data, with the layers cfg.reg asks for."""
+    model = BUILDERS[cfg.model.name](cfg.model, shape, classes, Switches.from_reg(cfg.reg))
+    init_weights(model, cfg.init.name)
+    return model
+
+
+def decayed(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters penalties and weight decay apply to: conv/linear weights, not biases or norms."""
+    return [p for p in model.parameters() if p.ndim >= 2]

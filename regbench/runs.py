@@ -1,0 +1,177 @@
+"""The run folder: a unique, locked directory whose files are only ever replaced whole."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock, Timeout
+from omegaconf import DictConfig, OmegaConf
+
+from regbench.config import ConfigError
+
+METRICS = [
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "lr",
+    "seconds",
+    "samples_per_s",
+]
+FINAL = ("completed", "early_stopped", "diverged")  # finished for good: a rerun skips these
+LOCK = ".lock"
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write to a temporary file in the same folder, flush to disk, then rename over `path`."""
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; run folders are meant to be shared and read
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def config_yaml(cfg: DictConfig) -> str:
+    """The config as the run folder stores it (resume is how a run was started, not what it is)."""
+    c = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(c, dict)
+    c.pop("hydra", None)
+    c["resume"] = False
+    return OmegaConf.to_yaml(c)
+
+
+def lock(run_dir: Path) -> FileLock:
+    """Hold the folder while a run writes it; a second process gets ConfigError, not a shared folder."""
+    fl = FileLock(run_dir / LOCK)
+    try:
+        fl.acquire(timeout=0)
+    except Timeout:
+        raise ConfigError(
+            f"run folder {run_dir} is in use by another regbench process; wait for it or pick name=..."
+        ) from None
+    return fl
+
+
+def is_locked(run_dir: Path) -> bool:
+    try:
+        FileLock(run_dir / LOCK).acquire(timeout=0).lock.release()
+        return False
+    except Timeout:
+        return True
+
+
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def claim(out_dir: Path, name: str, cfg: DictConfig, resume: bool) -> tuple[Path, FileLock]:
+    """Pick and lock the folder for a run named `name` below out_dir.
+
+    Without resume: the first free name of name, name-1, name-2, ... (os.mkdir is atomic, so two
+    processes never get the same one). With resume: the existing folder of that name whose
+    config.yaml equals this config; never a folder that holds a different config.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create output folder {out_dir}: {exc.strerror}") from None
+    if not os.access(out_dir, os.W_OK):
+        raise ConfigError(
+            f"output folder {out_dir} is not writable; pass out_dir=<writable folder>"
+        )
+    text = config_yaml(cfg)
+    for i in range(1000):
+        run_dir = out_dir / (name if i == 0 else f"{name}-{i}")
+        if resume:
+            if not run_dir.exists():
+                raise ConfigError(
+                    f"nothing to resume: no run folder {out_dir / name} holds this config"
+                )
+            if _same_config(run_dir, text):
+                return run_dir, lock(run_dir)
+            continue
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        held = lock(run_dir)
+        write_atomic(run_dir / "config.yaml", text)
+        return run_dir, held
+    raise ConfigError(f"too many runs named {name} in {out_dir}; pick another name=...")
+
+
+def claim_sweep_job(run_dir: Path, cfg: DictConfig) -> FileLock:
+    """Lock a sweep job's folder (named by Hydra from its overrides) and record or check its config."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    held = lock(run_dir)
+    text = config_yaml(cfg)
+    if (run_dir / "config.yaml").exists() and not _same_config(run_dir, text):
+        held.release()
+        raise ConfigError(f"{run_dir} holds a run with a different config; use another sweep_name")
+    write_atomic(run_dir / "config.yaml", text)
+    return held
+
+
+def record_failure(run_dir: Path, error: str) -> None:
+    """Mark a sweep job failed, unless another process holds its folder (then it is not ours)."""
+    if run_dir.exists() and not is_locked(run_dir):
+        write_summary(run_dir, {"status": "failed", "run_name": run_dir.name, "error": error})
+
+
+def _same_config(run_dir: Path, text: str) -> bool:
+    try:
+        return (run_dir / "config.yaml").read_text() == text
+    except OSError:
+        return False
+
+
+def write_metrics(run_dir: Path, rows: list[dict[str, float]]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=METRICS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_atomic(run_dir / "metrics.csv", buf.getvalue())
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_atomic(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """weights_only=True: a checkpoint is data, never code; a bad file is one clear line."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ConfigError(
+            f"checkpoint {path} is corrupt or not a regbench checkpoint ({type(exc).__name__}); "
+            "delete it to start the run afresh"
+        ) from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise ConfigError(
+            f"checkpoint {path} is not a regbench checkpoint; delete it to start afresh"
+        )
+    return state
