@@ -52,8 +52,13 @@ def _torchvision(
     import torchvision
 
     cls_name, folder = TORCHVISION[name]
+    cls = getattr(torchvision.datasets, cls_name)
+    # the original archives, once placed in torchvision's layout, are md5-checked and extracted by
+    # torchvision's own download(), which touches no network when every archive is already there
+    archives = [root / folder / Path(url).name for url, _ in getattr(cls, "resources", [])]
+    archives = archives or [root / cls.filename]
     try:
-        ds = getattr(torchvision.datasets, cls_name)(str(root), train=train, download=download)
+        ds = cls(str(root), train=train, download=download or all(a.exists() for a in archives))
     except (
         Exception
     ) as exc:  # torchvision raises RuntimeError, EOFError, ValueError... on bad files
