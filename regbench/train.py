@@ -7,7 +7,7 @@ import random
 import sys
 import time
 import traceback
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -370,7 +370,10 @@ def run(cfg: DictConfig) -> float:
         runs.record_failure(job_dir, str(exc))
         return math.nan
 
-    with held, open(run_dir / "train.log", "a") as logfile:
+    # claim() hands over the lock acquired once; `with held` would acquire it again and release it
+    # once (filelock counts), leaving the folder locked in this process until garbage collection
+    with ExitStack() as cleanup, open(run_dir / "train.log", "a") as logfile:
+        cleanup.callback(held.release)
 
         def log(line: str) -> None:
             logfile.write(line + "\n")
