@@ -511,3 +511,17 @@ def test_random_valid_configs_write_complete_run_folders(
     assert set(runs.load_checkpoint(run_dir / "best.pt")["model"]) == set(
         runs.load_checkpoint(run_dir / "last.pt")["model"]
     )
+
+
+def test_run_releases_its_folder_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In one process (a sweep's jobs, these tests) a finished run must not keep its folder locked."""
+    from regbench.train import run
+
+    taken: list[FileLock] = []
+    lock = runs.lock
+    monkeypatch.setattr(runs, "lock", lambda run_dir: taken.append(lock(run_dir)) or taken[-1])
+    overrides = ["trainer.epochs=1", "trainer.progress=none", "data.subset=128", f"out_dir={tmp_path}"]
+    run(make_cfg(*overrides))
+    run(make_cfg(*overrides, "resume=true"))  # already finished: returns early
+    assert len(taken) == 2 and not any(fl.is_locked for fl in taken)
+    assert not runs.is_locked(next(tmp_path.iterdir()))
