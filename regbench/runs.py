@@ -64,6 +64,9 @@ def lock(run_dir: Path) -> FileLock:
         raise ConfigError(
             f"run folder {run_dir} is in use by another regbench process; wait for it or pick name=..."
         ) from None
+    # only the lock holder writes here: temporary files left over are from a writer that was killed
+    for tmp in run_dir.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
     return fl
 
 
