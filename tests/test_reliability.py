@@ -226,6 +226,45 @@ def test_kill_and_resume_matches_uninterrupted_run(
     }
 
 
+# ---- atomic writes: SIGKILL in the middle of a write ----------------------------------------
+KILLED_WRITE = """
+import os, signal, sys, torch
+from pathlib import Path
+from regbench import runs
+run_dir, what, point = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+setattr(os, point, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
+if what == "checkpoint":
+    runs.save_checkpoint(run_dir / "last.pt", {"model": {"w": torch.ones(1000)}})
+elif what == "summary":
+    runs.write_summary(run_dir, {"status": "completed"})
+else:
+    runs.write_metrics(run_dir, [{"epoch": 1}, {"epoch": 2}])
+"""
+
+
+@pytest.mark.parametrize(
+    "what, point",
+    [("checkpoint", "fsync"), ("checkpoint", "replace"), ("summary", "fsync"), ("metrics", "replace")],
+)
+def test_kill_during_write_keeps_previous_file(what: str, point: str, tmp_path: Path) -> None:
+    """SIGKILL after the data is written but before it is on disk (fsync) or renamed (replace)."""
+    runs.save_checkpoint(tmp_path / "last.pt", {"model": {"w": torch.zeros(1000)}})
+    runs.write_summary(tmp_path, {"status": "running"})
+    runs.write_metrics(tmp_path, [{"epoch": 1}])
+    before = tree_hashes(tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITE, str(tmp_path), what, point],
+        capture_output=True, text=True, env=cli_env(), timeout=120,
+    )  # fmt: skip
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    leftovers = sorted(p.name for p in tmp_path.glob(".*.tmp"))
+    assert len(leftovers) == 1, leftovers  # the killed write's temporary file, nothing else
+    assert {k: v for k, v in tree_hashes(tmp_path).items() if k not in leftovers} == before
+    assert torch.equal(runs.load_checkpoint(tmp_path / "last.pt")["model"]["w"], torch.zeros(1000))
+    runs.lock(tmp_path).release()  # the next holder of the folder clears what the killed one left
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 # ---- checkpoints: corrupt or foreign last.pt --------------------------------------------------
 def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
