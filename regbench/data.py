@@ -50,22 +50,32 @@ def _torchvision(
     name: str, root: Path, download: bool, train: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     import torchvision
+    from torchvision.datasets.utils import check_integrity
 
     cls_name, folder = TORCHVISION[name]
     cls = getattr(torchvision.datasets, cls_name)
     # the original archives, once placed in torchvision's layout, are md5-checked and extracted by
-    # torchvision's own download(), which touches no network when every archive is already there
-    archives = [root / folder / Path(url).name for url, _ in getattr(cls, "resources", [])]
-    archives = archives or [root / cls.filename]
+    # torchvision's own download(), which touches no network when every archive is already intact
+    archives = [(root / folder / Path(url).name, md5) for url, md5 in getattr(cls, "resources", [])]
+    archives = archives or [(root / cls.filename, cls.tgz_md5)]
+    present = all(a.exists() for a, _ in archives)
+    hint = (
+        f"copy the original {cls_name} files into {root / folder} "
+        "(or rerun with data.download=true where there is internet)"
+    )
+    if present and not download:
+        # download() would fetch a damaged archive again: with download=false, an error instead
+        damaged = [a.name for a, md5 in archives if not check_integrity(str(a), md5)]
+        if damaged:
+            raise ConfigError(
+                f"dataset {name} in {root / folder} is damaged ({', '.join(damaged)}: "
+                f"wrong md5); {hint}"
+            )
     try:
-        ds = cls(str(root), train=train, download=download or all(a.exists() for a in archives))
+        ds = cls(str(root), train=train, download=download or present)
     except (
         Exception
     ) as exc:  # torchvision raises RuntimeError, EOFError, ValueError... on bad files
-        hint = (
-            f"copy the original {cls_name} files into {root / folder} "
-            "(or rerun with data.download=true where there is internet)"
-        )
         if isinstance(exc, RuntimeError) and "not found" in str(exc):
             raise ConfigError(f"dataset {name} not found in {root / folder}: {hint}") from None
         raise ConfigError(
