@@ -332,7 +332,8 @@ def _missing_dataset(tmp: Path, mnist_gz: Path) -> tuple[list[str], str]:
 def _truncated_gz(tmp: Path, mnist_gz: Path) -> tuple[list[str], str]:
     root = _mnist_copy(mnist_gz, tmp, extract=False)
     _truncate(root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz")
-    return ["data=mnist", f"data.root={root}"], str(root / "MNIST" / "raw")
+    # named as damaged, not re-downloaded: data.download=false must never reach the network
+    return ["data=mnist", f"data.root={root}"], f"{root / 'MNIST' / 'raw'} is damaged"
 
 
 def _truncated_idx(tmp: Path, mnist_gz: Path) -> tuple[list[str], str]:
