@@ -160,9 +160,12 @@ def kill_at_random_step(args: list[str], cwd: Path, run_dir: Path, rng: random.R
     done_before = len(metrics_rows(run_dir)) if (run_dir / "metrics.csv").exists() else 0
     wait_for = done_before + rng.randint(1, 2)
     proc = subprocess.Popen(
-        cli_cmd("train", *args), cwd=cwd, env=cli_env(),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        cli_cmd("train", *args),
+        cwd=cwd,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while proc.poll() is None:
             try:
@@ -208,7 +211,9 @@ def test_kill_and_resume_matches_uninterrupted_run(
     assert f"after epoch {second}" in r.stdout  # resumed from last.pt, not started over
 
     def config_lines(run_dir: Path) -> list[str]:
-        return [ln for ln in (run_dir / "config.yaml").read_text().splitlines() if "out_dir" not in ln]
+        return [
+            ln for ln in (run_dir / "config.yaml").read_text().splitlines() if "out_dir" not in ln
+        ]
 
     assert config_lines(cut / "run") == config_lines(whole / "run")
     assert metrics_rows(cut / "run") == metrics_rows(whole / "run")
@@ -278,7 +283,12 @@ else:
 
 @pytest.mark.parametrize(
     "what, point",
-    [("checkpoint", "fsync"), ("checkpoint", "replace"), ("summary", "fsync"), ("metrics", "replace")],
+    [
+        ("checkpoint", "fsync"),
+        ("checkpoint", "replace"),
+        ("summary", "fsync"),
+        ("metrics", "replace"),
+    ],
 )
 def test_kill_during_write_keeps_previous_file(what: str, point: str, tmp_path: Path) -> None:
     """SIGKILL after the data is written but before it is on disk (fsync) or renamed (replace)."""
@@ -288,8 +298,11 @@ def test_kill_during_write_keeps_previous_file(what: str, point: str, tmp_path: 
     before = tree_hashes(tmp_path)
     r = subprocess.run(
         [sys.executable, "-c", KILLED_WRITE, str(tmp_path), what, point],
-        capture_output=True, text=True, env=cli_env(), timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=120,
+    )
     assert r.returncode == -signal.SIGKILL, r.stderr
     leftovers = sorted(p.name for p in tmp_path.glob(".*.tmp"))
     assert len(leftovers) == 1, leftovers  # the killed write's temporary file, nothing else
@@ -321,15 +334,23 @@ def _other_model(path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "spoil", [_truncate, _garbage, _pickled_module, _no_model, _other_model], ids=lambda f: f.__name__
+    "spoil",
+    [_truncate, _garbage, _pickled_module, _no_model, _other_model],
+    ids=lambda f: f.__name__,
 )
 def test_bad_checkpoint_is_one_line_naming_the_file(
     spoil: Callable[[Path], None], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from regbench.train import run
 
-    overrides = ["trainer.epochs=1", "trainer.progress=none", "data.subset=128", "model.hidden=[16]",
-                 f"out_dir={tmp_path}", "name=r"]  # fmt: skip
+    overrides = [
+        "trainer.epochs=1",
+        "trainer.progress=none",
+        "data.subset=128",
+        "model.hidden=[16]",
+        f"out_dir={tmp_path}",
+        "name=r",
+    ]
     run(make_cfg(*overrides))
     run_dir = tmp_path / "r"
     # what a SIGKILL leaves: the summary still says running, so resume goes to last.pt
@@ -432,9 +453,12 @@ def test_bad_input_one_line_exit_2_nothing_changed(
     before = tree_hashes(existing_out)
     monkeypatch.chdir(tmp_path)
     result = cli_inprocess(
-        "train", "trainer.progress=none", f"out_dir={existing_out}", *overrides,
+        "train",
+        "trainer.progress=none",
+        f"out_dir={existing_out}",
+        *overrides,
         monkeypatch=monkeypatch,
-    )  # fmt: skip
+    )
     assert says in assert_one_line_error(*result)
     assert tree_hashes(existing_out) == before
     assert sorted(p.name for p in existing_out.iterdir()) == ["existing"]  # no new run folder
@@ -483,8 +507,13 @@ def test_same_name_other_config_gets_new_folder(tmp_path: Path) -> None:
     from regbench.train import run
 
     out = tmp_path / "out"
-    base = ["trainer.epochs=1", "trainer.progress=none", "data.subset=128", "name=myrun",
-            f"out_dir={out}"]  # fmt: skip
+    base = [
+        "trainer.epochs=1",
+        "trainer.progress=none",
+        "data.subset=128",
+        "name=myrun",
+        f"out_dir={out}",
+    ]
     run(make_cfg(*base, "seed=1"))
     before = tree_hashes(out / "myrun")
     run(make_cfg(*base, "seed=2"))
@@ -500,9 +529,13 @@ def test_two_processes_one_name_get_two_folders(tmp_path: Path) -> None:
     base = ["trainer.epochs=2", "trainer.progress=none", "name=same", f"out_dir={out}"]
     procs = {
         seed: subprocess.Popen(
-            cli_cmd("train", *base, f"seed={seed}"), cwd=tmp_path, env=cli_env(),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            cli_cmd("train", *base, f"seed={seed}"),
+            cwd=tmp_path,
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for seed in (1, 2)
     }
     folders = {}
@@ -527,8 +560,15 @@ def test_locked_run_folder_is_refused(existing_out: Path, tmp_path: Path) -> Non
     run_dir = existing_out / "existing"
     before = tree_hashes(existing_out)
     with FileLock(run_dir / runs.LOCK):
-        r = cli("train", "name=existing", "trainer.epochs=1", "trainer.progress=none",
-                f"out_dir={existing_out}", "resume=true", cwd=tmp_path)  # fmt: skip
+        r = cli(
+            "train",
+            "name=existing",
+            "trainer.epochs=1",
+            "trainer.progress=none",
+            f"out_dir={existing_out}",
+            "resume=true",
+            cwd=tmp_path,
+        )
     line = assert_one_line_error(r.returncode, r.stdout, r.stderr)
     assert "in use by another regbench process" in line
     assert tree_hashes(existing_out) == before
@@ -566,10 +606,19 @@ def test_random_valid_configs_write_complete_run_folders(
 
     out = tmp_path_factory.mktemp("random")
     cfg = make_cfg(
-        f"model={model}", *MODELS[model], f"reg=[{','.join(regs)}]", f"optim={optim}",
-        f"sched={sched}", f"init={init}", f"seed={seed}", "data.subset=128", "trainer.epochs=1",
-        "trainer.progress=none", "trainer.device=cpu", f"out_dir={out}",
-    )  # fmt: skip
+        f"model={model}",
+        *MODELS[model],
+        f"reg=[{','.join(regs)}]",
+        f"optim={optim}",
+        f"sched={sched}",
+        f"init={init}",
+        f"seed={seed}",
+        "data.subset=128",
+        "trainer.epochs=1",
+        "trainer.progress=none",
+        "trainer.device=cpu",
+        f"out_dir={out}",
+    )
     result = run(cfg)
     (run_dir,) = out.iterdir()
     for name in ("config.yaml", "metrics.csv", "summary.json", "best.pt", "last.pt", "train.log"):
@@ -594,7 +643,12 @@ def test_run_releases_its_folder_lock(tmp_path: Path, monkeypatch: pytest.Monkey
     taken: list[FileLock] = []
     lock = runs.lock
     monkeypatch.setattr(runs, "lock", lambda run_dir: taken.append(lock(run_dir)) or taken[-1])
-    overrides = ["trainer.epochs=1", "trainer.progress=none", "data.subset=128", f"out_dir={tmp_path}"]
+    overrides = [
+        "trainer.epochs=1",
+        "trainer.progress=none",
+        "data.subset=128",
+        f"out_dir={tmp_path}",
+    ]
     run(make_cfg(*overrides))
     run(make_cfg(*overrides, "resume=true"))  # already finished: returns early
     assert len(taken) == 2 and not any(fl.is_locked for fl in taken)
