@@ -242,3 +242,5 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"missing value for '{key}'") from None
         msg = err["msg"][:1].lower() + err["msg"][1:]  # lower() would mangle a quoted pattern
         raise ConfigError(f"invalid value for '{key}' ({err.get('input')!r}): {msg}") from None
+    if "bn" in cfg.reg and cfg.trainer.batch_size < 2:  # batch norm trains on batch statistics
+        raise ConfigError("reg=bn needs trainer.batch_size of at least 2")
