@@ -104,6 +104,14 @@ def load(cfg: DictConfig, device: torch.device) -> Splits:
     val, train = order[:n_val], order[n_val:]
     if cfg.subset is not None:
         train = train[: cfg.subset]
+    # the schema cannot know the dataset's size: empty splits fail here, before any run folder
+    sizes = {"training": len(train), "validation": len(val), "test": len(x_test)}
+    if min(sizes.values()) == 0 or len(train) < 2:  # one training example makes no batch
+        counts = ", ".join(f"{v} {k}" for k, v in sizes.items())
+        raise ConfigError(
+            f"{cfg.name} splits into {counts} examples: every split needs some and training two; "
+            "check data.subset, data.val_fraction and data.test_fraction"
+        )
     x_train, y_train = x[train], y[train]
     # per-channel statistics of the training split only: no information leaks from val or test
     mean = x_train.mean(axis=(0, 2, 3), keepdims=True)
