@@ -56,7 +56,9 @@ def _explain(exc: Exception, overrides: list[str]) -> str:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             base = compose("config", overrides=[o for o in overrides if not o.startswith(key)])
         node = OmegaConf.select(base, parent) if parent else base
-        valid = ", ".join(str(k) for k in node) if isinstance(node, DictConfig) else "none"
+        if not isinstance(node, DictConfig):  # reg.dropout.p=0.3 without reg=[dropout,...]
+            return f"unknown key '{key}': this config has no '{parent}'; is its option selected?"
+        valid = ", ".join(str(k) for k in node)
         where = f"in '{parent}'" if parent else "at the top level"
         return f"unknown key '{key}'; valid keys {where}: {valid}"
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)

@@ -42,7 +42,8 @@ if not OmegaConf.has_resolver("regbench.run_name"):
 
 # ---- the schema: every key of conf/ with its type and valid range --------------------------------
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: optim.lr=inf passes "greater than 0" but can only diverge
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 PosInt = Annotated[int, Field(gt=0)]
@@ -219,6 +220,11 @@ class Config(_Strict):
 
 def validate(cfg: DictConfig) -> None:
     """Check the composed config against the schema before any work; raise ConfigError (one line)."""
+    # before the schema: reg=[] leaves no reg key, which the schema would report as "missing"
+    if not cfg.get("reg"):
+        raise ConfigError("no regularizer selected; use reg=none for the baseline")
+    if "none" in cfg.reg and len(cfg.reg) > 1:
+        raise ConfigError("reg=none cannot be combined with other regularizers; drop 'none'")
     data = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(data, dict)
     data.pop("hydra", None)
@@ -232,9 +238,9 @@ def validate(cfg: DictConfig) -> None:
         key = ".".join(loc)
         if err["type"] == "extra_forbidden":
             raise ConfigError(f"unknown key '{key}'; remove it or check its spelling") from None
-        got = err.get("input")
-        raise ConfigError(f"invalid value for '{key}' ({got!r}): {err['msg'].lower()}") from None
-    if not cfg.reg:
-        raise ConfigError("no regularizer selected; use reg=none for the baseline")
-    if "none" in cfg.reg and len(cfg.reg) > 1:
-        raise ConfigError("reg=none cannot be combined with other regularizers; drop 'none'")
+        if err["type"] == "missing":  # the input is the whole parent node: too long for one line
+            raise ConfigError(f"missing value for '{key}'") from None
+        msg = err["msg"][:1].lower() + err["msg"][1:]  # lower() would mangle a quoted pattern
+        raise ConfigError(f"invalid value for '{key}' ({err.get('input')!r}): {msg}") from None
+    if "bn" in cfg.reg and cfg.trainer.batch_size < 2:  # batch norm trains on batch statistics
+        raise ConfigError("reg=bn needs trainer.batch_size of at least 2")

@@ -50,22 +50,32 @@ def _torchvision(
     name: str, root: Path, download: bool, train: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     import torchvision
+    from torchvision.datasets.utils import check_integrity
 
     cls_name, folder = TORCHVISION[name]
     cls = getattr(torchvision.datasets, cls_name)
     # the original archives, once placed in torchvision's layout, are md5-checked and extracted by
-    # torchvision's own download(), which touches no network when every archive is already there
-    archives = [root / folder / Path(url).name for url, _ in getattr(cls, "resources", [])]
-    archives = archives or [root / cls.filename]
+    # torchvision's own download(), which touches no network when every archive is already intact
+    archives = [(root / folder / Path(url).name, md5) for url, md5 in getattr(cls, "resources", [])]
+    archives = archives or [(root / cls.filename, cls.tgz_md5)]
+    present = all(a.exists() for a, _ in archives)
+    hint = (
+        f"copy the original {cls_name} files into {root / folder} "
+        "(or rerun with data.download=true where there is internet)"
+    )
+    if present and not download:
+        # download() would fetch a damaged archive again: with download=false, an error instead
+        damaged = [a.name for a, md5 in archives if not check_integrity(str(a), md5)]
+        if damaged:
+            raise ConfigError(
+                f"dataset {name} in {root / folder} is damaged ({', '.join(damaged)}: "
+                f"wrong md5); {hint}"
+            )
     try:
-        ds = cls(str(root), train=train, download=download or all(a.exists() for a in archives))
+        ds = cls(str(root), train=train, download=download or present)
     except (
         Exception
     ) as exc:  # torchvision raises RuntimeError, EOFError, ValueError... on bad files
-        hint = (
-            f"copy the original {cls_name} files into {root / folder} "
-            "(or rerun with data.download=true where there is internet)"
-        )
         if isinstance(exc, RuntimeError) and "not found" in str(exc):
             raise ConfigError(f"dataset {name} not found in {root / folder}: {hint}") from None
         raise ConfigError(
@@ -94,6 +104,14 @@ def load(cfg: DictConfig, device: torch.device) -> Splits:
     val, train = order[:n_val], order[n_val:]
     if cfg.subset is not None:
         train = train[: cfg.subset]
+    # the schema cannot know the dataset's size: empty splits fail here, before any run folder
+    sizes = {"training": len(train), "validation": len(val), "test": len(x_test)}
+    if min(sizes.values()) == 0 or len(train) < 2:  # one training example makes no batch
+        counts = ", ".join(f"{v} {k}" for k, v in sizes.items())
+        raise ConfigError(
+            f"{cfg.name} splits into {counts} examples: every split needs some and training two; "
+            "check data.subset, data.val_fraction and data.test_fraction"
+        )
     x_train, y_train = x[train], y[train]
     # per-channel statistics of the training split only: no information leaks from val or test
     mean = x_train.mean(axis=(0, 2, 3), keepdims=True)

@@ -64,6 +64,9 @@ def lock(run_dir: Path) -> FileLock:
         raise ConfigError(
             f"run folder {run_dir} is in use by another regbench process; wait for it or pick name=..."
         ) from None
+    # only the lock holder writes here: temporary files left over are from a writer that was killed
+    for tmp in run_dir.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
     return fl
 
 
@@ -89,6 +92,15 @@ def claim(out_dir: Path, name: str, cfg: DictConfig, resume: bool) -> tuple[Path
     processes never get the same one). With resume: the existing folder of that name whose
     config.yaml equals this config; never a folder that holds a different config.
     """
+    text = config_yaml(cfg)
+    if resume:  # checked before any mkdir: a failed resume creates nothing
+        for i in range(1000):
+            run_dir = out_dir / (name if i == 0 else f"{name}-{i}")
+            if not run_dir.exists():
+                break
+            if _same_config(run_dir, text):
+                return run_dir, lock(run_dir)
+        raise ConfigError(f"nothing to resume: no run folder {out_dir / name} holds this config")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -97,17 +109,8 @@ def claim(out_dir: Path, name: str, cfg: DictConfig, resume: bool) -> tuple[Path
         raise ConfigError(
             f"output folder {out_dir} is not writable; pass out_dir=<writable folder>"
         )
-    text = config_yaml(cfg)
     for i in range(1000):
         run_dir = out_dir / (name if i == 0 else f"{name}-{i}")
-        if resume:
-            if not run_dir.exists():
-                raise ConfigError(
-                    f"nothing to resume: no run folder {out_dir / name} holds this config"
-                )
-            if _same_config(run_dir, text):
-                return run_dir, lock(run_dir)
-            continue
         try:
             run_dir.mkdir()
         except FileExistsError:

@@ -7,7 +7,7 @@ import random
 import sys
 import time
 import traceback
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -170,15 +170,23 @@ def fit(cfg: DictConfig, d: data.Splits, run_dir: Path, log) -> dict[str, Any]:
     rows: list[dict[str, float]] = []
     best: dict[str, Any] = {"epoch": 0, "score": -math.inf}
     bad_epochs, prior, status = 0, 0.0, "completed"  # prior: wall seconds before a resume
-    if (run_dir / "last.pt").exists():
-        ck = runs.load_checkpoint(run_dir / "last.pt")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        if sched is not None:
-            sched.load_state_dict(ck["schedule"])
-        rows, best, bad_epochs, prior = ck["rows"], ck["best"], ck["bad_epochs"], ck["wall"]
-        set_rng_state(ck["rng"])
-        log(f"resumed from {run_dir / 'last.pt'} after epoch {len(rows)}")
+    last = run_dir / "last.pt"
+    if last.exists():
+        ck = runs.load_checkpoint(last)
+        try:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            if sched is not None:
+                sched.load_state_dict(ck["schedule"])
+            rows, best, bad_epochs, prior = ck["rows"], ck["best"], ck["bad_epochs"], ck["wall"]
+            set_rng_state(ck["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            # loads, but from another model or program: one line naming the file, not a traceback
+            raise ConfigError(
+                f"checkpoint {last} does not fit this run ({type(exc).__name__}); "
+                "delete it to start the run afresh"
+            ) from None
+        log(f"resumed from {last} after epoch {len(rows)}")
     params = sum(p.numel() for p in model.parameters())
     progress = _progress(tc.progress)
 
@@ -362,7 +370,10 @@ def run(cfg: DictConfig) -> float:
         runs.record_failure(job_dir, str(exc))
         return math.nan
 
-    with held, open(run_dir / "train.log", "a") as logfile:
+    # claim() hands over the lock acquired once; `with held` would acquire it again and release it
+    # once (filelock counts), leaving the folder locked in this process until garbage collection
+    with ExitStack() as cleanup, open(run_dir / "train.log", "a") as logfile:
+        cleanup.callback(held.release)
 
         def log(line: str) -> None:
             logfile.write(line + "\n")
