@@ -265,29 +265,38 @@ def group_runs(runs: Iterable[Run], by: Sequence[str] | None = None) -> list[Gro
         ident = json.dumps(settings, sort_keys=True, default=str)
         groups.setdefault(ident, Group({}, settings)).runs.append(run)
     result = list(groups.values())
+    tops, leaves = _varying_keys(result)
     for g in result:
-        g.labels = dict(g.settings) if by else _default_labels(g, result)
+        g.labels = dict(g.settings) if by else _default_labels(g, tops, leaves)
     return result
 
 
-def _default_labels(group: Group, groups: list[Group]) -> dict[str, str]:
-    """One column per top-level key that varies between groups: its label plus varying leaves.
+def _varying_keys(groups: Sequence[Group]) -> tuple[list[str], list[str]]:
+    """Top-level keys whose subtree differs between groups, and leaves whose value differs.
+
+    A leaf only some groups have (e.g. dropout.p) makes its top-level key vary but is listed
+    as a varying leaf only if its value differs between them: otherwise a name tells them apart.
+    """
+    values: dict[str, set[str]] = {}
+    present: Counter[str] = Counter()
+    for g in groups:
+        for k, v in g.settings.items():
+            values.setdefault(k, set()).add(json.dumps(v, sort_keys=True, default=str))
+            present[k] += 1
+    leaves = [k for k in values if len(values[k]) > 1]
+    tops = {k.split(".")[0] for k in values if len(values[k]) > 1 or present[k] < len(groups)}
+    return [t for t in dict.fromkeys(k.split(".")[0] for k in values) if t in tops], leaves
+
+
+def _default_labels(group: Group, tops: Sequence[str], leaves: Sequence[str]) -> dict[str, str]:
+    """One column per varying top-level key: its label plus its varying leaves.
 
     E.g. optim -> "adam lr=0.001" when the learning rate is swept, reg -> "dropout(p=0.5)+l2".
     """
-    def distinct(items: Iterable[Any]) -> int:
-        return len({json.dumps(i, sort_keys=True, default=str) for i in items})
-
-    leaves = dict.fromkeys(k for g in groups for k in g.settings)  # config order, not sorted
-    tops = [t for t in dict.fromkeys(k.split(".")[0] for k in leaves) if distinct(
-        {k: v for k, v in g.settings.items() if _under(k, t)} for g in groups) > 1]
-    # A leaf only some groups have (e.g. dropout.p) is shown only if its value differs
-    # between them; otherwise the name already tells the groups apart.
-    varying = [k for k in leaves if distinct(g.settings[k] for g in groups if k in g.settings) > 1]
     config = group.runs[0].config
 
     def params(prefix: str) -> list[str]:
-        return [f"{k[len(prefix):]}={group.settings[k]}" for k in varying
+        return [f"{k[len(prefix):]}={group.settings[k]}" for k in leaves
                 if k.startswith(prefix) and k in group.settings and k != prefix + "name"
                 and group.settings[k] != {}]
 
