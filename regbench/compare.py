@@ -307,6 +307,8 @@ def _default_labels(group: Group, tops: Sequence[str], leaves: Sequence[str]) ->
             labels[top] = "+".join(
                 f"{r}({','.join(p)})" if (p := params(f"reg.{r}.")) else r for r in value
             ) or "none"
+        elif isinstance(value, dict) and "name" not in value:
+            labels[top] = " ".join(params(top + ".")) or label(top, value)
         else:
             labels[top] = " ".join([label(top, value), *params(top + ".")])
     # A single setting: still say what it is.
@@ -445,7 +447,7 @@ def group_records(
             "best_epoch": describe(g.values("best_epoch"))[1],
             "epochs_run": describe(g.values("epochs_run"))[1],
             "wall_seconds": describe(g.values("wall_seconds"))[1],
-            "params": params[0] if len(params) == 1 else None,
+            "params": params[0] if len(params) == 1 else None,  # seeds never change the model
             "runs": len(g.runs),
             "statuses": _statuses(g.runs),
         }
@@ -510,7 +512,7 @@ def _duration(s: float | None) -> str:
 
 def _count(v: int | None) -> str:
     if v is None:
-        return "mixed"
+        return "—"
     return f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.1f}k" if v >= 1e3 else str(v)
 
 
@@ -631,10 +633,15 @@ def _curves(runs: Sequence[Run], column: str) -> tuple[Any, Any, Any]:
     grid = np.full((len(series), length), np.nan)
     for i, s in enumerate(series):
         grid[i, : len(s)] = s
-    count = np.sum(~np.isnan(grid), axis=0)
-    mean = np.nanmean(grid, axis=0)
-    std = np.where(count > 1, np.nanstd(grid, axis=0, ddof=min(1, len(series) - 1)), 0.0)
+    count = np.sum(~np.isnan(grid), axis=0)  # >= 1: the longest run covers every epoch
+    mean = np.nansum(grid, axis=0) / count
+    squares = np.nansum((grid - mean) ** 2, axis=0)
+    std = np.sqrt(squares / np.maximum(count - 1, 1))  # sample std; 0 where one seed is left
     return np.arange(1, length + 1), mean, std
+
+
+def _clip(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def write_figures(
@@ -646,10 +653,12 @@ def write_figures(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [groups[i] for i in order if groups[i].values(metric)][:MAX_PLOTTED_GROUPS]
-    names = [" / ".join(g.labels.values()) for g in shown]
+    with_data = [groups[i] for i in order if groups[i].values(metric)]
+    shown = with_data[:MAX_PLOTTED_GROUPS]
+    names = [_clip(" / ".join(g.labels.values())) for g in shown]
     colors = [plt.get_cmap("tab10")(i % 10) for i in range(len(shown))]
-    note = f" (best {len(shown)} of {len(groups)} groups)" if len(groups) > len(shown) else ""
+    clipped = len(with_data) > len(shown)
+    note = f" (first {len(shown)} of {len(with_data)} groups)" if clipped else ""
     files = []
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
@@ -698,10 +707,10 @@ def write_figures(
                        color=color, edgecolor="black", marker="D", s=60, label=name)
     ax.set_xlabel("test accuracy")
     ax.set_ylabel("generalization gap (train − val acc at best epoch)")
-    ax.set_title("Generalization gap vs test accuracy (dots: seeds, diamonds: means)" + note)
+    ax.set_title("Generalization gap vs test accuracy" + note)
     ax.grid(alpha=0.3)
     if shown:
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", title="dots: seeds, diamonds: group means")
     fig.tight_layout()
     files.append("gap_vs_test_acc.png")
     fig.savefig(out / files[-1], dpi=100)

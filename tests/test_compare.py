@@ -39,7 +39,7 @@ def make_run(
     root: Path, rel: str, *, seed: int = 0, model: str = "cnn", reg: dict | None = None,
     optim: str = "adam", lr: float = 1e-3, data: str = "mnist", test_acc: float | None = 0.9,
     status: str = "completed", gen_gap: float = 0.05, best_epoch: int = 2, epochs: int = 3,
-    test_loss: float = 0.3,
+    test_loss: float = 0.3, epochs_run: int | None = None,
 ) -> Path:
     """A run folder as `regbench train` writes it."""
     run = root / rel
@@ -60,13 +60,14 @@ def make_run(
     summary = {
         "status": status, "run_name": rel, "best_epoch": best_epoch, "best_val_acc": 0.88,
         "best_val_loss": 0.35, "test_acc": test_acc, "test_loss": test_loss,
-        "final_train_acc": 0.95, "gen_gap": gen_gap, "epochs_run": epochs, "wall_seconds": 12.5,
+        "final_train_acc": 0.95, "gen_gap": gen_gap, "epochs_run": epochs_run or epochs,
+        "wall_seconds": 12.5,
         "params": 1234, "device": "cpu", "torch_version": "2.5", "seed": seed, "error": None,
     }
     (run / "summary.json").write_text(json.dumps(summary))
     lines = ["epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,samples_per_s"]
     lines += [f"{e},{1 / e:.3f},{0.5 + 0.1 * e:.2f},{1.1 / e:.3f},{0.45 + 0.1 * e:.2f},"
-              f"0.001,4.1,1000" for e in range(1, epochs + 1)]
+              f"0.001,4.1,1000" for e in range(1, (epochs_run or epochs) + 1)]
     (run / "metrics.csv").write_text("\n".join(lines) + "\n")
     return run
 
