@@ -28,10 +28,10 @@ from rich.console import Console
 from rich.table import Table
 
 # Keys that never distinguish experiments: grouping on them would split seeds of one setting.
-# `hydra` is defensive: a config saved with the Hydra node would carry per-job paths.
+# trainer.progress only changes the display; `hydra` is defensive (per-job paths).
 BOOKKEEPING = (
     "seed", "resume", "out_dir", "name", "sweep_name",
-    "data.root", "data.download", "trainer.device", "hydra",
+    "data.root", "data.download", "trainer.device", "trainer.progress", "hydra",
 )
 FINAL_OK = ("completed", "early_stopped")  # the only statuses averaged into statistics
 STATUSES = ("running", "completed", "early_stopped", "diverged", "failed")
@@ -104,8 +104,9 @@ def discover_runs(paths: Sequence[Path]) -> list[Path]:
     found: dict[Path, None] = {}  # dict keeps order and drops overlaps between arguments
     for root in paths:
         if not root.is_dir():
+            problem = "is not a folder" if root.exists() else "does not exist"
             raise CompareError(
-                f"{root} is not a folder; pass folders written by `regbench train` (e.g. outputs/)"
+                f"{root} {problem}; pass the folder `regbench train` wrote to (e.g. outputs/)"
             )
         for dirpath, dirnames, filenames in os.walk(root):
             if "config.yaml" in filenames:
@@ -829,5 +830,11 @@ def compare_command(
         sys.stdout.write(json.dumps({"metric": metric, "groups": ordered, "runs": runs_json},
                                     indent=2, default=str, allow_nan=False) + "\n")
     if out is not None:
-        report = write_report(out, runs, groups, records, order, metric, format == "html", caption)
+        try:
+            report = write_report(out, runs, groups, records, order, metric, format == "html",
+                                  caption)
+        except OSError as e:
+            err.print(f"error: cannot write the report to {out}: {e.strerror or e}",
+                      markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
         err.print(f"wrote {report}", markup=False, highlight=False, soft_wrap=True)

@@ -17,12 +17,14 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from regbench.compare import (
+    _curves,
     betainc,
     compare_command,
     describe,
     discover_runs,
     filter_runs,
     group_runs,
+    load_run,
     load_runs,
     t_cdf,
     t_quantile,
@@ -350,7 +352,7 @@ def test_out_writes_report_csvs_and_pngs(sweep: Path, tmp_path: Path) -> None:
         out / "h/report.html").read_text()
 
 
-def test_broken_runs_are_listed_and_skipped(sweep: Path, tmp_path: Path) -> None:
+def test_broken_runs_are_listed_and_skipped(sweep: Path) -> None:
     runs = sweep / "sweeps/a"
     make_run(runs, "running", status="running", test_acc=None)
     make_run(runs, "half-summary")
@@ -363,22 +365,25 @@ def test_broken_runs_are_listed_and_skipped(sweep: Path, tmp_path: Path) -> None
     with (runs / "torn-csv/metrics.csv").open("a") as f:
         f.write("4,0.1,0.9")
     make_run(runs, "diverged", status="diverged", test_acc=float("nan"))
-    out = tmp_path / "report"
-    result = cli(sweep, "--format", "csv", "--out", out)
+    result = cli(sweep, "--format", "json")
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 5
     assert any("running" in w and "still running" in w for w in warnings)
     assert any("bad-yaml" in w and "config.yaml unreadable" in w for w in warnings)
     assert "Traceback" not in result.output
-    rows = {r["reg"]: r for r in read_csv(result.stdout) if r["model"] == "cnn"}
+    data = json.loads(result.stdout)  # strict JSON: the diverged run's NaN became null
+    rows = {g["reg"]: g for g in data["groups"] if g["model"] == "cnn"}
     # Numbers unchanged by the broken runs; those that have a config are counted by status.
-    assert float(rows["none"]["test_acc_mean"]) == pytest.approx(0.91)
-    assert int(rows["none"]["n"]) == 3
+    assert rows["none"]["test_acc_mean"] == pytest.approx(0.91)
+    assert rows["none"]["n"] == 3
     assert rows["none"]["statuses"] == (
         "3 completed, 1 diverged, 1 running, 1 incomplete, 2 corrupt")
-    skipped = [r for r in read_csv((out / "runs.csv").read_text()) if r["skipped"]]
-    assert len(skipped) == 5
+    skipped = {Path(r["path"]).name: r["status"] for r in data["runs"] if r["skipped"]}
+    assert skipped == {"running": "running", "half-summary": "corrupt", "bad-yaml": "corrupt",
+                       "no-summary": "incomplete", "torn-csv": "corrupt"}
+    (diverged,) = [r for r in data["runs"] if r["status"] == "diverged"]
+    assert diverged["test_acc"] is None and not diverged["skipped"]
 
 
 def test_empty_and_missing_folders_exit_2_with_one_line(tmp_path: Path) -> None:
@@ -388,3 +393,113 @@ def test_empty_and_missing_folders_exit_2_with_one_line(tmp_path: Path) -> None:
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and str(path) in lines[0]
         assert "Traceback" not in result.output and result.stdout == ""
+
+
+def test_several_explicit_run_folders_and_single_group_labels(sweep: Path) -> None:
+    a, b = sweep / "sweeps/a/cnn-none-s0", sweep / "sweeps/a/cnn-none-s1"
+    result = cli(a, b, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    (row,) = read_csv(result.stdout)
+    # One group: nothing varies, so the main settings are named instead.
+    assert (row["data"], row["model"], row["reg"], row["optim"]) == ("mnist", "cnn", "none", "adam")
+    assert int(row["n"]) == 2 and float(row["test_acc_mean"]) == pytest.approx(0.905)
+
+
+def test_bookkeeping_keys_do_not_split_groups(tmp_path: Path) -> None:
+    for seed in range(2):
+        run = make_run(tmp_path, f"s{seed}", seed=seed)
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        config["data"]["root"] = f"/data{seed}"
+        config["trainer"]["progress"] = "bar" if seed else "none"
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+    make_run(tmp_path, "other-split", seed=5)
+    config = yaml.safe_load((tmp_path / "other-split/config.yaml").read_text())
+    config["data"]["split_seed"] = 1
+    (tmp_path / "other-split/config.yaml").write_text(yaml.safe_dump(config))
+    groups = group_runs(load_runs([tmp_path]))
+    assert sorted(len(g.runs) for g in groups) == [1, 2]
+    assert {g.labels["data"] for g in groups} == {"mnist split_seed=0", "mnist split_seed=1"}
+
+
+def test_unknown_by_key_and_unwritable_out(sweep: Path, tmp_path: Path) -> None:
+    unknown = cli(sweep, "--by", "model,optim.nope")
+    assert unknown.exit_code == 2 and "optim.nope" in unknown.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    blocked = cli(sweep, "--format", "csv", "--out", blocker / "report")
+    assert blocked.exit_code == 2 and "cannot write the report" in blocked.stderr
+    assert "Traceback" not in blocked.output
+
+
+def test_curves_mean_and_sample_std_over_ragged_seeds(tmp_path: Path) -> None:
+    short = make_run(tmp_path, "short", epochs=3, epochs_run=2)
+    full = make_run(tmp_path, "full", epochs=3)
+    (short / "metrics.csv").write_text("epoch,val_acc\n1,0.2\n2,0.4\n")
+    (full / "metrics.csv").write_text("epoch,val_acc\n1,0.4\n2,0.8\n3,0.9\n")
+    x, mean, std = _curves([load_run(short), load_run(full)], "val_acc")
+    assert list(x) == [1, 2, 3]
+    assert list(mean) == pytest.approx([0.3, 0.6, 0.9])
+    assert list(std) == pytest.approx([statistics.stdev([0.2, 0.4]),
+                                       statistics.stdev([0.4, 0.8]), 0.0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(["config.yaml", "summary.json", "metrics.csv"]),
+       junk=st.binary(max_size=200))
+def test_any_garbage_in_a_file_never_crashes_loading(tmp_path_factory, name, junk) -> None:
+    run = make_run(tmp_path_factory.mktemp("fuzz"), "r")
+    (run / name).write_bytes(junk)
+    loaded = load_run(run)
+    if loaded.problem is None:  # only junk that still parses as that kind of file is accepted
+        assert name == "config.yaml" and isinstance(yaml.safe_load(junk), dict)
+    else:
+        assert loaded.status in ("corrupt", "incomplete") and not loaded.usable
+    group_runs([loaded])  # grouping what did load must not fail either
+
+
+# ---------------------------------------------------------------- runs written by the real CLI
+
+
+@pytest.fixture(scope="module")
+def real_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[typer.Typer, Path]:
+    """2 seeds x {none, dropout} plus one diverging run, trained by `regbench train` (digits)."""
+    cli_module = pytest.importorskip("regbench.cli", reason="needs the training core (main)")
+    app = cli_module.app
+    if "compare" not in typer.main.get_command(app).commands:
+        pytest.skip("compare is not registered in regbench.cli yet")
+    out = tmp_path_factory.mktemp("real")
+    fast = ["trainer.epochs=2", "trainer.progress=none", "data.subset=256", f"out_dir={out}"]
+    runner = CliRunner()
+    for seed in (0, 1):
+        for reg in ("none", "dropout"):
+            res = runner.invoke(app, ["train", f"seed={seed}", f"reg={reg}", *fast])
+            assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", "optim=sgd", "optim.lr=1e6", *fast])
+    assert res.exit_code == 1  # diverged
+    return app, out
+
+
+def test_compare_on_runs_written_by_the_real_train_cli(
+    real_runs: tuple[typer.Typer, Path], tmp_path: Path
+) -> None:
+    app, out = real_runs
+    res = CliRunner().invoke(app, ["compare", str(out), "--baseline", "reg=none",
+                                   "--format", "json", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    groups = json.loads(res.stdout)["groups"]
+    by_reg = {g["reg"]: g for g in groups if g["optim"].startswith("adam")}
+
+    def accs(reg: str) -> list[float]:
+        return [json.loads((out / f"mlp-{reg}-adam-s{s}/summary.json").read_text())["test_acc"]
+                for s in (0, 1)]
+
+    none, dropout = accs("none"), accs("dropout")
+    assert by_reg["none"]["n"] == 2 and by_reg["none"]["delta_note"] == "baseline"
+    assert by_reg["none"]["test_acc_mean"] == pytest.approx(statistics.fmean(none))
+    assert by_reg["none"]["test_acc_std"] == pytest.approx(statistics.stdev(none))
+    assert by_reg["dropout"]["delta"] == pytest.approx(
+        statistics.fmean(dropout) - statistics.fmean(none))
+    (sgd,) = [g for g in groups if g["optim"].startswith("sgd")]
+    assert sgd["statuses"] == "1 diverged" and sgd["n"] == 0
+    assert {p.name for p in tmp_path.glob("*.png")} == {
+        "learning_curves.png", "test_acc_bars.png", "gap_vs_test_acc.png"}
