@@ -26,6 +26,7 @@ import yaml
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 # Keys that never distinguish experiments: grouping on them would split seeds of one setting.
 # trainer.progress only changes the display; `hydra` is defensive (per-job paths).
@@ -154,6 +155,8 @@ def load_run(path: Path) -> Run:
         return Run(path, config, summary, {}, status, "still running (or killed)")
     try:
         metrics = _read_metrics(path / "metrics.csv")
+    except FileNotFoundError:  # a run that failed before its first epoch: no curve, still counted
+        metrics = {}
     except (OSError, ValueError) as e:
         return Run(path, config, summary, {}, "corrupt", f"metrics.csv unreadable ({_short(e)})")
     return Run(path, config, summary, metrics, status)
@@ -209,15 +212,21 @@ def label(key: str, value: Any) -> str:
 
 
 def matches(key: str, value: Any, text: str) -> bool:
-    """Compare a config value with command-line text (`1e-3` equals 0.001, `true` equals True)."""
+    """Compare a config value (or its label) with command-line text.
+
+    Numbers compare as numbers (`1e-3` equals 0.001), booleans as true/false, `null` is None.
+    """
+    if value is None:
+        return text in ("null", "None")
     if isinstance(value, bool):
-        return text.lower() in (("true", "1", "yes") if value else ("false", "0", "no"))
-    if isinstance(value, (int, float)):
-        try:
-            return float(text) == float(value)
-        except ValueError:
-            return False
-    return value is not None and label(key, value) == text
+        return text.lower() == str(value).lower()
+    shown = label(key, value)
+    if shown == text:
+        return True
+    try:
+        return float(shown) == float(text)
+    except ValueError:
+        return False
 
 
 def _is_bookkeeping(key: str) -> bool:
@@ -555,8 +564,8 @@ def render_rich(headers: list[str], rows: list[list[str]], n_labels: int, captio
                   box=box.SIMPLE_HEAD, pad_edge=False)
     for i, h in enumerate(headers):
         table.add_column(h, justify="left" if i < n_labels or h == "statuses" else "right")
-    for row in rows:
-        table.add_row(*(f"[bold]{c}[/bold]" if c.endswith(" *") else c for c in row))
+    for row in rows:  # Text, not markup: labels like hidden=[256, 128] must print as they are
+        table.add_row(*(Text(c, style="bold" if c.endswith(" *") else "") for c in row))
     return table
 
 
@@ -634,8 +643,9 @@ def _curves(runs: Sequence[Run], column: str) -> tuple[Any, Any, Any]:
     grid = np.full((len(series), length), np.nan)
     for i, s in enumerate(series):
         grid[i, : len(s)] = s
-    count = np.sum(~np.isnan(grid), axis=0)  # >= 1: the longest run covers every epoch
-    mean = np.nansum(grid, axis=0) / count
+    count = np.sum(~np.isnan(grid), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # an epoch with no value stays NaN
+        mean = np.nansum(grid, axis=0) / count
     squares = np.nansum((grid - mean) ** 2, axis=0)
     std = np.sqrt(squares / np.maximum(count - 1, 1))  # sample std; 0 where one seed is left
     return np.arange(1, length + 1), mean, std

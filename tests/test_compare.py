@@ -232,6 +232,9 @@ def test_filter_by_string_number_and_negation(tmp_path: Path) -> None:
     assert names(["data.name!=mnist"]) == ["b"]
     assert names(["model=cnn", "trainer.deterministic=true"]) == ["a", "b", "c"]
     assert names(["missing.key=1"]) == []
+    assert names(["data.subset=null", "trainer.deterministic=True"]) == ["a", "b", "c"]
+    by_lr = filter_runs(runs, ["optim.lr=1e-3"])
+    assert sorted(r.path.name for r in by_lr) == ["a", "b"]
 
 
 # ---------------------------------------------------------------- command line
@@ -419,6 +422,31 @@ def test_bookkeeping_keys_do_not_split_groups(tmp_path: Path) -> None:
     groups = group_runs(load_runs([tmp_path]))
     assert sorted(len(g.runs) for g in groups) == [1, 2]
     assert {g.labels["data"] for g in groups} == {"mnist split_seed=0", "mnist split_seed=1"}
+
+
+def test_failed_run_without_metrics_is_counted_and_brackets_print(tmp_path: Path) -> None:
+    for seed, hidden in enumerate([[256, 128], [256, 128], [64]]):
+        run = make_run(tmp_path, f"s{seed}", seed=seed)
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        config["model"]["hidden"] = hidden
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+    failed = make_run(tmp_path, "failed", status="failed", test_acc=None)
+    (failed / "metrics.csv").unlink()
+    result = cli(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr  # a failed run is a result, not a broken folder
+    assert "cnn hidden=[256, 128]" in result.stdout and "cnn hidden=[64]" in result.stdout
+    assert "1 failed" in result.stdout
+
+
+def test_baseline_by_numeric_key(tmp_path: Path) -> None:
+    for seed in range(2):
+        make_run(tmp_path, f"a{seed}", seed=seed, lr=0.001, test_acc=0.8 + 0.01 * seed)
+        make_run(tmp_path, f"b{seed}", seed=seed, lr=0.01, test_acc=0.9 + 0.01 * seed)
+    result = cli(tmp_path, "--by", "optim.lr", "--baseline", "optim.lr=1e-3", "--format", "json")
+    assert result.exit_code == 0, result.output
+    (fast,) = [g for g in json.loads(result.stdout)["groups"] if g["optim.lr"] == "0.01"]
+    assert fast["delta"] == pytest.approx(0.1) and fast["delta_df"] == pytest.approx(2.0)
 
 
 def test_unknown_by_key_and_unwritable_out(sweep: Path, tmp_path: Path) -> None:
