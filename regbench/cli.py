@@ -176,7 +176,7 @@ def sweep(
     index = sw.refresh_index(plan.dir)
     sw.print_runs(index, console, f"sweep {plan.name} ({index_path})")
     sw.print_groups(index, plan.swept, console)
-    bad = sw.failures(index, plan.launcher)
+    bad = sw.failures(index)
     for line in bad:
         typer.echo(f"error: {line}", err=True)
     if bad:

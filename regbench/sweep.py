@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,18 @@ def refresh_index(sweep_dir: Path) -> dict[str, Any]:
     return _update_index(sweep_dir, change)
 
 
+def _logs(run_dir: Path) -> list[str]:
+    """The job's logs: train.log, plus submitit's stdout/stderr when submitit runs the job."""
+    logs = [str(run_dir / "train.log")]
+    if "submitit" in sys.modules:  # a submitit job unpickles its task with submitit
+        try:
+            paths = sys.modules["submitit"].JobEnvironment().paths
+            logs += [str(paths.stdout), str(paths.stderr)]
+        except RuntimeError:  # submitit imported, but this process is not one of its jobs
+            pass
+    return logs
+
+
 class Tracker(Callback):
     """Hydra callback, run inside each job's process: keeps the job's sweep.json entry current."""
 
@@ -202,7 +215,7 @@ class Tracker(Callback):
         def change(index: dict[str, Any]) -> None:
             for i, r in enumerate(index["runs"]):
                 if r["name"] == entry["name"]:
-                    index["runs"][i] = entry
+                    index["runs"][i] = r | entry
                     return
             index["runs"].append(entry)  # a run the sweeper chose as it went (optuna)
 
@@ -210,9 +223,9 @@ class Tracker(Callback):
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         run_dir = Path(config.hydra.runtime.output_dir)
-        s = status_of(run_dir)
-        if s["status"] not in runs.FINAL:  # a finished run is skipped: its entry stays as it is
-            self._record(config, {"status": "running", "error": None, "best_val_acc": None})
+        if status_of(run_dir)["status"] not in runs.FINAL:  # a finished run is skipped as it is
+            running = {"status": "running", "error": None, "best_val_acc": None}
+            self._record(config, running | {"logs": _logs(run_dir)})
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         run_dir = Path(config.hydra.runtime.output_dir)
@@ -229,7 +242,7 @@ def _acc(v: Any) -> str:
 def print_runs(index: dict[str, Any], console: Console, title: str) -> None:
     t = Table(title=title, title_justify="left")
     for col in ("run", "status", "best val acc", "error"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     colour = {"completed": "green", "early_stopped": "green", "failed": "red", "diverged": "red"}
     for r in index["runs"]:
         st = r["status"]
@@ -255,7 +268,7 @@ def print_groups(index: dict[str, Any], swept: list[str], console: Console) -> N
             groups[label].append(acc)
     t = Table(title="best validation accuracy per group (over seeds)", title_justify="left")
     for col in ("group", "runs", "best", "mean", "std"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for label, accs in groups.items():
         t.add_row(
             label,
@@ -267,13 +280,12 @@ def print_groups(index: dict[str, Any], swept: list[str], console: Console) -> N
     console.print(t)
 
 
-def failures(index: dict[str, Any], launcher: str) -> list[str]:
+def failures(index: dict[str, Any]) -> list[str]:
     """One line per failed or diverged run, naming where its logs are."""
     lines = []
     for r in index["runs"]:
         if r["status"] in BAD:
-            where = Path(r["dir"]) / "train.log"
-            if launcher.startswith("submitit"):
-                where = f"{where} and {Path(r['dir']).parent / '.submitit'}"
-            lines.append(f"{r['name']}: {r['status']}: {r.get('error') or ''} (log: {where})")
+            error = r.get("error") or "non-finite loss (try a smaller optim.lr)"
+            logs = ", ".join(r.get("logs") or [str(Path(r["dir"]) / "train.log")])
+            lines.append(f"{r['name']}: {r['status']}: {error} (logs: {logs})")
     return lines
