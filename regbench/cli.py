@@ -176,6 +176,16 @@ def sweep(
     index = sw.refresh_index(plan.dir)
     sw.print_runs(index, console, f"sweep {plan.name} ({index_path})")
     sw.print_groups(index, plan.swept, console)
+    best = max(
+        (r for r in index["runs"] if r["status"] not in sw.BAD and r.get("best_val_acc")),
+        key=lambda r: r["best_val_acc"],
+        default=None,
+    )
+    if best:
+        typer.echo(f"best run: {best['name']} (val acc {best['best_val_acc']:.4f}) {best['dir']}")
+    elsewhere = [r["name"] for r in index["runs"] if r["status"] == "running"]
+    if elsewhere:  # locked by another sweep over the same folder: never run twice at once
+        typer.echo(f"still running in another process: {', '.join(elsewhere)}")
     bad = sw.failures(index)
     for line in bad:
         typer.echo(f"error: {line}", err=True)
