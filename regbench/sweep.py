@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
@@ -204,8 +204,34 @@ def _logs(run_dir: Path) -> list[str]:
     return logs
 
 
+def _pick_gpu(run_dir: Path) -> FileLock | None:
+    """trainer.device=auto on a machine with several GPUs: one free GPU per parallel job.
+
+    Local parallel launchers (joblib, submitit_local) run jobs side by side on one machine; a
+    lock file per GPU in the sweep folder hands each running job its own GPU (the current CUDA
+    device, which `cuda` means in train.py). One GPU or none: nothing to choose.
+    """
+    import torch
+
+    n = torch.cuda.device_count()
+    if n < 2:
+        return None
+    for i in range(n):
+        slot = FileLock(run_dir.parent / f".gpu{i}.lock")
+        try:
+            slot.acquire(timeout=0)
+        except Timeout:
+            continue
+        torch.cuda.set_device(i)
+        return slot
+    return None  # more parallel jobs than GPUs: share the current one
+
+
 class Tracker(Callback):
-    """Hydra callback, run inside each job's process: keeps the job's sweep.json entry current."""
+    """Hydra callback, run inside each job's process: keeps the job's sweep.json entry current
+    (and, with trainer.device=auto and several GPUs, gives the job a GPU of its own)."""
+
+    _gpu: FileLock | None = None
 
     def _record(self, config: DictConfig, status: dict[str, Any]) -> None:
         run_dir = Path(config.hydra.runtime.output_dir)
@@ -226,8 +252,13 @@ class Tracker(Callback):
         if status_of(run_dir)["status"] not in runs.FINAL:  # a finished run is skipped as it is
             running = {"status": "running", "error": None, "best_val_acc": None}
             self._record(config, running | {"logs": _logs(run_dir)})
+            if config.trainer.device == "auto":
+                self._gpu = _pick_gpu(run_dir)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if self._gpu is not None:
+            self._gpu.release()
+            self._gpu = None
         run_dir = Path(config.hydra.runtime.output_dir)
         err = job_return.return_value if job_return.status.name == "FAILED" else None
         fallback = {"status": "failed", "error": f"{type(err).__name__}: {err}"} if err else None
