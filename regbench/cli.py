@@ -73,7 +73,11 @@ def _explain(exc: Exception, overrides: list[str]) -> str:
         key = m.group(1)
         parent, _, leaf = key.rpartition(".")
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            base = compose("config", overrides=[o for o in overrides if not o.startswith(key)])
+            base = compose(
+                "config",
+                overrides=[o for o in overrides if not o.startswith(key)],
+                return_hydra_config=key.startswith("hydra."),
+            )
         node = OmegaConf.select(base, parent) if parent else base
         valid = ", ".join(str(k) for k in node) if isinstance(node, DictConfig) else "none"
         where = f"in '{parent}'" if parent else "at the top level"
