@@ -193,6 +193,8 @@ def sweep(
     bad = sw.failures(index)
     for line in bad:
         typer.echo(f"error: {line}", err=True)
+    if code == 130:
+        typer.echo("interrupted: rerun the same command to finish the sweep", err=True)
     if bad:
         code = code or 1
     raise typer.Exit(code)

@@ -144,10 +144,12 @@ def status_of(run_dir: Path, fallback: dict[str, Any] | None = None) -> dict[str
             "error": fb.get("error"),
             "best_val_acc": fb.get("best_val_acc"),
         }
-    status = s.get("status", "failed")
+    status, error = s.get("status", "failed"), s.get("error")
     if status == "running" and not runs.is_locked(run_dir):
-        status = "interrupted"  # its process died: a rerun resumes it from last.pt
-    return {"status": status, "error": s.get("error"), "best_val_acc": s.get("best_val_acc")}
+        status = "interrupted"  # its process died
+    if status == "interrupted":
+        error = "interrupted: rerun the same sweep command to resume it from last.pt"
+    return {"status": status, "error": error, "best_val_acc": s.get("best_val_acc")}
 
 
 def _update_index(sweep_dir: Path, change) -> dict[str, Any]:
