@@ -81,6 +81,7 @@ def test_joblib_grid_completes_and_a_rerun_redoes_nothing(tmp_path: Path) -> Non
     assert idx["launcher"] == "joblib" and len(idx["runs"]) == 8
     assert set(statuses(tmp_path).values()) == {"completed"}
     for r in idx["runs"]:
+        assert r["logs"]  # written by the job itself, in a joblib worker, under the index lock
         assert {"config.yaml", "metrics.csv", "summary.json", "last.pt"} <= {
             p.name for p in Path(r["dir"]).iterdir()
         }
