@@ -12,6 +12,7 @@ import hashlib
 import json
 import statistics
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ def load_study(name: str) -> tuple[str, list[str]]:
     if not path.is_file():
         raise ConfigError(f"unknown study '{name}'; choose from: {', '.join(studies())}")
     spec = yaml.safe_load(path.read_text())
+    if not isinstance(spec, dict) or not isinstance(spec.get("overrides"), dict):
+        raise ConfigError(f"{path} needs an 'overrides' mapping (key: value, e.g. seed: 0,1,2)")
     overrides = [
         f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in spec["overrides"].items()
@@ -152,7 +155,7 @@ def status_of(run_dir: Path, fallback: dict[str, Any] | None = None) -> dict[str
     return {"status": status, "error": error, "best_val_acc": s.get("best_val_acc")}
 
 
-def _update_index(sweep_dir: Path, change) -> dict[str, Any]:
+def _update_index(sweep_dir: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Read-modify-write sweep.json under a lock: jobs in several processes update it at once."""
     path = sweep_dir / INDEX
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -300,7 +303,7 @@ def print_groups(index: dict[str, Any], swept: list[str], console: Console) -> N
         if isinstance(acc, (int, float)) and r["status"] not in BAD:
             groups[label].append(acc)
     t = Table(title="best validation accuracy per group (over seeds)", title_justify="left")
-    for col in ("group", "runs", "best", "mean", "std"):
+    for col in ("group", "finished runs", "best", "mean", "std"):
         t.add_column(col, overflow="fold")
     for label, accs in groups.items():
         t.add_row(
