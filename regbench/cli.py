@@ -129,7 +129,7 @@ def train(
     hydra_app()
 
 
-@app.command(context_settings=PASS_THROUGH)
+@app.command(context_settings=PASS_THROUGH, no_args_is_help=True)
 def sweep(
     ctx: typer.Context,
     dry_run: bool = typer.Option(
