@@ -1,0 +1,327 @@
+"""regbench sweep: expand a grid or a named study, launch it with Hydra's multirun, track it in sweep.json.
+
+Hydra does the launching (sweeper and launcher plugins); this module only plans the runs up front
+(names, validity, what is already done), keeps `<sweep dir>/sweep.json` current from inside each
+job (a Hydra callback, so it works in joblib workers and submitit jobs alike) and reports at the end.
+Each run folder's summary.json stays the source of truth; sweep.json is the index built from them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from filelock import FileLock, Timeout
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from regbench import runs
+from regbench.config import CONF_DIR, ConfigError, validate
+
+STUDY_DIR = CONF_DIR / "study"
+INDEX = "sweep.json"
+BAD = ("failed", "diverged")  # statuses that make the sweep command exit non-zero
+CALLBACK = "+hydra.callbacks.regbench_sweep._target_=regbench.sweep.Tracker"
+
+
+# ---- planning: overrides -> sweep name, Hydra argv and the list of runs --------------------------
+@dataclass
+class Plan:
+    name: str
+    dir: Path
+    argv: list[str]  # what follows `--multirun` for Hydra
+    sweeper: str
+    launcher: str
+    runs: list[dict[str, Any]] = field(default_factory=list)  # empty when the sweeper picks runs
+    swept: list[str] = field(default_factory=list)  # keys that vary between runs
+
+
+def studies() -> list[str]:
+    return sorted(p.stem for p in STUDY_DIR.glob("*.yaml"))
+
+
+def load_study(name: str) -> tuple[str, list[str]]:
+    """conf/study/NAME.yaml: `sweep_name` and `overrides` (key: Hydra value, e.g. seed: 0,1,2)."""
+    path = STUDY_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown study '{name}'; choose from: {', '.join(studies())}")
+    spec = yaml.safe_load(path.read_text())
+    if not isinstance(spec, dict) or not isinstance(spec.get("overrides"), dict):
+        raise ConfigError(f"{path} needs an 'overrides' mapping (key: value, e.g. seed: 0,1,2)")
+    overrides = [
+        f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in spec["overrides"].items()
+    ]
+    return spec.get("sweep_name", name), overrides
+
+
+def _parse(overrides: list[str]) -> list[Override]:
+    try:
+        return OverridesParser.create().parse_overrides(overrides)
+    except HydraException as exc:
+        raise ConfigError(f"bad override: {str(exc).splitlines()[0]}") from None
+
+
+def _short_hash(items: list[str]) -> str:
+    return hashlib.sha1("\n".join(sorted(items)).encode()).hexdigest()[:8]
+
+
+def plan(args: list[str]) -> Plan:
+    """Turn the command's arguments into the sweep: its name, folder, runs and Hydra's argv."""
+    from regbench.cli import compose_overrides  # cli imports this module lazily, too
+
+    study = next((a.split("=", 1)[1] for a in args if a.startswith("study=")), None)
+    user = [a for a in args if not a.startswith("study=")]
+    base_name, base = load_study(study) if study else ("grid", [])
+    user_keys = {o.get_key_element() for o in _parse(user)}
+    # the user's overrides win over the study's, key by key
+    merged = [
+        o for o, p in zip(base, _parse(base), strict=True) if p.get_key_element() not in user_keys
+    ] + user
+    parsed = _parse(merged)
+    job = [o for o, p in zip(merged, parsed, strict=True) if not p.is_hydra_override()]
+    hydra = [o for o, p in zip(merged, parsed, strict=True) if p.is_hydra_override()]
+    keys = {p.get_key_element(): p for p in parsed if not p.is_hydra_override()}
+    swept = [k for k, p in keys.items() if p.is_sweep_override()]
+
+    # the same command maps to the same folder (so a rerun resumes); launchers do not change it
+    if "sweep_name" in keys:
+        name = keys["sweep_name"].get_value_element_as_str()
+    else:
+        content = [o for o in job if not o.startswith("out_dir=")]  # the same sweep, any root
+        extra = [o for o in user if o in content]  # a study changed by the user's overrides
+        name = base_name if study and not extra else f"{base_name}-{_short_hash(content)}"
+        job.append(f"sweep_name={name}")
+    # the sweep folder and Hydra's settings; job keys are left out as they may need a swept group
+    where = [o for o in job if o.split("=", 1)[0] in ("sweep_name", "out_dir")]
+    base_cfg = compose_overrides(where + hydra, with_hydra=True).hydra
+    sweeper = base_cfg.runtime.choices["hydra/sweeper"]
+    launcher = base_cfg.runtime.choices["hydra/launcher"]
+    if sweeper == "optuna" and not any(h.startswith("hydra.sweeper.direction=") for h in hydra):
+        hydra.append("hydra.sweeper.direction=maximize")  # train.run returns best val acc
+    exclude = "hydra.job.config.override_dirname.exclude_keys"
+    if not any(h.startswith(exclude) for h in hydra):
+        # folder names: the run name plus only what varies (no `trainer.epochs=1` in every name)
+        names = list(base_cfg.job.config.override_dirname.exclude_keys)
+        names += [k for k in keys if k not in swept and k not in names]
+        hydra.append(f"{exclude}=[{','.join(names)}]")
+    hydra.append(CALLBACK)
+    p = Plan(name, Path(base_cfg.sweep.dir), job + hydra, sweeper, launcher, [], swept)
+    if sweeper != "basic":
+        return p  # the sweeper (e.g. optuna) picks the runs as it goes: none to list up front
+
+    for overrides in BasicSweeper.split_arguments(_parse(job), max_batch_size=None)[0]:
+        cfg = compose_overrides(overrides + hydra, with_hydra=True)
+        run_dir = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
+        entry = {"name": run_dir.name, "dir": str(run_dir), "overrides": overrides}
+        try:
+            validate(cfg)
+            entry |= status_of(run_dir)
+        except ConfigError as exc:  # launched anyway: the job records the failure, the rest run
+            entry |= {"status": "failed", "error": str(exc), "best_val_acc": None}
+        p.runs.append(entry)
+    return p
+
+
+# ---- status: the run folder is the source of truth ----------------------------------------------
+def status_of(run_dir: Path, fallback: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A run's status, error line and best val acc from its summary.json (else from fallback)."""
+    s = runs.read_summary(run_dir)
+    if s is None:
+        fb = fallback or {}
+        return {
+            "status": fb.get("status") or "pending",
+            "error": fb.get("error"),
+            "best_val_acc": fb.get("best_val_acc"),
+        }
+    status, error = s.get("status", "failed"), s.get("error")
+    if status == "running" and not runs.is_locked(run_dir):
+        status = "interrupted"  # its process died
+    if status == "interrupted":
+        error = "interrupted: rerun the same sweep command to resume it from last.pt"
+    return {"status": status, "error": error, "best_val_acc": s.get("best_val_acc")}
+
+
+def _update_index(sweep_dir: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Read-modify-write sweep.json under a lock: jobs in several processes update it at once."""
+    path = sweep_dir / INDEX
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(sweep_dir / f".{INDEX}.lock"):
+        try:
+            index = json.loads(path.read_text())
+        except (OSError, ValueError):
+            index = {"runs": []}
+        change(index)
+        runs.write_atomic(path, json.dumps(index, indent=2) + "\n")
+    return index
+
+
+def write_index(p: Plan, command: str) -> dict[str, Any]:
+    """The initial sweep.json: every planned run, plus runs an earlier search already added."""
+
+    def change(index: dict[str, Any]) -> None:
+        planned = {r["name"] for r in p.runs}
+        old = [r | status_of(Path(r["dir"]), r) for r in index["runs"] if r["name"] not in planned]
+        index.clear()  # rebuilt whole, in a readable key order
+        index.update(
+            sweep_name=p.name,
+            sweep_dir=str(p.dir),
+            command=command,
+            sweeper=p.sweeper,
+            launcher=p.launcher,
+            runs=p.runs + old,
+        )
+
+    return _update_index(p.dir, change)
+
+
+def refresh_index(sweep_dir: Path) -> dict[str, Any]:
+    """Re-read every run folder's summary.json into sweep.json (at the end of a sweep)."""
+
+    def change(index: dict[str, Any]) -> None:
+        index["runs"] = [r | status_of(Path(r["dir"]), r) for r in index["runs"]]
+
+    return _update_index(sweep_dir, change)
+
+
+def _logs(run_dir: Path) -> list[str]:
+    """The job's logs: train.log, plus submitit's stdout/stderr when submitit runs the job."""
+    logs = [str(run_dir / "train.log")]
+    if "submitit" in sys.modules:  # a submitit job unpickles its task with submitit
+        try:
+            paths = sys.modules["submitit"].JobEnvironment().paths
+            logs += [str(paths.stdout), str(paths.stderr)]
+        except RuntimeError:  # submitit imported, but this process is not one of its jobs
+            pass
+    return logs
+
+
+def _pick_gpu(run_dir: Path) -> FileLock | None:
+    """trainer.device=auto on a machine with several GPUs: one free GPU per parallel job.
+
+    Local parallel launchers (joblib, submitit_local) run jobs side by side on one machine; a
+    lock file per GPU in the sweep folder hands each running job its own GPU (the current CUDA
+    device, which `cuda` means in train.py). One GPU or none: nothing to choose.
+    """
+    import torch
+
+    n = torch.cuda.device_count()
+    if n < 2:
+        return None
+    for i in range(n):
+        slot = FileLock(run_dir.parent / f".gpu{i}.lock")
+        try:
+            slot.acquire(timeout=0)
+        except Timeout:
+            continue
+        torch.cuda.set_device(i)
+        return slot
+    return None  # more parallel jobs than GPUs: share the current one
+
+
+class Tracker(Callback):
+    """Hydra callback, run inside each job's process: keeps the job's sweep.json entry current
+    (and, with trainer.device=auto and several GPUs, gives the job a GPU of its own)."""
+
+    _gpu: FileLock | None = None
+
+    def _record(self, config: DictConfig, status: dict[str, Any]) -> None:
+        run_dir = Path(config.hydra.runtime.output_dir)
+        entry = {"name": run_dir.name, "dir": str(run_dir)}
+        entry |= {"overrides": list(config.hydra.overrides.task)} | status
+
+        def change(index: dict[str, Any]) -> None:
+            for i, r in enumerate(index["runs"]):
+                if r["name"] == entry["name"]:
+                    index["runs"][i] = r | entry
+                    return
+            index["runs"].append(entry)  # a run the sweeper chose as it went (optuna)
+
+        _update_index(run_dir.parent, change)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        run_dir = Path(config.hydra.runtime.output_dir)
+        if status_of(run_dir)["status"] not in runs.FINAL:  # a finished run is skipped as it is
+            running = {"status": "running", "error": None, "best_val_acc": None}
+            self._record(config, running | {"logs": _logs(run_dir)})
+            if config.trainer.device == "auto":
+                self._gpu = _pick_gpu(run_dir)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if self._gpu is not None:
+            self._gpu.release()
+            self._gpu = None
+        run_dir = Path(config.hydra.runtime.output_dir)
+        err = job_return.return_value if job_return.status.name == "FAILED" else None
+        fallback = {"status": "failed", "error": f"{type(err).__name__}: {err}"} if err else None
+        self._record(config, status_of(run_dir, fallback))
+
+
+# ---- reporting --------------------------------------------------------------------------------
+def _acc(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, (int, float)) else "-"
+
+
+def print_runs(index: dict[str, Any], console: Console, title: str) -> None:
+    t = Table(title=title, title_justify="left")
+    for col in ("run", "status", "best val acc", "error"):
+        t.add_column(col, overflow="fold")
+    colour = {"completed": "green", "early_stopped": "green", "failed": "red", "diverged": "red"}
+    for r in index["runs"]:
+        st = r["status"]
+        t.add_row(
+            r["name"],
+            f"[{colour.get(st, 'yellow')}]{st}[/]",
+            _acc(r.get("best_val_acc")),
+            r.get("error") or "",
+        )
+    console.print(t)
+
+
+def print_groups(index: dict[str, Any], swept: list[str], console: Console) -> None:
+    """Best validation accuracy per group: runs that differ only in their seed."""
+    keys = [k for k in swept if k != "seed"]
+    groups: dict[str, list[float]] = {}
+    for r in index["runs"]:
+        values = dict(o.split("=", 1) for o in r["overrides"] if "=" in o)
+        label = " ".join(f"{k}={values.get(k)}" for k in keys) or "all runs"
+        acc = r.get("best_val_acc")
+        groups.setdefault(label, [])
+        if isinstance(acc, (int, float)) and r["status"] not in BAD:
+            groups[label].append(acc)
+    t = Table(title="best validation accuracy per group (over seeds)", title_justify="left")
+    for col in ("group", "finished runs", "best", "mean", "std"):
+        t.add_column(col, overflow="fold")
+    for label, accs in groups.items():
+        t.add_row(
+            label,
+            str(len(accs)),
+            _acc(max(accs)) if accs else "-",
+            _acc(statistics.fmean(accs)) if accs else "-",
+            _acc(statistics.stdev(accs)) if len(accs) > 1 else "-",
+        )
+    console.print(t)
+
+
+def failures(index: dict[str, Any]) -> list[str]:
+    """One line per failed or diverged run, naming where its logs are."""
+    lines = []
+    for r in index["runs"]:
+        if r["status"] in BAD:
+            error = r.get("error") or "non-finite loss (try a smaller optim.lr)"
+            logs = ", ".join(r.get("logs") or [str(Path(r["dir"]) / "train.log")])
+            lines.append(f"{r['name']}: {r['status']}: {error} (logs: {logs})")
+    return lines
