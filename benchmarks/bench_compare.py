@@ -27,8 +27,12 @@ sys.path.insert(0, str(REPO))
 from regbench.compare import compare_command  # noqa: E402
 
 MODELS = ("mlp", "cnn", "vgg", "resnet", "cnn")
-REGS = ({"none": {}}, {"dropout": {"p": 0.5, "where": "classifier"}}, {"l2": {"lam": 0.0005}},
-        {"dropout": {"p": 0.3, "where": "classifier"}, "l2": {"lam": 0.0005}})
+REGS = (
+    {"none": {}},
+    {"dropout": {"p": 0.5, "where": "classifier"}},
+    {"l2": {"lam": 0.0005}},
+    {"dropout": {"p": 0.3, "where": "classifier"}, "l2": {"lam": 0.0005}},
+)
 OPTIMS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
 
 
@@ -41,32 +45,73 @@ def make_runs(root: Path, n_runs: int, epochs: int) -> None:
         run = root / "sweeps" / f"sweep{setting // 20}" / f"{model}-{setting}-s{seed}"
         run.mkdir(parents=True)
         config = {
-            "seed": seed, "resume": False, "out_dir": str(run), "name": None, "sweep_name": "b",
-            "data": {"name": "mnist", "root": "data", "download": False, "val_fraction": 0.1,
-                     "test_fraction": 0.1, "split_seed": 0, "subset": None},
+            "seed": seed,
+            "resume": False,
+            "out_dir": str(run),
+            "name": None,
+            "sweep_name": "b",
+            "data": {
+                "name": "mnist",
+                "root": "data",
+                "download": False,
+                "val_fraction": 0.1,
+                "test_fraction": 0.1,
+                "split_seed": 0,
+                "subset": None,
+            },
             "model": {"name": model, "width": 64, "depth": 3, "batch_norm": True},
             "reg": reg,
-            "optim": {"name": optim, "lr": 0.01 * (1 + setting // 100), "weight_decay": 0.0,
-                      "momentum": 0.9, "betas": [0.9, 0.999]},
+            "optim": {
+                "name": optim,
+                "lr": 0.01 * (1 + setting // 100),
+                "weight_decay": 0.0,
+                "momentum": 0.9,
+                "betas": [0.9, 0.999],
+            },
             "sched": {"name": "cosine", "warmup_epochs": 0, "min_lr": 0.0},
             "init": {"name": "default"},
-            "trainer": {"epochs": epochs, "batch_size": 128, "device": "cpu",
-                        "precision": "fp32", "deterministic": True, "patience": 5,
-                        "num_workers": 2, "log_every": 50, "grad_clip": None},
+            "trainer": {
+                "epochs": epochs,
+                "batch_size": 128,
+                "device": "cpu",
+                "precision": "fp32",
+                "deterministic": True,
+                "patience": 5,
+                "num_workers": 2,
+                "log_every": 50,
+                "grad_clip": None,
+            },
         }
         (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         acc = 0.8 + 0.01 * (setting % 7) + 0.002 * seed
-        (run / "summary.json").write_text(json.dumps({
-            "status": "completed" if seed else "early_stopped", "run_name": run.name,
-            "best_epoch": epochs - 2, "best_val_acc": acc, "best_val_loss": 0.4,
-            "test_acc": acc - 0.01, "test_loss": 0.45, "final_train_acc": acc + 0.05,
-            "gen_gap": 0.05, "epochs_run": epochs, "wall_seconds": 100.0 + seed,
-            "params": 10_000 * (1 + setting % 5), "device": "cpu", "torch_version": "2.5.1",
-            "seed": seed, "error": None,
-        }))
+        (run / "summary.json").write_text(
+            json.dumps(
+                {
+                    "status": "completed" if seed else "early_stopped",
+                    "run_name": run.name,
+                    "best_epoch": epochs - 2,
+                    "best_val_acc": acc,
+                    "best_val_loss": 0.4,
+                    "test_acc": acc - 0.01,
+                    "test_loss": 0.45,
+                    "final_train_acc": acc + 0.05,
+                    "gen_gap": 0.05,
+                    "epochs_run": epochs,
+                    "wall_seconds": 100.0 + seed,
+                    "params": 10_000 * (1 + setting % 5),
+                    "device": "cpu",
+                    "torch_version": "2.5.1",
+                    "seed": seed,
+                    "error": None,
+                }
+            )
+        )
         rows = ["epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,samples_per_s"]
-        rows += [f"{e},{1 / e:.5f},{acc * e / epochs:.5f},{1.1 / e:.5f},{acc * e / epochs:.5f},"
-                 f"0.01,3.2,15000.5" for e in range(1, epochs + 1)]
+        rows += [
+            f"{e},{1 / e:.5f},{acc * e / epochs:.5f},{1.1 / e:.5f},{acc * e / epochs:.5f},"
+            f"0.01,3.2,15000.5"
+            for e in range(1, epochs + 1)
+        ]
         (run / "metrics.csv").write_text("\n".join(rows) + "\n")
 
 
@@ -119,24 +164,35 @@ def main() -> None:
         root = Path(tmp) / "outputs"
         start = time.perf_counter()
         make_runs(root, args.runs, args.epochs)
-        print(f"made {args.runs} run folders ({args.epochs} epochs) in "
-              f"{time.perf_counter() - start:.1f}s")
+        print(
+            f"made {args.runs} run folders ({args.epochs} epochs) in "
+            f"{time.perf_counter() - start:.1f}s"
+        )
         assert read_only(root) == args.runs
         base = best_of(lambda: read_only(root), args.repeat)
         table = best_of(silently(paths=[root], format="table"), args.repeat)
         delta = best_of(silently(paths=[root], format="csv", baseline="reg=none"), args.repeat)
         report = best_of(silently(paths=[root], out=Path(tmp) / "report"), 1)
         # End to end as a user runs it: fresh interpreter, imports included.
-        cmd = ("import sys, typer; from regbench.compare import compare_command; "
-               "app = typer.Typer(); app.command()(compare_command); app()")
+        cmd = (
+            "import sys, typer; from regbench.compare import compare_command; "
+            "app = typer.Typer(); app.command()(compare_command); app()"
+        )
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", cmd, str(root), "--format", "csv"], check=True,
-                       stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+        subprocess.run(
+            [sys.executable, "-c", cmd, str(root), "--format", "csv"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         cold = time.perf_counter() - start
     print(f"{'baseline: parse files only':<40}{base:7.2f}s")
-    for name, t in (("compare (table)", table), ("compare --baseline reg=none (csv)", delta),
-                    ("compare --out (report + 3 PNGs)", report),
-                    ("fresh process, csv (with imports)", cold)):
+    for name, t in (
+        ("compare (table)", table),
+        ("compare --baseline reg=none (csv)", delta),
+        ("compare --out (report + 3 PNGs)", report),
+        ("fresh process, csv (with imports)", cold),
+    ):
         print(f"{name:<40}{t:7.2f}s  ratio {t / base:4.1f}x baseline")
     print("target: < 5 s for 1,000 runs:", "OK" if max(table, delta, report, cold) < 5 else "SLOW")
 

@@ -12,6 +12,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from regbench import compare
 from regbench.config import CONF_DIR, GROUPS, ConfigError, group_options, validate
 
 
@@ -200,6 +201,9 @@ def sweep(
     if bad:
         code = code or 1
     raise typer.Exit(code)
+
+
+app.command("compare")(compare.compare_command)
 
 
 def main() -> None:

@@ -31,8 +31,16 @@ from rich.text import Text
 # Keys that never distinguish experiments: grouping on them would split seeds of one setting.
 # trainer.progress only changes the display; `hydra` is defensive (per-job paths).
 BOOKKEEPING = (
-    "seed", "resume", "out_dir", "name", "sweep_name",
-    "data.root", "data.download", "trainer.device", "trainer.progress", "hydra",
+    "seed",
+    "resume",
+    "out_dir",
+    "name",
+    "sweep_name",
+    "data.root",
+    "data.download",
+    "trainer.device",
+    "trainer.progress",
+    "hydra",
 )
 FINAL_OK = ("completed", "early_stopped")  # the only statuses averaged into statistics
 STATUSES = ("running", "completed", "early_stopped", "diverged", "failed")
@@ -253,7 +261,8 @@ def filter_runs(runs: Iterable[Run], filters: Sequence[str]) -> list[Run]:
     """Keep runs whose config satisfies every `key=value` / `key!=value` filter."""
     conditions = [parse_assignment(f, "--filter") for f in filters]
     return [
-        r for r in runs
+        r
+        for r in runs
         if r.config is not None
         and all(matches(k, get_key(r.config, k), v) != neg for k, v, neg in conditions)
     ]
@@ -306,17 +315,23 @@ def _default_labels(group: Group, tops: Sequence[str], leaves: Sequence[str]) ->
     config = group.runs[0].config
 
     def params(prefix: str) -> list[str]:
-        return [f"{k[len(prefix):]}={group.settings[k]}" for k in leaves
-                if k.startswith(prefix) and k in group.settings and k != prefix + "name"
-                and group.settings[k] != {}]
+        return [
+            f"{k[len(prefix) :]}={group.settings[k]}"
+            for k in leaves
+            if k.startswith(prefix)
+            and k in group.settings
+            and k != prefix + "name"
+            and group.settings[k] != {}
+        ]
 
     labels: dict[str, str] = {}
     for top in tops:
         value = get_key(config, top)
         if top == "reg" and isinstance(value, dict):
-            labels[top] = "+".join(
-                f"{r}({','.join(p)})" if (p := params(f"reg.{r}.")) else r for r in value
-            ) or "none"
+            labels[top] = (
+                "+".join(f"{r}({','.join(p)})" if (p := params(f"reg.{r}.")) else r for r in value)
+                or "none"
+            )
         elif isinstance(value, dict) and "name" not in value:
             labels[top] = " ".join(params(top + ".")) or label(top, value)
         else:
@@ -541,9 +556,17 @@ def display_rows(
     for r in records:
         ep = f"{_num(r['best_epoch'], '.1f')}/{_num(r['epochs_run'], '.1f')}"
         std = f" ± {_num(r[f'{metric}_std'])}" if r[f"{metric}_std"] is not None else ""
-        row = [*(r[c] for c in label_cols), str(r["n"]), _num(r[f"{metric}_mean"]) + std,
-               _num(r["best_val_acc"]), _num(r["gen_gap"]), ep, _duration(r["wall_seconds"]),
-               _count(r["params"]), r["statuses"]]
+        row = [
+            *(r[c] for c in label_cols),
+            str(r["n"]),
+            _num(r[f"{metric}_mean"]) + std,
+            _num(r["best_val_acc"]),
+            _num(r["gen_gap"]),
+            ep,
+            _duration(r["wall_seconds"]),
+            _count(r["params"]),
+            r["statuses"],
+        ]
         if with_delta:
             row.append(_delta_text(r))
         rows.append(row)
@@ -560,8 +583,13 @@ def _delta_text(r: dict[str, Any]) -> str:
 
 
 def render_rich(headers: list[str], rows: list[list[str]], n_labels: int, caption: str) -> Table:
-    table = Table(title="regbench compare", caption=caption, header_style="bold",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title="regbench compare",
+        caption=caption,
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     for i, h in enumerate(headers):
         table.add_column(h, justify="left" if i < n_labels or h == "statuses" else "right")
     for row in rows:  # Text, not markup: labels like hidden=[256, 128] must print as they are
@@ -596,18 +624,32 @@ def render_csv(records: Sequence[dict[str, Any]]) -> str:
 def run_records(runs: Sequence[Run], groups: Sequence[Group]) -> list[dict[str, Any]]:
     """One record per run folder, skipped ones included with the reason."""
     group_of = {id(r): g for g in groups for r in g.runs}
-    fields = ("run_name", "seed", "best_epoch", "epochs_run", "best_val_acc", "best_val_loss",
-              "test_acc", "test_loss", "final_train_acc", "gen_gap", "wall_seconds", "params")
+    fields = (
+        "run_name",
+        "seed",
+        "best_epoch",
+        "epochs_run",
+        "best_val_acc",
+        "best_val_loss",
+        "test_acc",
+        "test_loss",
+        "final_train_acc",
+        "gen_gap",
+        "wall_seconds",
+        "params",
+    )
     records = []
     for r in runs:
         g = group_of.get(id(r))
-        records.append({
-            "path": _shown(r.path),
-            **({"group": " / ".join(g.labels.values())} if g else {"group": ""}),
-            "status": r.status,
-            "skipped": r.problem or "",
-            **{f: _finite((r.summary or {}).get(f)) for f in fields},
-        })
+        records.append(
+            {
+                "path": _shown(r.path),
+                **({"group": " / ".join(g.labels.values())} if g else {"group": ""}),
+                "status": r.status,
+                "skipped": r.problem or "",
+                **{f: _finite((r.summary or {}).get(f)) for f in fields},
+            }
+        )
     return records
 
 
@@ -702,16 +744,25 @@ def write_figures(
 
     fig, ax = plt.subplots(figsize=(8, 1.5 + 0.45 * len(shown)))
     stats = [describe(g.values(metric)) for g in shown]
-    ax.barh(range(len(shown)), [m for _, m, _ in stats], xerr=[s or 0.0 for _, _, s in stats],
-            color=colors, capsize=4)
+    ax.barh(
+        range(len(shown)),
+        [m for _, m, _ in stats],
+        xerr=[s or 0.0 for _, _, s in stats],
+        color=colors,
+        capsize=4,
+    )
     ticks = [f"{name} (n={n})" for name, (n, _, _) in zip(names, stats, strict=True)]
     ax.set_yticks(range(len(shown)), ticks)
     ax.invert_yaxis()
     ax.set_xlabel(f"{metric} (mean ± sample std over seeds)")
     ax.set_title(f"{metric} by group" + note)
     height = fig.get_figheight()  # margins in inches: ~0.075 in per tick-label character
-    fig.subplots_adjust(left=min(0.6, (0.4 + 0.075 * max(map(len, ticks), default=0)) / 8),
-                        right=0.97, bottom=0.8 / height, top=1 - 0.5 / height)
+    fig.subplots_adjust(
+        left=min(0.6, (0.4 + 0.075 * max(map(len, ticks), default=0)) / 8),
+        right=0.97,
+        bottom=0.8 / height,
+        top=1 - 0.5 / height,
+    )
     files.append(f"{metric}_bars.png")
     _save(fig, out / files[-1])
     plt.close(fig)
@@ -722,8 +773,15 @@ def write_figures(
         pts = [(x, y) for x, y in pts if x is not None and y is not None]
         if pts:
             ax.scatter(*zip(*pts, strict=True), color=color, alpha=0.5, s=20)
-            ax.scatter(statistics.fmean(p[0] for p in pts), statistics.fmean(p[1] for p in pts),
-                       color=color, edgecolor="black", marker="D", s=60, label=name)
+            ax.scatter(
+                statistics.fmean(p[0] for p in pts),
+                statistics.fmean(p[1] for p in pts),
+                color=color,
+                edgecolor="black",
+                marker="D",
+                s=60,
+                label=name,
+            )
     ax.set_xlabel("test accuracy")
     ax.set_ylabel("generalization gap (train − val acc at best epoch)")
     ax.set_title("Generalization gap vs test accuracy" + note)
@@ -738,8 +796,14 @@ def write_figures(
 
 
 def write_report(
-    out: Path, runs: Sequence[Run], groups: Sequence[Group], records: Sequence[dict[str, Any]],
-    order: Sequence[int], metric: str, as_html: bool, caption: str,
+    out: Path,
+    runs: Sequence[Run],
+    groups: Sequence[Group],
+    records: Sequence[dict[str, Any]],
+    order: Sequence[int],
+    metric: str,
+    as_html: bool,
+    caption: str,
 ) -> Path:
     """report.md (or report.html), runs.csv, groups.csv and the figures into `out`."""
     out.mkdir(parents=True, exist_ok=True)
@@ -750,8 +814,10 @@ def write_report(
     headers, rows = display_rows(ordered, list(groups[0].labels) if groups else [], metric)
     skipped = [r for r in runs if r.problem]
     if as_html:
-        items = "".join(f"<li>{html.escape(_shown(r.path))}: {html.escape(r.problem or '')}</li>"
-                        for r in skipped)
+        items = "".join(
+            f"<li>{html.escape(_shown(r.path))}: {html.escape(r.problem or '')}</li>"
+            for r in skipped
+        )
         imgs = "".join(f'<p><img src="{f}" alt="{f}"></p>\n' for f in figures)
         text = (
             "<!doctype html>\n<html><head><meta charset='utf-8'><title>regbench compare</title>"
@@ -766,7 +832,8 @@ def write_report(
         text = "# regbench compare\n\n" + render_markdown(headers, rows) + f"\n{caption}\n"
         if skipped:
             text += "\n## Skipped runs\n\n" + "".join(
-                f"- `{_shown(r.path)}`: {r.problem}\n" for r in skipped)
+                f"- `{_shown(r.path)}`: {r.problem}\n" for r in skipped
+            )
         text += "\n## Figures\n\n" + "".join(f"![{f}]({f})\n\n" for f in figures)
         path = out / "report.md"
     path.write_text(text)
@@ -777,30 +844,62 @@ def write_report(
 
 
 def compare_command(
-    paths: Annotated[list[Path], typer.Argument(
-        help="Run folders, sweep folders or any parent of them (e.g. outputs/).",
-        show_default=False)],
-    by: Annotated[str | None, typer.Option(
-        "--by", help="Comma-separated dotted config keys to group by, e.g. model,reg,optim.lr. "
-        "Default: runs that differ only in seed.")] = None,
-    sort: Annotated[str | None, typer.Option(
-        "--sort", help="Column to sort groups by, e.g. test_acc, gen_gap, model; prefix '-' "
-        "for descending. Default: --metric, best first.")] = None,
-    filter: Annotated[list[str], typer.Option(
-        "--filter", help="Keep runs with key=value (or key!=value), e.g. data.name=mnist. "
-        "Repeatable; all must hold.")] = [],  # noqa: B006 - Typer copies list defaults
-    metric: Annotated[str, typer.Option(
-        "--metric", help=f"Summary metric to average and compare: {', '.join(METRICS)}."
-    )] = "test_acc",
-    baseline: Annotated[str | None, typer.Option(
-        "--baseline", help="key=value of the reference group, e.g. reg=none: every group shows "
-        "its difference to the baseline with the same other settings, with a 95% Welch CI."
-    )] = None,
-    format: Annotated[str, typer.Option(
-        "--format", help=f"Output on stdout: {'|'.join(FORMATS)}.")] = "table",
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="Also write report.md (report.html with --format html), runs.csv, "
-        "groups.csv and PNG figures into this folder.")] = None,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Run folders, sweep folders or any parent of them (e.g. outputs/).",
+            show_default=False,
+        ),
+    ],
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            help="Comma-separated dotted config keys to group by, e.g. model,reg,optim.lr. "
+            "Default: runs that differ only in seed.",
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            "--sort",
+            help="Column to sort groups by, e.g. test_acc, gen_gap, model; prefix '-' "
+            "for descending. Default: --metric, best first.",
+        ),
+    ] = None,
+    filter: Annotated[
+        list[str],
+        typer.Option(
+            "--filter",
+            help="Keep runs with key=value (or key!=value), e.g. data.name=mnist. "
+            "Repeatable; all must hold.",
+        ),
+    ] = [],  # noqa: B006 - Typer copies list defaults
+    metric: Annotated[
+        str,
+        typer.Option(
+            "--metric", help=f"Summary metric to average and compare: {', '.join(METRICS)}."
+        ),
+    ] = "test_acc",
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="key=value of the reference group, e.g. reg=none: every group shows "
+            "its difference to the baseline with the same other settings, with a 95% Welch CI.",
+        ),
+    ] = None,
+    format: Annotated[
+        str, typer.Option("--format", help=f"Output on stdout: {'|'.join(FORMATS)}.")
+    ] = "table",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Also write report.md (report.html with --format html), runs.csv, "
+            "groups.csv and PNG figures into this folder.",
+        ),
+    ] = None,
 ) -> None:
     """Compare runs: group seeds, mean ± std per group, effect of each regularizer vs a baseline."""
     err = Console(stderr=True)
@@ -813,12 +912,19 @@ def compare_command(
         runs = load_runs(paths)
         for r in runs:
             if r.problem:
-                err.print(f"warning: skipped {_shown(r.path)}: {r.problem}",
-                          markup=False, highlight=False, soft_wrap=True)
+                err.print(
+                    f"warning: skipped {_shown(r.path)}: {r.problem}",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
         kept = filter_runs(runs, filter)
         if not kept:
-            raise CompareError(f"no runs with a readable config match {' and '.join(filter)}"
-                               if filter else "no run folder has a readable config.yaml")
+            raise CompareError(
+                f"no runs with a readable config match {' and '.join(filter)}"
+                if filter
+                else "no run folder has a readable config.yaml"
+            )
         for k in keys or []:
             if all(get_key(r.config, k) is None for r in kept):
                 raise CompareError(f"--by key {k!r} is not in any run's config.yaml")
@@ -845,14 +951,26 @@ def compare_command(
         sys.stdout.write(render_csv(ordered))
     else:
         runs_json = run_records(runs, groups)
-        sys.stdout.write(json.dumps({"metric": metric, "groups": ordered, "runs": runs_json},
-                                    indent=2, default=str, allow_nan=False) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                {"metric": metric, "groups": ordered, "runs": runs_json},
+                indent=2,
+                default=str,
+                allow_nan=False,
+            )
+            + "\n"
+        )
     if out is not None:
         try:
-            report = write_report(out, runs, groups, records, order, metric, format == "html",
-                                  caption)
+            report = write_report(
+                out, runs, groups, records, order, metric, format == "html", caption
+            )
         except OSError as e:
-            err.print(f"error: cannot write the report to {out}: {e.strerror or e}",
-                      markup=False, highlight=False, soft_wrap=True)
+            err.print(
+                f"error: cannot write the report to {out}: {e.strerror or e}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(code=2) from None
         err.print(f"wrote {report}", markup=False, highlight=False, soft_wrap=True)

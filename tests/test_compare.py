@@ -33,43 +33,91 @@ from regbench.compare import (
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Two-sided 95% Student t quantiles t_{0.975, df} from standard tables.
-T_TABLE = {1: 12.7062047, 2: 4.3026527, 3: 3.1824463, 4: 2.7764451, 5: 2.5705818,
-           10: 2.2281389, 30: 2.0422725}
+T_TABLE = {
+    1: 12.7062047,
+    2: 4.3026527,
+    3: 3.1824463,
+    4: 2.7764451,
+    5: 2.5705818,
+    10: 2.2281389,
+    30: 2.0422725,
+}
 
 
 def make_run(
-    root: Path, rel: str, *, seed: int = 0, model: str = "cnn", reg: dict | None = None,
-    optim: str = "adam", lr: float = 1e-3, data: str = "mnist", test_acc: float | None = 0.9,
-    status: str = "completed", gen_gap: float = 0.05, best_epoch: int = 2, epochs: int = 3,
-    test_loss: float = 0.3, epochs_run: int | None = None,
+    root: Path,
+    rel: str,
+    *,
+    seed: int = 0,
+    model: str = "cnn",
+    reg: dict | None = None,
+    optim: str = "adam",
+    lr: float = 1e-3,
+    data: str = "mnist",
+    test_acc: float | None = 0.9,
+    status: str = "completed",
+    gen_gap: float = 0.05,
+    best_epoch: int = 2,
+    epochs: int = 3,
+    test_loss: float = 0.3,
+    epochs_run: int | None = None,
 ) -> Path:
     """A run folder as `regbench train` writes it."""
     run = root / rel
     run.mkdir(parents=True)
     config = {
-        "seed": seed, "resume": False, "out_dir": str(run), "name": rel, "sweep_name": "s",
-        "data": {"name": data, "root": "/tmp/data", "download": True, "val_fraction": 0.1,
-                 "test_fraction": 0.1, "split_seed": 0, "subset": None},
+        "seed": seed,
+        "resume": False,
+        "out_dir": str(run),
+        "name": rel,
+        "sweep_name": "s",
+        "data": {
+            "name": data,
+            "root": "/tmp/data",
+            "download": True,
+            "val_fraction": 0.1,
+            "test_fraction": 0.1,
+            "split_seed": 0,
+            "subset": None,
+        },
         "model": {"name": model, "width": 32},
         "reg": reg if reg is not None else {"none": {}},
         "optim": {"name": optim, "lr": lr},
         "sched": {"name": "none"},
         "init": {"name": "default"},
-        "trainer": {"epochs": epochs, "batch_size": 64, "device": f"cuda:{seed}",
-                    "precision": "fp32", "deterministic": True},
+        "trainer": {
+            "epochs": epochs,
+            "batch_size": 64,
+            "device": f"cuda:{seed}",
+            "precision": "fp32",
+            "deterministic": True,
+        },
     }
     (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     summary = {
-        "status": status, "run_name": rel, "best_epoch": best_epoch, "best_val_acc": 0.88,
-        "best_val_loss": 0.35, "test_acc": test_acc, "test_loss": test_loss,
-        "final_train_acc": 0.95, "gen_gap": gen_gap, "epochs_run": epochs_run or epochs,
+        "status": status,
+        "run_name": rel,
+        "best_epoch": best_epoch,
+        "best_val_acc": 0.88,
+        "best_val_loss": 0.35,
+        "test_acc": test_acc,
+        "test_loss": test_loss,
+        "final_train_acc": 0.95,
+        "gen_gap": gen_gap,
+        "epochs_run": epochs_run or epochs,
         "wall_seconds": 12.5,
-        "params": 1234, "device": "cpu", "torch_version": "2.5", "seed": seed, "error": None,
+        "params": 1234,
+        "device": "cpu",
+        "torch_version": "2.5",
+        "seed": seed,
+        "error": None,
     }
     (run / "summary.json").write_text(json.dumps(summary))
     lines = ["epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,samples_per_s"]
-    lines += [f"{e},{1 / e:.3f},{0.5 + 0.1 * e:.2f},{1.1 / e:.3f},{0.45 + 0.1 * e:.2f},"
-              f"0.001,4.1,1000" for e in range(1, (epochs_run or epochs) + 1)]
+    lines += [
+        f"{e},{1 / e:.3f},{0.5 + 0.1 * e:.2f},{1.1 / e:.3f},{0.45 + 0.1 * e:.2f},0.001,4.1,1000"
+        for e in range(1, (epochs_run or epochs) + 1)
+    ]
     (run / "metrics.csv").write_text("\n".join(lines) + "\n")
     return run
 
@@ -93,8 +141,15 @@ def sweep(tmp_path: Path) -> Path:
     for (model, reg), values in accs.items():
         for seed, acc in enumerate(values):
             regs = {"none": {}} if reg == "none" else {"dropout": {"p": 0.5}}
-            make_run(tmp_path, f"sweeps/a/{model}-{reg}-s{seed}", seed=seed, model=model,
-                     reg=regs, test_acc=acc, gen_gap=0.01 * (seed + 1))
+            make_run(
+                tmp_path,
+                f"sweeps/a/{model}-{reg}-s{seed}",
+                seed=seed,
+                model=model,
+                reg=regs,
+                test_acc=acc,
+                gen_gap=0.01 * (seed + 1),
+            )
     return tmp_path
 
 
@@ -117,7 +172,8 @@ def test_t_quantile_closed_forms(p: float) -> None:
     # df=1 is the Cauchy distribution; df=2 has a closed-form quantile too.
     assert t_quantile(p, 1) == pytest.approx(math.tan(math.pi * (p - 0.5)), rel=1e-7, abs=1e-9)
     assert t_quantile(p, 2) == pytest.approx(
-        (2 * p - 1) / math.sqrt(2 * p * (1 - p)), rel=1e-7, abs=1e-9)
+        (2 * p - 1) / math.sqrt(2 * p * (1 - p)), rel=1e-7, abs=1e-9
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -139,8 +195,9 @@ def test_betainc_closed_forms(x: float) -> None:
 def test_describe_uses_sample_std() -> None:
     n, mean, std = describe([1.0, 2.0, 4.0])
     assert (n, mean) == (3, pytest.approx(7 / 3))
-    assert std == pytest.approx(math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2)
-                                          / 2))
+    assert std == pytest.approx(
+        math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 2)
+    )
     assert describe([5.0]) == (1, 5.0, None)
 
 
@@ -215,7 +272,10 @@ def test_reg_label_joins_regularizers_in_order(tmp_path: Path) -> None:
     # Only swept parameters (dropout.p) are spelled out; l2.lam has a single value.
     assert labels == {"dropout(p=0.5)+l2", "dropout(p=0.2)", "none"}
     assert {g.labels["reg"] for g in group_runs(load_runs([tmp_path]), ["reg"])} == {
-        "dropout+l2", "dropout", "none"}
+        "dropout+l2",
+        "dropout",
+        "none",
+    }
 
 
 def test_filter_by_string_number_and_negation(tmp_path: Path) -> None:
@@ -249,7 +309,11 @@ def test_csv_has_mean_std_and_default_sort_best_first(sweep: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = read_csv(result.stdout)
     assert [(r["model"], r["reg"]) for r in rows] == [
-        ("cnn", "dropout"), ("cnn", "none"), ("mlp", "dropout"), ("mlp", "none")]
+        ("cnn", "dropout"),
+        ("cnn", "none"),
+        ("mlp", "dropout"),
+        ("mlp", "none"),
+    ]
     top = rows[0]
     assert int(top["n"]) == 3
     assert float(top["test_acc_mean"]) == pytest.approx(0.94)
@@ -287,7 +351,9 @@ def test_baseline_deltas_match_same_other_settings(sweep: Path) -> None:
     assert cnn["delta"] == pytest.approx(0.03)
     assert cnn["delta_df"] == pytest.approx(4.0)
     assert (cnn["delta_low"], cnn["delta_high"]) == (
-        pytest.approx(0.03 - half), pytest.approx(0.03 + half))
+        pytest.approx(0.03 - half),
+        pytest.approx(0.03 + half),
+    )
     assert cnn["significant"] is True
     # mlp: compared with mlp/none (not cnn/none), difference 0.01, not significant.
     assert mlp["delta"] == pytest.approx(0.01) and mlp["significant"] is False
@@ -326,8 +392,11 @@ def test_every_format_renders_the_numbers(sweep: Path) -> None:
 
 
 def test_filter_on_command_line(sweep: Path) -> None:
-    rows = read_csv(cli(sweep, "--format", "csv", "--filter", "model=mlp",
-                        "--filter", "reg.dropout.p=0.5").stdout)
+    rows = read_csv(
+        cli(
+            sweep, "--format", "csv", "--filter", "model=mlp", "--filter", "reg.dropout.p=0.5"
+        ).stdout
+    )
     assert [(r["model"], r["reg"]) for r in rows] == [("mlp", "dropout")]
     none = cli(sweep, "--filter", "data.name=cifar100")
     assert none.exit_code == 2 and "data.name=cifar100" in none.stderr
@@ -351,8 +420,10 @@ def test_out_writes_report_csvs_and_pngs(sweep: Path, tmp_path: Path) -> None:
     assert len(read_csv((out / "runs.csv").read_text())) == 12
     assert len(read_csv((out / "groups.csv").read_text())) == 4
     html = cli(sweep, "--format", "html", "--out", out / "h")
-    assert html.exit_code == 0 and '<img src="learning_curves.png"' in (
-        out / "h/report.html").read_text()
+    assert (
+        html.exit_code == 0
+        and '<img src="learning_curves.png"' in (out / "h/report.html").read_text()
+    )
 
 
 def test_broken_runs_are_listed_and_skipped(sweep: Path) -> None:
@@ -381,10 +452,16 @@ def test_broken_runs_are_listed_and_skipped(sweep: Path) -> None:
     assert rows["none"]["test_acc_mean"] == pytest.approx(0.91)
     assert rows["none"]["n"] == 3
     assert rows["none"]["statuses"] == (
-        "3 completed, 1 diverged, 1 running, 1 incomplete, 2 corrupt")
+        "3 completed, 1 diverged, 1 running, 1 incomplete, 2 corrupt"
+    )
     skipped = {Path(r["path"]).name: r["status"] for r in data["runs"] if r["skipped"]}
-    assert skipped == {"running": "running", "half-summary": "corrupt", "bad-yaml": "corrupt",
-                       "no-summary": "incomplete", "torn-csv": "corrupt"}
+    assert skipped == {
+        "running": "running",
+        "half-summary": "corrupt",
+        "bad-yaml": "corrupt",
+        "no-summary": "incomplete",
+        "torn-csv": "corrupt",
+    }
     (diverged,) = [r for r in data["runs"] if r["status"] == "diverged"]
     assert diverged["test_acc"] is None and not diverged["skipped"]
 
@@ -467,13 +544,16 @@ def test_curves_mean_and_sample_std_over_ragged_seeds(tmp_path: Path) -> None:
     x, mean, std = _curves([load_run(short), load_run(full)], "val_acc")
     assert list(x) == [1, 2, 3]
     assert list(mean) == pytest.approx([0.3, 0.6, 0.9])
-    assert list(std) == pytest.approx([statistics.stdev([0.2, 0.4]),
-                                       statistics.stdev([0.4, 0.8]), 0.0])
+    assert list(std) == pytest.approx(
+        [statistics.stdev([0.2, 0.4]), statistics.stdev([0.4, 0.8]), 0.0]
+    )
 
 
 @settings(max_examples=40, deadline=None)
-@given(name=st.sampled_from(["config.yaml", "summary.json", "metrics.csv"]),
-       junk=st.binary(max_size=200))
+@given(
+    name=st.sampled_from(["config.yaml", "summary.json", "metrics.csv"]),
+    junk=st.binary(max_size=200),
+)
 def test_any_garbage_in_a_file_never_crashes_loading(tmp_path_factory, name, junk) -> None:
     run = make_run(tmp_path_factory.mktemp("fuzz"), "r")
     (run / name).write_bytes(junk)
@@ -511,23 +591,31 @@ def test_compare_on_runs_written_by_the_real_train_cli(
     real_runs: tuple[typer.Typer, Path], tmp_path: Path
 ) -> None:
     app, out = real_runs
-    res = CliRunner().invoke(app, ["compare", str(out), "--baseline", "reg=none",
-                                   "--format", "json", "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        app,
+        ["compare", str(out), "--baseline", "reg=none", "--format", "json", "--out", str(tmp_path)],
+    )
     assert res.exit_code == 0, res.output
     groups = json.loads(res.stdout)["groups"]
     by_reg = {g["reg"]: g for g in groups if g["optim"].startswith("adam")}
 
     def accs(reg: str) -> list[float]:
-        return [json.loads((out / f"mlp-{reg}-adam-s{s}/summary.json").read_text())["test_acc"]
-                for s in (0, 1)]
+        return [
+            json.loads((out / f"mlp-{reg}-adam-s{s}/summary.json").read_text())["test_acc"]
+            for s in (0, 1)
+        ]
 
     none, dropout = accs("none"), accs("dropout")
     assert by_reg["none"]["n"] == 2 and by_reg["none"]["delta_note"] == "baseline"
     assert by_reg["none"]["test_acc_mean"] == pytest.approx(statistics.fmean(none))
     assert by_reg["none"]["test_acc_std"] == pytest.approx(statistics.stdev(none))
     assert by_reg["dropout"]["delta"] == pytest.approx(
-        statistics.fmean(dropout) - statistics.fmean(none))
+        statistics.fmean(dropout) - statistics.fmean(none)
+    )
     (sgd,) = [g for g in groups if g["optim"].startswith("sgd")]
     assert sgd["statuses"] == "1 diverged" and sgd["n"] == 0
     assert {p.name for p in tmp_path.glob("*.png")} == {
-        "learning_curves.png", "test_acc_bars.png", "gap_vs_test_acc.png"}
+        "learning_curves.png",
+        "test_acc_bars.png",
+        "gap_vs_test_acc.png",
+    }
