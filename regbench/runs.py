@@ -133,10 +133,15 @@ def claim_sweep_job(run_dir: Path, cfg: DictConfig) -> FileLock:
     return held
 
 
+def mark_status(run_dir: Path, status: str, error: str | None = None) -> None:
+    """A summary.json that holds only a status (running, interrupted, failed) and its error line."""
+    write_summary(run_dir, {"status": status, "run_name": run_dir.name, "error": error})
+
+
 def record_failure(run_dir: Path, error: str) -> None:
     """Mark a sweep job failed, unless another process holds its folder (then it is not ours)."""
     if run_dir.exists() and not is_locked(run_dir):
-        write_summary(run_dir, {"status": "failed", "run_name": run_dir.name, "error": error})
+        mark_status(run_dir, "failed", error)
 
 
 def _same_config(run_dir: Path, text: str) -> bool:

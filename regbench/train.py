@@ -386,28 +386,21 @@ def run(cfg: DictConfig) -> float:
         if previous and previous.get("status") in runs.FINAL:
             log(f"already finished ({previous['status']}): nothing to do")
             return previous.get("best_val_acc") or math.nan
-        runs.write_summary(run_dir, {"status": "running", "run_name": run_dir.name, "error": None})
+        runs.mark_status(run_dir, "running")
         log(f"run folder {run_dir}")
         try:
             summary = fit(cfg, d, run_dir, log)
         except KeyboardInterrupt:
-            runs.write_summary(
-                run_dir,
-                {
-                    "status": "interrupted",
-                    "run_name": run_dir.name,
-                    "error": "interrupted; rerun with resume=true to continue",
-                },
+            runs.mark_status(
+                run_dir, "interrupted", "interrupted; rerun with resume=true to continue"
             )
             raise
-        except (ConfigError, Exception) as exc:
+        except Exception as exc:  # ConfigError included: a bad checkpoint is found only here
             line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if not isinstance(exc, ConfigError):
                 line = f"{type(exc).__name__}: {line}"
                 logfile.write(traceback.format_exc())
-            runs.write_summary(
-                run_dir, {"status": "failed", "run_name": run_dir.name, "error": line}
-            )
+            runs.mark_status(run_dir, "failed", line)
             if not multirun:
                 _fail(
                     f"{line} (log: {run_dir / 'train.log'})",
