@@ -18,7 +18,8 @@ from regbench.config import CONF_DIR, GROUPS, ConfigError, group_options, valida
 
 def _groups_help() -> str:
     lines = [f"  {g:<8} {', '.join(group_options(g))}" for g in GROUPS]
-    return "Config groups (from conf/) and their options:\n\n" + "\n\n".join(lines)
+    # \b: click keeps the paragraph as written (one line per group) instead of rewrapping it
+    return "Config groups (from conf/) and their options:\n\n\b\n" + "\n".join(lines)
 
 
 app = typer.Typer(
@@ -163,6 +164,9 @@ def sweep(
             )
             return
         sw.print_runs({"runs": plan.runs}, console, f"{plan.name}: {len(plan.runs)} runs")
+        for name, lines in plan.warnings.items():
+            for line in lines:
+                typer.echo(f"warning: {name}: {line}")
         done = sum(r["status"] in sw.runs.FINAL for r in plan.runs)
         typer.echo(
             f"{len(plan.runs)} runs, {done} already done, {len(plan.runs) - done} to run "

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from omegaconf import DictConfig, OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = ("data", "model", "reg", "optim", "sched", "init", "trainer")
+GROUPS = ("data", "model", "reg", "optim", "sched", "init", "seeds", "trainer")
+STREAMS = ("init", "order", "aug", "dropout")  # streams.SOURCES; each can be pinned in seeds.*
 
 
 class ConfigError(ValueError):
@@ -25,6 +26,11 @@ def group_options(group: str) -> list[str]:
 def run_name(cfg: DictConfig, extra: str = "") -> str:
     """Readable run folder name: <model>-<regs>-<optim>-s<seed>[-<other swept overrides>]."""
     name = f"{cfg.model.name}-{'+'.join(cfg.reg.keys())}-{cfg.optim.name}-s{cfg.seed}"
+    seeds = cfg.get("seeds")
+    if seeds is not None and seeds.name != "all":  # which source follows seed, the rest pinned
+        name += f"-seeds={seeds.name}"
+    elif seeds is not None:  # pins given by hand: seeds.order=3 -> -order3
+        name += "".join(f"-{s}{seeds[s]}" for s in STREAMS if seeds[s] is not None)
     if extra:
         name += "-" + re.sub(r"[^A-Za-z0-9_.+=,-]", "_", extra.replace("/", "."))
     return name
@@ -57,8 +63,9 @@ class Data(_Strict):
     download: StrictBool
     test_fraction: Annotated[float, Field(gt=0, lt=1)] | None
     val_fraction: Annotated[float, Field(gt=0, lt=1)]
-    split_seed: int
+    split_seed: StrictInt | None  # null: the split follows `seed`
     subset: PosInt | None
+    label_noise: Fraction
 
 
 class MLP(_Strict):
@@ -87,7 +94,12 @@ class ResNet(_Strict):
 
 class Dropout(_Strict):
     p: Fraction
+    input: Fraction
     where: Literal["classifier", "all"]
+
+
+class MaxNorm(_Strict):
+    c: Annotated[float, Field(gt=0)]
 
 
 class BatchNorm(_Strict):
@@ -132,6 +144,7 @@ class Reg(_Strict):
     aug: Augment | None = None
     earlystop: EarlyStop | None = None
     labelsmooth: LabelSmooth | None = None
+    maxnorm: MaxNorm | None = None
 
 
 PosFloat = Annotated[float, Field(gt=0)]
@@ -193,6 +206,17 @@ class Init(_Strict):
     name: Literal["default", "glorot_uniform", "glorot_normal", "he_normal"]
 
 
+SeedValue = Annotated[StrictInt, Field(ge=0)] | None
+
+
+class Seeds(_Strict):
+    name: Literal["all", "init", "order", "aug", "dropout", "split", "everything"]
+    init: SeedValue
+    order: SeedValue
+    aug: SeedValue
+    dropout: SeedValue
+
+
 class Trainer(_Strict):
     epochs: PosInt
     batch_size: PosInt
@@ -210,6 +234,7 @@ class Config(_Strict):
     optim: Annotated[SGD | Momentum | RMSprop | Adam | AdamW, Field(discriminator="name")]
     sched: Annotated[NoSched | StepSched | CosineSched | OneCycleSched, Field(discriminator="name")]
     init: Init
+    seeds: Seeds
     trainer: Trainer
     seed: Annotated[int, Field(ge=0)]
     resume: StrictBool
@@ -244,3 +269,38 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"invalid value for '{key}' ({err.get('input')!r}): {msg}") from None
     if "bn" in cfg.reg and cfg.trainer.batch_size < 2:  # batch norm trains on batch statistics
         raise ConfigError("reg=bn needs trainer.batch_size of at least 2")
+
+
+ADAPTIVE = ("adam", "rmsprop")  # per-parameter step sizes: an L2 gradient is rescaled with the rest
+DIGIT_DATASETS = ("digits", "mnist")
+
+
+def warnings(cfg: DictConfig, n_val: int | None) -> list[str]:
+    """Known-bad combinations: the run goes on, the user is told why it may mislead."""
+    reg, out = cfg.reg, []
+    if "l2" in reg and cfg.optim.name in ADAPTIVE:
+        out.append(
+            f"reg=l2 with optim={cfg.optim.name}: an L2 penalty is not weight decay under an "
+            "adaptive optimizer (Loshchilov & Hutter 2019); consider reg=wd or optim=adamw"
+        )
+    if "dropout" in reg and reg.dropout.where == "all" and "bn" in reg:
+        out.append(
+            "channel dropout (reg.dropout.where=all) with reg=bn: dropout shifts the variance that "
+            "batch norm's running statistics see at evaluation (Li et al. 2019)"
+        )
+    if "bn" in reg and cfg.trainer.batch_size < 16:
+        out.append(
+            f"reg=bn with trainer.batch_size={cfg.trainer.batch_size}: batch statistics of fewer "
+            "than 16 examples are noisy; use a larger batch"
+        )
+    if "aug" in reg and reg.aug.flip > 0 and cfg.data.get("name") in DIGIT_DATASETS:
+        out.append(
+            f"reg.aug.flip={reg.aug.flip} on {cfg.data.name}: digits are not mirror-symmetric; "
+            "set reg.aug.flip=0"
+        )
+    if "earlystop" in reg and n_val is not None and n_val < 100:
+        out.append(
+            f"reg=earlystop with a validation split of {n_val} examples: the stopping epoch will "
+            "follow noise; raise data.val_fraction"
+        )
+    return out

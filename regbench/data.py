@@ -22,6 +22,26 @@ TORCHVISION = {
 }
 
 
+# the training pools' sizes, for checks that must not load the data (sweep --dry-run's warnings)
+POOL_SIZES = {
+    "digits": 1797,
+    "mnist": 60_000,
+    "fashion_mnist": 60_000,
+    "cifar10": 50_000,
+    "cifar100": 50_000,
+}
+
+
+def val_size(cfg: DictConfig) -> int | None:
+    """The validation split's size, computed as load() splits (None: unknown dataset)."""
+    n = POOL_SIZES.get(cfg.get("name"))
+    if n is None:
+        return None
+    if cfg.name == "digits":  # its test split is carved from the same pool first
+        n -= round(n * cfg.test_fraction)
+    return round(n * cfg.val_fraction)
+
+
 @dataclass
 class Splits:
     """Normalized float images (N, C, H, W) and int64 labels, already on the training device."""
@@ -86,9 +106,24 @@ def _torchvision(
     return x.astype(np.float32) / 255.0, np.asarray(ds.targets, dtype=np.int64)
 
 
-def load(cfg: DictConfig, device: torch.device) -> Splits:
-    """Load the dataset named by cfg.name, split it with cfg.split_seed, normalize with train stats."""
-    rng = np.random.default_rng(cfg.split_seed)
+def split_seed(cfg: DictConfig, seed: int) -> int:
+    """data.split_seed, or the run's seed where it is null (the split as a source of variance)."""
+    return int(seed if cfg.split_seed is None else cfg.split_seed)
+
+
+def flip_labels(y: np.ndarray, p: float, classes: int, seed: int) -> np.ndarray:
+    """Replace round(p * N) labels, chosen at random, by a different class drawn uniformly."""
+    rng = np.random.default_rng([seed, 1])  # its own stream: label noise never moves the split
+    y = y.copy()
+    idx = rng.choice(len(y), round(p * len(y)), replace=False)
+    y[idx] = (y[idx] + rng.integers(1, classes, len(idx))) % classes
+    return y
+
+
+def load(cfg: DictConfig, device: torch.device, seed: int = 0) -> Splits:
+    """Load the dataset named by cfg.name, split it (split seed: see split_seed), add training
+    label noise, normalize with training statistics."""
+    rng = np.random.default_rng(split_seed(cfg, seed))
     if cfg.name == "digits":
         x, y = _digits()
         order = rng.permutation(len(x))
@@ -113,6 +148,9 @@ def load(cfg: DictConfig, device: torch.device) -> Splits:
             "check data.subset, data.val_fraction and data.test_fraction"
         )
     x_train, y_train = x[train], y[train]
+    classes = int(y.max()) + 1
+    if cfg.label_noise > 0:  # training labels only: validation and test measure the clean task
+        y_train = flip_labels(y_train, cfg.label_noise, classes, split_seed(cfg, seed))
     # per-channel statistics of the training split only: no information leaks from val or test
     mean = x_train.mean(axis=(0, 2, 3), keepdims=True)
     std = x_train.std(axis=(0, 2, 3), keepdims=True) + 1e-6
@@ -127,25 +165,29 @@ def load(cfg: DictConfig, device: torch.device) -> Splits:
         to(y[val], False),
         to(x_test),
         to(y_test, False),
-        num_classes=int(y.max()) + 1,
+        num_classes=classes,
     )
 
 
-def augment(x: torch.Tensor, cfg: DictConfig) -> torch.Tensor:
-    """Augment a whole training batch on its device; each transform draws per-sample parameters."""
+def augment(x: torch.Tensor, cfg: DictConfig, gen: torch.Generator) -> torch.Tensor:
+    """Augment a whole training batch on its device; each transform draws per-sample parameters,
+    all from `gen` (the run's augmentation stream, on x's device)."""
     n, _, h, w = x.shape
     dev = x.device
 
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(shape, device=dev, generator=gen)
+
     def uniform(lo: float, hi: float) -> torch.Tensor:
-        return torch.rand(n, device=dev) * (hi - lo) + lo
+        return rand(n) * (hi - lo) + lo
 
     if cfg.flip > 0:
-        x = torch.where((torch.rand(n, 1, 1, 1, device=dev) < cfg.flip), x.flip(3), x)
+        x = torch.where((rand(n, 1, 1, 1) < cfg.flip), x.flip(3), x)
     if cfg.translate > 0 or cfg.rotate > 0:
         # one affine warp per sample: rotation about the centre, then an integer shift (a random crop
         # of the zero-padded image); grid_sample fills what comes from outside with 0 (= the mean)
         angle = uniform(-cfg.rotate, cfg.rotate) * (math.pi / 180)
-        shift = torch.randint(-cfg.translate, cfg.translate + 1, (n, 2), device=dev)
+        shift = torch.randint(-cfg.translate, cfg.translate + 1, (n, 2), device=dev, generator=gen)
         cos, sin = angle.cos(), angle.sin()
         theta = torch.stack(
             [
@@ -162,16 +204,16 @@ def augment(x: torch.Tensor, cfg: DictConfig) -> torch.Tensor:
     if cfg.brightness > 0:
         x = x + uniform(-cfg.brightness, cfg.brightness).view(n, 1, 1, 1)
     if cfg.noise > 0:
-        x = x + cfg.noise * torch.randn_like(x)
+        x = x + cfg.noise * torch.randn(x.shape, device=dev, generator=gen, dtype=x.dtype)
     if cfg.erase > 0:
         # one rectangle per chosen sample, sides up to half the image: built as a mask, no loops
         eh = (uniform(0.1, 0.5) * h).long().clamp(min=1).view(n, 1, 1)
         ew = (uniform(0.1, 0.5) * w).long().clamp(min=1).view(n, 1, 1)
-        top = (torch.rand(n, 1, 1, device=dev) * (h - eh + 1)).long()
-        left = (torch.rand(n, 1, 1, device=dev) * (w - ew + 1)).long()
+        top = (rand(n, 1, 1) * (h - eh + 1)).long()
+        left = (rand(n, 1, 1) * (w - ew + 1)).long()
         rows = torch.arange(h, device=dev).view(1, h, 1)
         cols = torch.arange(w, device=dev).view(1, 1, w)
         box = (rows >= top) & (rows < top + eh) & (cols >= left) & (cols < left + ew)
-        chosen = (torch.rand(n, 1, 1, device=dev) < cfg.erase) & box
+        chosen = (rand(n, 1, 1) < cfg.erase) & box
         x = x.masked_fill(chosen[:, None], 0.0)
     return x

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from omegaconf import DictConfig
 from torch import nn
+
+from regbench.streams import source_seed, stream_value
 
 VGG_STAGES = {11: [1, 1, 2, 2, 2], 16: [2, 2, 3, 3, 3]}  # convs per stage, widths x1 x2 x4 x8 x8
 RESNET_BLOCKS = {18: ([2, 2, 2, 2], 64), 20: ([3, 3, 3], 16)}  # blocks per stage, default width
@@ -18,6 +21,7 @@ class Switches:
 
     dropout: float = 0.0
     dropout_features: bool = False  # also channel dropout after conv blocks
+    dropout_input: float = 0.0  # elementwise dropout on the network's input (Srivastava et al.)
     bn: bool = False
     bn_momentum: float = 0.1
 
@@ -26,6 +30,7 @@ class Switches:
         sw = cls()
         if "dropout" in reg:
             sw.dropout, sw.dropout_features = reg.dropout.p, reg.dropout.where == "all"
+            sw.dropout_input = reg.dropout.input
         if "bn" in reg:
             sw.bn, sw.bn_momentum = True, reg.bn.momentum
         return sw
@@ -53,13 +58,17 @@ def _feature_dropout(sw: Switches) -> list[nn.Module]:
     return [nn.Dropout2d(sw.dropout)] if sw.dropout > 0 and sw.dropout_features else []
 
 
+def _input_dropout(sw: Switches) -> list[nn.Module]:
+    return [nn.Dropout(sw.dropout_input)] if sw.dropout_input > 0 else []
+
+
 def _pool_if_possible(size: int) -> tuple[list[nn.Module], int]:
     # small inputs (8x8 digits) run out of pixels before VGG/CNN run out of pools: stop pooling at 1x1
     return ([nn.MaxPool2d(2)], size // 2) if size >= 2 else ([], size)
 
 
 def mlp(cfg: DictConfig, shape: tuple[int, int, int], classes: int, sw: Switches) -> nn.Module:
-    layers: list[nn.Module] = [nn.Flatten()]
+    layers: list[nn.Module] = [*_input_dropout(sw), nn.Flatten()]
     width = shape[0] * shape[1] * shape[2]
     for h in cfg.hidden:
         layers += _linear_block(width, h, sw)
@@ -68,7 +77,7 @@ def mlp(cfg: DictConfig, shape: tuple[int, int, int], classes: int, sw: Switches
 
 
 def cnn(cfg: DictConfig, shape: tuple[int, int, int], classes: int, sw: Switches) -> nn.Module:
-    layers: list[nn.Module] = []
+    layers: list[nn.Module] = _input_dropout(sw)
     c, size = shape[0], min(shape[1:])
     for ch in cfg.channels:
         pool, size = _pool_if_possible(size)
@@ -81,7 +90,7 @@ def cnn(cfg: DictConfig, shape: tuple[int, int, int], classes: int, sw: Switches
 
 
 def vgg(cfg: DictConfig, shape: tuple[int, int, int], classes: int, sw: Switches) -> nn.Module:
-    layers: list[nn.Module] = []
+    layers: list[nn.Module] = _input_dropout(sw)
     c, size = shape[0], min(shape[1:])
     for stage, n_convs in enumerate(VGG_STAGES[cfg.depth]):
         width = cfg.width * min(2**stage, 8)
@@ -125,7 +134,10 @@ class BasicBlock(nn.Module):
 def resnet(cfg: DictConfig, shape: tuple[int, int, int], classes: int, sw: Switches) -> nn.Module:
     blocks, default_width = RESNET_BLOCKS[cfg.depth]
     width = cfg.width or default_width
-    layers: list[nn.Module] = [nn.Conv2d(shape[0], width, 3, 1, 1, bias=not sw.bn)]
+    layers: list[nn.Module] = [
+        *_input_dropout(sw),
+        nn.Conv2d(shape[0], width, 3, 1, 1, bias=not sw.bn),
+    ]
     if sw.bn:
         layers.append(nn.BatchNorm2d(width, momentum=sw.bn_momentum))
     layers.append(nn.ReLU(inplace=True))
@@ -144,26 +156,44 @@ def resnet(cfg: DictConfig, shape: tuple[int, int, int], classes: int, sw: Switc
 BUILDERS = {"mlp": mlp, "cnn": cnn, "vgg": vgg, "resnet": resnet}
 
 
-def init_weights(model: nn.Module, scheme: str) -> None:
-    """Glorot (fan_in + fan_out) or He (fan_in, for ReLU) on every conv/linear weight; biases 0."""
-    if scheme == "default":
-        return
-    fill = {
-        "glorot_uniform": nn.init.xavier_uniform_,
-        "glorot_normal": nn.init.xavier_normal_,
-        "he_normal": lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"),
-    }[scheme]
-    for m in model.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            fill(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+def weight_layers(model: nn.Module) -> list[nn.Module]:
+    """Conv and linear layers in construction order: their ordinal is what aligns initialisation."""
+    return [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
+def init_weights(model: nn.Module, scheme: str, seed: int) -> None:
+    """(Re)draw every conv/linear layer from its own generator, seeded by (seed, layer ordinal).
+
+    A layer that two configs share gets the same initial weights for the same seed even when one
+    inserts batch norm or dropout layers (its ordinal among weight layers does not change).
+    default: PyTorch's own scheme (kaiming_uniform with a=sqrt(5), biases U(+-1/sqrt(fan_in)));
+    Glorot (fan_in + fan_out) or He (fan_in, for ReLU) with biases 0.
+    """
+    for j, m in enumerate(weight_layers(model)):
+        g = torch.Generator().manual_seed(source_seed(seed, "init", j))
+        w, b = m.weight, m.bias
+        with torch.no_grad():
+            if scheme == "default":
+                nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=g)
+                if b is not None:
+                    bound = 1 / math.sqrt(nn.init._calculate_fan_in_and_fan_out(w)[0])
+                    nn.init.uniform_(b, -bound, bound, generator=g)
+                continue
+            if scheme == "glorot_uniform":
+                nn.init.xavier_uniform_(w, generator=g)
+            elif scheme == "glorot_normal":
+                nn.init.xavier_normal_(w, generator=g)
+            else:  # he_normal
+                nn.init.kaiming_normal_(w, nonlinearity="relu", generator=g)
+            if b is not None:
+                nn.init.zeros_(b)
 
 
 def build(cfg: DictConfig, shape: tuple[int, int, int], classes: int) -> nn.Module:
-    """The model cfg.model names, shaped for the data, with the layers cfg.reg asks for."""
+    """The model cfg.model names, shaped for the data, with the layers cfg.reg asks for, its
+    weights drawn from the run's init stream."""
     model = BUILDERS[cfg.model.name](cfg.model, shape, classes, Switches.from_reg(cfg.reg))
-    init_weights(model, cfg.init.name)
+    init_weights(model, cfg.init.name, stream_value(cfg, "init"))
     return model
 
 

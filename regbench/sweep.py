@@ -28,8 +28,8 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from regbench import runs
-from regbench.config import CONF_DIR, ConfigError, validate
+from regbench import data, runs
+from regbench.config import CONF_DIR, ConfigError, validate, warnings
 
 STUDY_DIR = CONF_DIR / "study"
 INDEX = "sweep.json"
@@ -47,6 +47,7 @@ class Plan:
     launcher: str
     runs: list[dict[str, Any]] = field(default_factory=list)  # empty when the sweeper picks runs
     swept: list[str] = field(default_factory=list)  # keys that vary between runs
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # run name: known-bad combinations
 
 
 def studies() -> list[str]:
@@ -130,6 +131,8 @@ def plan(args: list[str]) -> Plan:
         try:
             validate(cfg)
             entry |= status_of(run_dir)
+            if lines := warnings(cfg, data.val_size(cfg.data)):
+                p.warnings[run_dir.name] = lines
         except ConfigError as exc:  # launched anyway: the job records the failure, the rest run
             entry |= {"status": "failed", "error": str(exc), "best_val_acc": None}
         p.runs.append(entry)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 import sys
 import time
 import traceback
@@ -12,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
@@ -23,8 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from torch import nn
 
-from regbench import data, models, runs
-from regbench.config import CONF_DIR, ConfigError, run_name, validate
+from regbench import data, diagnostics, models, runs, streams
+from regbench.config import CONF_DIR, ConfigError, run_name, validate, warnings
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -45,14 +43,6 @@ def autocast(device: torch.device, precision: str):
     bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
     # bf16 autocast on CPUs is several times slower than fp32: "auto" keeps the CPU in fp32
     return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    torch.backends.cudnn.benchmark = not deterministic
 
 
 def make_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -97,40 +87,6 @@ def penalty(reg: DictConfig, weights: list[nn.Parameter], n_train: int) -> torch
     return total
 
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int, amp
-) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy in eval mode (dropout off, batch norm on running statistics)."""
-    model.eval()
-    loss = torch.zeros((), device=x.device)
-    correct = torch.zeros((), device=x.device)
-    for i in range(0, len(x), bs):
-        with amp:
-            out = model(x[i : i + bs]).float()
-        loss += F.cross_entropy(out, y[i : i + bs], reduction="sum")
-        correct += (out.argmax(1) == y[i : i + bs]).sum()
-    return loss.item() / len(x), correct.item() / len(x)
-
-
-def rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def set_rng_state(s: dict[str, Any]) -> None:
-    random.setstate((s["python"][0], tuple(s["python"][1]), s["python"][2]))
-    np.random.set_state((s["numpy"][0], s["numpy"][1].numpy(), *s["numpy"][2:]))
-    torch.set_rng_state(s["torch"])
-    if s["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(s["cuda"])
-
-
 def _progress(mode: str) -> Progress | None:
     if mode == "none" or (mode == "auto" and not console.is_terminal) or mode == "plain":
         return None
@@ -146,174 +102,164 @@ def _progress(mode: str) -> Progress | None:
 
 
 # ---- the loop -----------------------------------------------------------------------------------
+class Step:
+    """One optimisation step: loss (+ penalties), backward, update, then the constraints that act
+    on the weights directly (decoupled weight decay, max-norm) and the learning-rate schedule."""
+
+    def __init__(self, cfg: DictConfig, model: nn.Module, n_train: int, per_epoch: int) -> None:
+        self.reg, self.n = cfg.reg, n_train
+        self.weights = models.decayed(model)
+        self.opt = make_optimizer(cfg.optim, model)
+        total = cfg.trainer.epochs * per_epoch
+        self.sched = make_schedule(cfg.sched, self.opt, total, per_epoch)
+        self.smooth = self.reg.labelsmooth.eps if "labelsmooth" in self.reg else 0.0
+
+    def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        reg = self.reg
+        loss = F.cross_entropy(out.float(), y, label_smoothing=self.smooth)
+        loss = loss + penalty(reg, self.weights, self.n)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            if (
+                "wd" in reg
+            ):  # decoupled: shrink weights directly, outside the gradient (AdamW-style)
+                lr = self.opt.param_groups[0]["lr"]
+                torch._foreach_mul_(self.weights, 1 - lr * reg.wd.weight_decay)
+            if "maxnorm" in reg:  # each unit's incoming weights (dim 0: an output unit / filter)
+                for w in self.weights:
+                    w.copy_(torch.renorm(w, 2, 0, reg.maxnorm.c))
+        if self.sched is not None:
+            self.sched.step()
+        return loss.detach()
+
+    def state_dict(self) -> dict[str, Any]:
+        sched = self.sched.state_dict() if self.sched is not None else None
+        return {"optimizer": self.opt.state_dict(), "schedule": sched}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.opt.load_state_dict(state["optimizer"])
+        if self.sched is not None:
+            self.sched.load_state_dict(state["schedule"])
+
+
 def fit(cfg: DictConfig, d: data.Splits, run_dir: Path, log) -> dict[str, Any]:
     """Train cfg's model on the splits; write metrics.csv, best.pt, last.pt; return the summary."""
     start = time.perf_counter()
     tc, reg = cfg.trainer, cfg.reg
     device = d.x_train.device
     amp = autocast(device, tc.precision)
-    seed_everything(cfg.seed, tc.deterministic)
+    torch.use_deterministic_algorithms(tc.deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = not tc.deterministic
+    rng = streams.Streams(cfg, device)
     model = models.build(cfg, d.shape, d.num_classes).to(device)
-    weights = models.decayed(model)
-    opt = make_optimizer(cfg.optim, model)
+    rng.start_dropout()  # after build: the global generator now draws dropout masks only
     n, bs = len(d.x_train), tc.batch_size
-    per_epoch = n // bs + (
-        n % bs >= 2
-    )  # a last batch of one sample would break batch norm: skip it
-    sched = make_schedule(cfg.sched, opt, tc.epochs * per_epoch, per_epoch)
-    smooth = reg.labelsmooth.eps if "labelsmooth" in reg else 0.0
-    es = reg.get("earlystop")
-    monitor = es.monitor if es else "val_acc"
-    sign = -1.0 if monitor == "val_loss" else 1.0  # compare "higher is better" on sign * metric
-    n_fit = min(n, 10_000)  # train metrics: clean, eval mode, on a fixed training subset
-
-    rows: list[dict[str, float]] = []
-    best: dict[str, Any] = {"epoch": 0, "score": -math.inf}
-    bad_epochs, prior, status = 0, 0.0, "completed"  # prior: wall seconds before a resume
-    last = run_dir / "last.pt"
-    if last.exists():
-        ck = runs.load_checkpoint(last)
-        try:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            if sched is not None:
-                sched.load_state_dict(ck["schedule"])
-            rows, best, bad_epochs, prior = ck["rows"], ck["best"], ck["bad_epochs"], ck["wall"]
-            set_rng_state(ck["rng"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            # loads, but from another model or program: one line naming the file, not a traceback
-            raise ConfigError(
-                f"checkpoint {last} does not fit this run ({type(exc).__name__}); "
-                "delete it to start the run afresh"
-            ) from None
-        log(f"resumed from {last} after epoch {len(rows)}")
-    params = sum(p.numel() for p in model.parameters())
+    per_epoch = n // bs + (n % bs >= 2)  # a last batch of one sample would break batch norm
+    step = Step(cfg, model, n, per_epoch)
+    record = runs.Record(reg.get("earlystop"))
+    if (run_dir / "last.pt").exists():
+        record.resume(
+            run_dir / "last.pt", model, lambda ck: (step.load(ck), rng.restore(ck["rng"]))
+        )
+        log(f"resumed from {run_dir / 'last.pt'} after epoch {len(record.rows)}")
     progress = _progress(tc.progress)
-
-    for epoch in range(len(rows) + 1, tc.epochs + 1):
+    if progress:
+        progress.start()
+    for epoch in range(len(record.rows) + 1, tc.epochs + 1):
         model.train()
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
-        perm = torch.randperm(n, device=device)
+        perm = rng.permutation(n, device)
         task = (
             progress.add_task(f"epoch {epoch}/{tc.epochs}", total=per_epoch, info="")
             if progress
             else None
         )
-        if progress:
-            progress.start()
         for i in range(per_epoch):
             idx = perm[i * bs : (i + 1) * bs]
             x, y = d.x_train[idx], d.y_train[idx]
             if "aug" in reg:
-                x = data.augment(x, reg.aug)
+                x = data.augment(x, reg.aug, rng.aug)
             with amp:
                 out = model(x)
-            loss = F.cross_entropy(out.float(), y, label_smoothing=smooth) + penalty(
-                reg, weights, n
-            )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if (
-                "wd" in reg
-            ):  # decoupled: shrink weights directly, outside the gradient (AdamW-style)
-                lr = opt.param_groups[0]["lr"]
-                with torch.no_grad():
-                    torch._foreach_mul_(weights, 1 - lr * reg.wd.weight_decay)
-            if sched is not None:
-                sched.step()
-            loss_sum += loss.detach()
+            loss_sum += step(out, y)
             if progress:
                 progress.update(task, advance=1)
         if progress:
             progress.remove_task(task)
-            progress.stop()
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-        train_loss, train_acc = evaluate(
-            model, d.x_train[:n_fit], d.y_train[:n_fit], tc.eval_batch_size, amp
-        )
-        val_loss, val_acc = evaluate(model, d.x_val, d.y_val, tc.eval_batch_size, amp)
-        row = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "val_loss": val_loss,
-            "val_acc": val_acc,
-            "lr": opt.param_groups[0]["lr"],
-            "seconds": round(seconds, 4),
-            "samples_per_s": round(per_epoch * bs / seconds, 1),
-        }
-        rows.append(row)
+        row = epoch_row(model, d, step, tc.eval_batch_size, amp, epoch)
+        row |= {"seconds": round(seconds, 4), "samples_per_s": round(per_epoch * bs / seconds, 1)}
+        go_on = record.add(row, diverged=not math.isfinite(loss_sum.item()))
         log(
-            f"epoch {epoch:3d}/{tc.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
-            f"val loss {val_loss:.4f} acc {val_acc:.4f}  {row['samples_per_s']:.0f} samples/s"
+            f"epoch {epoch:3d}/{tc.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
+            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  {row['samples_per_s']:.0f} samples/s"
         )
-        if not (math.isfinite(loss_sum.item()) and math.isfinite(val_loss)):
-            status = "diverged"
-            log(f"loss is not finite at epoch {epoch}: the run diverged (try a smaller optim.lr)")
-            runs.write_metrics(run_dir, rows)
+        wall = time.perf_counter() - start
+        record.save(run_dir, model, {**step.state_dict(), "rng": rng.state()}, wall)
+        if not go_on:
+            log(stop_reason(record, epoch))
             break
-        score = sign * row[monitor]
-        if score > best["score"] + (es.min_delta if es else 0.0):
-            best, bad_epochs = {"epoch": epoch, "score": score, **row}, 0
-            runs.save_checkpoint(run_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch})
-        else:
-            bad_epochs += 1
-        # last.pt before metrics.csv: a kill between the two leaves rows a resume rewrites identically
-        runs.save_checkpoint(
-            run_dir / "last.pt",
-            {
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "schedule": sched.state_dict() if sched is not None else None,
-                "rows": rows,
-                "best": best,
-                "bad_epochs": bad_epochs,
-                "wall": prior + time.perf_counter() - start,
-                "rng": rng_state(),
-            },
-        )
-        runs.write_metrics(run_dir, rows)
-        if es and bad_epochs >= es.patience:
-            status = "early_stopped"
-            log(
-                f"early stop: no {monitor} improvement for {es.patience} epochs; best epoch {best['epoch']}"
-            )
-            break
+    if progress:
+        progress.stop()
+    return finish(cfg, d, model, step, record, run_dir, amp, time.perf_counter() - start)
 
-    summary: dict[str, Any] = {
-        "status": status,
-        "run_name": run_dir.name,
-        "best_epoch": best.get("epoch") or None,
-        "best_val_acc": best.get("val_acc"),
-        "best_val_loss": best.get("val_loss"),
-        "test_acc": None,
-        "test_loss": None,
-        "final_train_acc": rows[-1]["train_acc"] if rows else None,
-        "train_acc_at_best": best.get("train_acc"),
-        "gen_gap": best["train_acc"] - best["val_acc"] if "train_acc" in best else None,
-        "epochs_run": len(rows),
-        "tested": None,
-        "wall_seconds": None,
-        "params": params,
-        "device": str(device),
-        "torch_version": torch.__version__,
-        "seed": cfg.seed,
-        "error": None,
+
+def stop_reason(record: runs.Record, epoch: int) -> str:
+    if record.status == "diverged":
+        return f"loss is not finite at epoch {epoch}: the run diverged (try a smaller optim.lr)"
+    return (
+        f"early stop: no {record.monitor} improvement for {record.es.patience} epochs; "
+        f"best epoch {record.best['epoch']}"
+    )
+
+
+def epoch_row(model: nn.Module, d: data.Splits, step: Step, bs: int, amp, epoch: int) -> dict:
+    """The epoch's metrics.csv row: clean (eval-mode) metrics on a fixed training subset of up to
+    10,000 examples and on the validation split, the weights' norm, the learning rate."""
+    n_fit = min(len(d.x_train), 10_000)
+    train = diagnostics.evaluate(model, d.x_train[:n_fit], d.y_train[:n_fit], bs, amp)
+    val_loss, val_acc, val_ece = diagnostics.evaluate(model, d.x_val, d.y_val, bs, amp)
+    return {
+        "epoch": epoch,
+        "train_loss": train[0],
+        "train_acc": train[1],
+        "val_loss": val_loss,
+        "val_acc": val_acc,
+        "gen_gap": train[1] - val_acc,
+        "val_ece": val_ece,
+        "weight_norm": diagnostics.weight_norm(step.weights),
+        "lr": step.opt.param_groups[0]["lr"],
     }
-    if status != "diverged":
-        # the test split is touched once: on the best weights with early stopping, else the last ones
-        if es:
+
+
+def finish(
+    cfg: DictConfig,
+    d: data.Splits,
+    model: nn.Module,
+    step: Step,
+    record: runs.Record,
+    run_dir: Path,
+    amp,
+    seconds: float,
+) -> dict[str, Any]:
+    """Test once (best weights with early stopping, else the last ones) and build the summary."""
+    s = record.summary(run_dir, cfg.seed, seconds)
+    s |= {"params": sum(p.numel() for p in model.parameters()), "device": str(d.x_train.device)}
+    if s["status"] != "diverged":
+        if record.es:
             model.load_state_dict(runs.load_checkpoint(run_dir / "best.pt")["model"])
-        summary["test_loss"], summary["test_acc"] = evaluate(
-            model, d.x_test, d.y_test, tc.eval_batch_size, amp
+        bs = cfg.trainer.eval_batch_size
+        s["test_loss"], s["test_acc"], s["test_ece"] = diagnostics.evaluate(
+            model, d.x_test, d.y_test, bs, amp
         )
-        summary["tested"] = "best" if es else "last"
-    summary["wall_seconds"] = round(prior + time.perf_counter() - start, 2)
-    return summary
+        s["tested"] = "best" if record.es else "last"
+        s["weight_norm"] = diagnostics.weight_norm(step.weights)
+    return s
 
 
 # ---- one run, as Hydra calls it -----------------------------------------------------------------
@@ -357,7 +303,7 @@ def run(cfg: DictConfig) -> float:
                 console.print(f"[dim]{job_dir.name}[/dim]  already {previous['status']}: skipped")
                 return previous.get("best_val_acc") or math.nan
         # data before the run folder: a missing dataset leaves no folder behind
-        d = data.load(cfg.data, resolve_device(cfg.trainer.device))
+        d = data.load(cfg.data, resolve_device(cfg.trainer.device), cfg.seed)
         if job_dir is not None:
             run_dir, held = job_dir, runs.claim_sweep_job(job_dir, cfg)
         else:
@@ -388,6 +334,9 @@ def run(cfg: DictConfig) -> float:
             return previous.get("best_val_acc") or math.nan
         runs.mark_status(run_dir, "running")
         log(f"run folder {run_dir}")
+        for line in warnings(cfg, len(d.x_val)):  # known-bad combinations: said, not refused
+            err_console.print(f"warning: {line}", soft_wrap=True)
+            logfile.write(f"warning: {line}\n")
         try:
             summary = fit(cfg, d, run_dir, log)
         except KeyboardInterrupt:

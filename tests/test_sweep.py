@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from regbench.cli import app
+from regbench.sweep import studies
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["trainer.epochs=1", "data.subset=200", "model.hidden=[32]"]
@@ -62,7 +63,7 @@ def test_study_is_expanded_and_the_users_overrides_win(tmp_path: Path) -> None:
     ("arg", "hint"),
     [
         ("hydra/launcher=ray", "hydra/launcher=ray needs the ray extra: pip install -e '.[ray]'"),
-        ("study=nope", "unknown study 'nope'; choose from: capacity, optimizers, regularizers"),
+        ("study=nope", f"unknown study 'nope'; choose from: {', '.join(studies())}"),
         ("hydra/launcher=nope", "unknown hydra/launcher option 'nope'; choose from: basic, joblib"),
     ],
 )

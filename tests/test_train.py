@@ -11,7 +11,7 @@ import torch
 import yaml
 from torch import nn
 
-from regbench import data, models, runs, train
+from regbench import data, diagnostics, models, runs, train
 from regbench.config import group_options
 
 from .conftest import cli, make_cfg, summary, train_inprocess
@@ -223,8 +223,8 @@ def test_early_stopping_stops_after_patience_and_best_checkpoint_reproduces(tmp_
     assert ck["epoch"] == s["best_epoch"]
     net.load_state_dict(ck["model"])
     amp = train.autocast(torch.device("cpu"), "fp32")
-    assert train.evaluate(net, d.x_val, d.y_val, 512, amp)[1] == s["best_val_acc"]
-    assert train.evaluate(net, d.x_test, d.y_test, 512, amp)[1] == s["test_acc"]
+    assert diagnostics.evaluate(net, d.x_val, d.y_val, 512, amp)[1] == s["best_val_acc"]
+    assert diagnostics.evaluate(net, d.x_test, d.y_test, 512, amp)[1] == s["test_acc"]
 
 
 def test_early_stopping_counts_min_delta(tmp_path):
@@ -252,8 +252,8 @@ def test_augmentation_changes_training_batches_and_never_evaluation_batches(tmp_
         )
         return net
 
-    def spy_augment(x, cfg):
-        out = augment(x, cfg)
+    def spy_augment(x, cfg, gen):
+        out = augment(x, cfg, gen)
         augmented.append(out)
         return out
 
@@ -289,8 +289,9 @@ def test_each_augmentation_changes_a_batch_and_zero_strength_is_identity(knob):
     cfg = make_cfg("reg=aug", *[f"reg.aug.{o}" for o in off], f"reg.aug.{knob}").reg.aug
     torch.manual_seed(0)
     x = torch.randn(32, 1, 8, 8)
-    assert torch.equal(data.augment(x, base), x)
-    y = data.augment(x, cfg)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(data.augment(x, base, gen), x)
+    y = data.augment(x, cfg, gen)
     assert y.shape == x.shape and not torch.equal(y, x)
 
 

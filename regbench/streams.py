@@ -1,0 +1,69 @@
+"""One random stream per source of run-to-run variance, so that "same seed" is a fair pair.
+
+Bouthillier et al. (2021) list the sources: data split, weight initialisation, batch order,
+augmentation draws, dropout masks. Each gets its own stream, derived from `seed` (or pinned by
+`seeds.<source>`), so a regularizer that draws dropout masks leaves the batch order and the initial
+weights of its run exactly those of the baseline run with the same seed (common random numbers).
+The split has its own seed, `data.split_seed`, used by data.load.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+SOURCES = ("init", "order", "aug", "dropout")
+
+
+def source_seed(value: int, source: str, *index: int) -> int:
+    """A 63-bit seed for `source` (and sub-stream `index`, e.g. a layer) from a seed value.
+
+    SeedSequence(value, spawn_key=(i, ...)) is the i-th child of SeedSequence(value).spawn: the
+    streams are statistically independent, and pinning `seeds.order=3` gives exactly the batch
+    order that seed=3 would.
+    """
+    ss = np.random.SeedSequence(value, spawn_key=(SOURCES.index(source), *index))
+    return int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def stream_value(cfg: DictConfig, source: str) -> int:
+    """The seed value a source follows: its pin `seeds.<source>` if set, else `seed`."""
+    pinned = cfg.seeds[source]
+    return int(cfg.seed if pinned is None else pinned)
+
+
+class Streams:
+    """The generators of one run. Dropout masks come from torch's global generator, which nothing
+    else in the loop draws from (initialisation, batch order and augmentation use their own)."""
+
+    def __init__(self, cfg: DictConfig, device: torch.device) -> None:
+        self.order = torch.Generator().manual_seed(source_seed(stream_value(cfg, "order"), "order"))
+        self.aug = torch.Generator(device).manual_seed(source_seed(stream_value(cfg, "aug"), "aug"))
+        self._dropout = source_seed(stream_value(cfg, "dropout"), "dropout")
+
+    def start_dropout(self) -> None:
+        """Seed the global generator for dropout masks; call after the model is built (module
+        constructors draw their throw-away default weights from it)."""
+        torch.manual_seed(self._dropout)
+
+    def permutation(self, n: int, device: torch.device) -> torch.Tensor:
+        return torch.randperm(n, generator=self.order).to(device)
+
+    def state(self) -> dict[str, Any]:
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+        return {
+            "order": self.order.get_state(),
+            "aug": self.aug.get_state(),
+            "dropout": torch.get_rng_state(),
+            "dropout_cuda": cuda,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.order.set_state(state["order"])
+        self.aug.set_state(state["aug"])
+        torch.set_rng_state(state["dropout"])
+        if state["dropout_cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["dropout_cuda"])
