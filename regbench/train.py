@@ -335,7 +335,8 @@ def run(cfg: DictConfig) -> float:
         runs.mark_status(run_dir, "running")
         log(f"run folder {run_dir}")
         for line in warnings(cfg, len(d.x_val)):  # known-bad combinations: said, not refused
-            err_console.print(f"warning: {line}", soft_wrap=True)
+            where = f"{run_dir.name}: " if multirun else ""
+            err_console.print(f"warning: {where}{line}", soft_wrap=True)
             logfile.write(f"warning: {line}\n")
         try:
             summary = fit(cfg, d, run_dir, log)
