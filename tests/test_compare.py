@@ -44,8 +44,11 @@ def make_run(
     epochs: int = 3,
     test_loss: float = 0.3,
     epochs_run: int | None = None,
+    summary_extra: dict | None = None,
+    config_extra: dict | None = None,
+    metrics_extra: dict[str, list[float]] | None = None,
 ) -> Path:
-    """A run folder as `regbench train` writes it."""
+    """A run folder as `regbench train` writes it (extra keys: as newer versions write it)."""
     run = root / rel
     run.mkdir(parents=True)
     config = {
@@ -76,6 +79,12 @@ def make_run(
             "deterministic": True,
         },
     }
+    for key, value in (config_extra or {}).items():  # dotted keys, e.g. data.split_seed
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
     (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     summary = {
         "status": status,
@@ -94,11 +103,20 @@ def make_run(
         "torch_version": "2.5",
         "seed": seed,
         "error": None,
+        **(summary_extra or {}),
     }
     (run / "summary.json").write_text(json.dumps(summary))
-    lines = ["epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,samples_per_s"]
+    extra = metrics_extra or {}
+    lines = [
+        ",".join(["epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,samples_per_s", *extra])
+    ]
     lines += [
-        f"{e},{1 / e:.3f},{0.5 + 0.1 * e:.2f},{1.1 / e:.3f},{0.45 + 0.1 * e:.2f},0.001,4.1,1000"
+        ",".join(
+            [
+                f"{e},{1 / e:.3f},{0.5 + 0.1 * e:.2f},{1.1 / e:.3f},{0.45 + 0.1 * e:.2f},0.001,4.1,1000",
+                *(str(v[e - 1]) for v in extra.values()),
+            ]
+        )
         for e in range(1, (epochs_run or epochs) + 1)
     ]
     (run / "metrics.csv").write_text("\n".join(lines) + "\n")

@@ -235,7 +235,7 @@ def _print(result: dict[str, Any], format: str, summary: bool, err: Console) -> 
         for line in lines:
             say(console, line)
     elif format == "md":
-        sys.stdout.write("\n".join(report.render_markdown(s) for s in sections))
+        sys.stdout.write(report.markdown(sections))
         sys.stdout.write("".join(f"\n- {line}" for line in lines) + ("\n" if lines else ""))
     elif format == "html":
         sys.stdout.write("".join(report.render_html(s) for s in sections))

@@ -286,6 +286,13 @@ def render_markdown(s: Section) -> str:
     return "\n".join(rows) + f"\n\n{s.caption}\n"
 
 
+def markdown(sections: Sequence[Section]) -> str:
+    """Every table in Markdown; the first (the groups) untitled, the others under `## title`."""
+    return "\n".join(
+        (f"## {s.title}\n\n" if i else "") + render_markdown(s) for i, s in enumerate(sections)
+    )
+
+
 def render_html(s: Section) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in s.headers)
     body = "".join(
@@ -379,9 +386,7 @@ def write_report(
         )
         path = out / "report.html"
     else:
-        text = "# regbench compare\n\n" + "\n".join(
-            (f"## {s.title}\n\n" if i else "") + render_markdown(s) for i, s in enumerate(sections)
-        )
+        text = "# regbench compare\n\n" + markdown(sections)
         text += "".join(f"\n- {line}" for line in summary) + ("\n" if summary else "")
         if skipped:
             text += "\n## Skipped runs\n\n" + "".join(
