@@ -82,6 +82,10 @@ def test_no_interval_below_two_values_or_without_spread() -> None:
     same_gap = stats.paired(B + 0.01, B, "t", 0.95, 1000, 0)  # every seed gains exactly 0.01
     assert same_gap.note == "no spread" and same_gap.p is None
     assert same_gap.diff == pytest.approx(0.01)
+    # accuracies are k / n_test: equal gains differ by ~1e-17 in floating point, still no spread
+    a, b = np.array([331, 334, 336]) / 359, np.array([329, 332, 334]) / 359
+    assert np.ptp(a - b) > 0
+    assert stats.paired(a, b, "t", 0.95, 1000, 0).note == "no spread"
 
 
 def test_holm_and_bh_adjustments() -> None:
@@ -143,6 +147,8 @@ def test_seeds_needed_edges() -> None:
     assert stats.seeds_needed(0.01, 0.0, True, 0.05) is None
     assert stats.seeds_needed(1.0, 0.001, True, 0.05) == 2  # huge effect: the minimum
     assert stats.seeds_needed(1e-6, 1.0, False, 0.05) == math.inf  # out of reach
+    # effect 10: 2 seeds give 73% power; statsmodels' power is NaN at 3 (noncentrality ~17)
+    assert stats.seeds_needed(0.1, 0.01, True, 0.05) == 3
 
 
 def test_noise_floor_is_the_binomial_standard_error() -> None:

@@ -56,7 +56,7 @@ def curves(runs: Sequence[Run], column: str) -> tuple[np.ndarray, np.ndarray, np
 def _curves_figure(out: Path, shown: Sequence[Group], columns: Sequence[str], note: str) -> str:
     plt = _pyplot()
     rows = (len(columns) + 1) // 2
-    fig, axes = plt.subplots(rows, 2, figsize=(12, 4 * rows), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(rows, 2, figsize=(12, 4 * rows), squeeze=False)
     colors = [plt.get_cmap("tab10")(i % 10) for i in range(len(shown))]
     for ax, column in zip(axes.flat, columns, strict=False):
         for g, color in zip(shown, colors, strict=True):
@@ -76,7 +76,10 @@ def _curves_figure(out: Path, shown: Sequence[Group], columns: Sequence[str], no
         ax.set_visible(False)
     axes.flat[0].legend(fontsize="small", title="mean ± std over seeds; dotted: best epoch")
     fig.suptitle("Learning curves" + note)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.3 / rows, top=1 - 0.36 / rows, hspace=0.3)
+    height = fig.get_figheight()  # margins in inches, whatever the number of panels
+    fig.subplots_adjust(
+        left=0.07, right=0.98, bottom=0.6 / height, top=1 - 0.75 / height, hspace=0.35
+    )
     _save(fig, out / "learning_curves.png")
     plt.close(fig)
     return "learning_curves.png"
@@ -143,7 +146,7 @@ def spread_figure(out: Path, groups: Sequence[Group], metric: str) -> str:
     rng = np.random.default_rng(0)  # jitter only: fixed so the figure is the same every time
     for i, g in enumerate(shown):
         v = g.values(metric)
-        ax.boxplot(v, positions=[i], orientation="horizontal", widths=0.5, showfliers=False)
+        ax.boxplot(v, positions=[i], orientation="horizontal", widths=0.5, whis=(0, 100))
         ax.scatter(v, i + rng.uniform(-0.15, 0.15, len(v)), s=14, alpha=0.6, color="tab:blue")
     ticks = [f"{_clip(g.name)} (n={g.values(metric).size})" for g in shown]
     ax.set_yticks(range(len(shown)), ticks)
@@ -187,9 +190,10 @@ def interaction_figure(
         ax.set_xlim(-0.3, 1.3)
         ax.set_title(f"{names[i]} × {names[j]}")
         ax.set_xlabel(names[i])
-        ax.set_ylabel(f"{metric} (cell mean ± SE)")
         ax.legend(fontsize="small")
         ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"{metric} (cell mean ± SE)")
     for ax in axes.flat[len(pairs) :]:
         ax.set_visible(False)
     fig.suptitle(f"Two-way interactions on {metric}: parallel lines mean no interaction")

@@ -7,6 +7,7 @@ import csv
 import html
 import io
 import math
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,7 +256,8 @@ def summary_lines(
 
 
 def render_rich(s: Section) -> Table:
-    """Label columns fold when the terminal is narrow; numbers never break, headers wrap."""
+    """Labels and statuses wrap (labels fold) when the terminal is narrow; numbers never break,
+    and a header wider than its numbers wraps at spaces instead of widening its column."""
     table = Table(
         title=s.title,
         caption=s.caption,
@@ -265,14 +267,13 @@ def render_rich(s: Section) -> Table:
         collapse_padding=True,
     )
     for i, h in enumerate(s.headers):
-        cells = [row[i] for row in s.rows]
         if i < s.n_labels:
-            table.add_column(h, overflow="fold", min_width=min(12, max(map(len, cells), default=1)))
+            table.add_column(h, overflow="fold")
         elif h == "statuses":
-            words = [w for c in cells for w in c.split()]
-            table.add_column(h, min_width=max(map(len, words), default=1))
+            table.add_column(h)
         else:
-            table.add_column(h, justify="right", min_width=max(map(len, cells), default=1))
+            width = max([*(len(row[i]) for row in s.rows), *map(len, h.split())])
+            table.add_column("\n".join(textwrap.wrap(h, width)), justify="right", no_wrap=True)
     for row in s.rows:  # Text, not markup: labels like hidden=[256, 128] must print as they are
         table.add_row(*(Text(c, style="bold" if c.endswith(" *") else "") for c in row))
     return table

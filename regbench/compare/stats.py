@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 TESTS = ("t", "wilcoxon", "bootstrap")  # the paired tests; unpaired comparisons use Welch's t
 CORRECTIONS = {"holm": "holm", "bh": "fdr_bh", "none": None}  # --correction -> statsmodels name
@@ -69,7 +69,7 @@ def paired(
     if n < 2:
         return Comparison(name, n, diff, note="n<2")
     rho = correlation(a, b)
-    if np.ptp(d) == 0:  # every pair differs by the same amount: a zero-width interval says nothing
+    if _flat(d, a, b):  # every pair differs by the same amount: a zero-width interval says nothing
         return Comparison(name, n, diff, rho=rho, note="no spread")
     if test == "bootstrap":
         rng = np.random.default_rng(seed)
@@ -93,6 +93,12 @@ def paired(
     return Comparison(name, n, diff, float(ci.low), float(ci.high), _number(p), rho)
 
 
+def _flat(x: np.ndarray, *scale: np.ndarray) -> bool:
+    """No spread in x beyond rounding: accuracies k/n differ by 1e-17 where they are equal."""
+    size = max(float(np.max(np.abs(v))) for v in scale) or 1.0
+    return bool(np.ptp(x) <= 1e-12 * size)
+
+
 def _mean_diff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(x - y, axis=axis)
 
@@ -102,7 +108,7 @@ def welch(a: np.ndarray, b: np.ndarray, level: float) -> Comparison:
     diff, n = float(np.mean(a) - np.mean(b)), len(a) + len(b)
     if len(a) < 2 or len(b) < 2:
         return Comparison("welch", n, diff, note="n<2")
-    if np.ptp(a) == 0 and np.ptp(b) == 0:
+    if _flat(a, a, b) and _flat(b, a, b):
         return Comparison("welch", n, diff, note="no spread")
     res = stats.ttest_ind(a, b, equal_var=False)
     ci = res.confidence_interval(level)
@@ -176,11 +182,18 @@ def seeds_needed(diff: float, sd: float, is_paired: bool, alpha: float) -> float
 
     analysis = TTestPower() if is_paired else TTestIndPower()
     effect = abs(diff) / sd
-    if analysis.power(effect, 2, alpha) >= POWER:
+
+    def power(k: float) -> float:  # NaN comes back for huge noncentrality, where power is 1
+        return float(np.nan_to_num(analysis.power(effect, k, alpha), nan=1.0))
+
+    if power(2) >= POWER:
         return 2.0
-    if analysis.power(effect, MAX_SEEDS, alpha) < POWER:
+    if power(MAX_SEEDS) < POWER:
         return math.inf
-    return float(math.ceil(analysis.solve_power(effect, None, alpha, POWER)))
+    # the root is bracketed by the two checks above (statsmodels' solve_power can fail to
+    # converge for some effect sizes, so its power function is solved with brentq here)
+    n = optimize.brentq(lambda k: power(k) - POWER, 2, MAX_SEEDS)
+    return float(math.ceil(n))
 
 
 def noise_floor(accuracy: float, n_test: int) -> float:
