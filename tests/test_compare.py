@@ -548,3 +548,9 @@ def test_compare_on_runs_written_by_the_real_train_cli(
         "test_acc_bars.png",
         "gap_vs_test_acc.png",
     }
+
+
+def test_unknown_curves_column_names_the_columns(sweep: Path, tmp_path: Path) -> None:
+    res = cli(sweep, "--curves", "val_acc,val_ecee", "--out", tmp_path / "r")
+    assert res.exit_code == 2 and not (tmp_path / "r").exists()
+    assert "--curves column 'val_ecee'" in res.stderr and "val_loss" in res.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import sys
@@ -70,12 +71,15 @@ Reps = Annotated[
     int, typer.Option(help="Bootstrap resamples (P(better) intervals, --test bootstrap).")
 ]
 Seed = Annotated[int, typer.Option("--bootstrap-seed", help="Seed of the bootstrap's generator.")]
-Summary = Annotated[bool, typer.Option(help="Also print one plain-words line per comparison.")]
+Summary = Annotated[
+    bool, typer.Option("--summary", help="Also print one plain-words line per comparison.")
+]
 Factorial = Annotated[
     bool,
     typer.Option(
+        "--factorial",
         help="Main effects and two-way interactions of a full 2^k design of regularizers "
-        "(e.g. regbench sweep study=factorial)."
+        "(e.g. regbench sweep study=factorial).",
     ),
 ]
 Factors = Annotated[
@@ -137,6 +141,15 @@ def _groups(
     return runs, group_runs(kept, by or None)
 
 
+def _check_curves(runs: list[Run], columns: list[str]) -> None:
+    present = list(dict.fromkeys(c for r in runs for c in r.metrics if c != "epoch"))
+    for c in columns:
+        if c not in present:
+            raise CompareError(
+                f"--curves column {c!r} is in no run's metrics.csv; choose from: {', '.join(present)}"
+            )
+
+
 def say(console: Console, text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
@@ -168,6 +181,8 @@ def compare_command(
         _check(format, metric, test, correction, alpha, reps)
         keys = _split(by)
         runs, groups = _groups(paths, keys, filter, err)
+        if out is not None:
+            _check_curves(runs, _split(curves))
         result = _analyse(runs, groups, keys, inf, baseline, sort, factorial, _split(factors))
     except CompareError as e:
         say(err, f"error: {e}")
@@ -239,7 +254,7 @@ def _print(result: dict[str, Any], format: str, summary: bool, err: Console) -> 
         sys.stdout.write("".join(f"\n- {line}" for line in lines) + ("\n" if lines else ""))
     elif format == "html":
         sys.stdout.write("".join(report.render_html(s) for s in sections))
-        sys.stdout.write("".join(f"<p>{line}</p>\n" for line in lines))
+        sys.stdout.write("".join(f"<p>{html.escape(line)}</p>\n" for line in lines))
     else:  # csv and json carry the raw numbers; stdout stays parseable, so words go to stderr
         if format == "csv":
             sys.stdout.write(report.render_csv(result["records"]))

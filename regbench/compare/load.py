@@ -166,7 +166,7 @@ def load_run(path: Path) -> Run:
     except (OSError, ValueError) as e:
         return Run(path, config, summary, {}, "corrupt", f"metrics.csv unreadable ({_short(e)})")
     final = status in FINAL_OK  # diverged/failed runs hold NaN or nulls by design: no warnings
-    for key in SUMMARY_VALUES.keys() & summary.keys():
+    for key in (k for k in SUMMARY_VALUES if k in summary):
         v, why = check_value(key, summary[key])
         if v is not None:
             run.values[key] = v
