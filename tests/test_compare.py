@@ -9,39 +9,22 @@ import math
 import statistics
 from pathlib import Path
 
+import numpy as np
 import pytest
 import typer
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 from typer.testing import CliRunner
 
-from regbench.compare import (
-    _curves,
-    betainc,
-    compare_command,
-    describe,
-    discover_runs,
-    filter_runs,
-    group_runs,
-    load_run,
-    load_runs,
-    t_cdf,
-    t_quantile,
-    welch_ci,
-)
+from regbench.compare import compare_command
+from regbench.compare.figures import curves
+from regbench.compare.groups import filter_runs, group_runs
+from regbench.compare.load import discover_runs, load_run, load_runs
+from regbench.compare.stats import describe
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Two-sided 95% Student t quantiles t_{0.975, df} from standard tables.
-T_TABLE = {
-    1: 12.7062047,
-    2: 4.3026527,
-    3: 3.1824463,
-    4: 2.7764451,
-    5: 2.5705818,
-    10: 2.2281389,
-    30: 2.0422725,
-}
 
 
 def make_run(
@@ -61,8 +44,11 @@ def make_run(
     epochs: int = 3,
     test_loss: float = 0.3,
     epochs_run: int | None = None,
+    summary_extra: dict | None = None,
+    config_extra: dict | None = None,
+    metrics_extra: dict[str, list[float]] | None = None,
 ) -> Path:
-    """A run folder as `regbench train` writes it."""
+    """A run folder as `regbench train` writes it (extra keys: as newer versions write it)."""
     run = root / rel
     run.mkdir(parents=True)
     config = {
@@ -93,6 +79,12 @@ def make_run(
             "deterministic": True,
         },
     }
+    for key, value in (config_extra or {}).items():  # dotted keys, e.g. data.split_seed
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
     (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     summary = {
         "status": status,
@@ -111,11 +103,20 @@ def make_run(
         "torch_version": "2.5",
         "seed": seed,
         "error": None,
+        **(summary_extra or {}),
     }
     (run / "summary.json").write_text(json.dumps(summary))
-    lines = ["epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,samples_per_s"]
+    extra = metrics_extra or {}
+    lines = [
+        ",".join(["epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,samples_per_s", *extra])
+    ]
     lines += [
-        f"{e},{1 / e:.3f},{0.5 + 0.1 * e:.2f},{1.1 / e:.3f},{0.45 + 0.1 * e:.2f},0.001,4.1,1000"
+        ",".join(
+            [
+                f"{e},{1 / e:.3f},{0.5 + 0.1 * e:.2f},{1.1 / e:.3f},{0.45 + 0.1 * e:.2f},0.001,4.1,1000",
+                *(str(v[e - 1]) for v in extra.values()),
+            ]
+        )
         for e in range(1, (epochs_run or epochs) + 1)
     ]
     (run / "metrics.csv").write_text("\n".join(lines) + "\n")
@@ -153,86 +154,14 @@ def sweep(tmp_path: Path) -> Path:
     return tmp_path
 
 
-# ---------------------------------------------------------------- t distribution
-
-
-@pytest.mark.parametrize("df,expected", sorted(T_TABLE.items()))
-def test_t_quantile_matches_tables(df: int, expected: float) -> None:
-    assert t_quantile(0.975, df) == pytest.approx(expected, abs=1e-6)
-    assert t_quantile(0.025, df) == pytest.approx(-expected, abs=1e-6)
-
-
-def test_t_quantile_large_df_tends_to_normal() -> None:
-    assert t_quantile(0.975, 1e7) == pytest.approx(1.959964, abs=1e-5)
-
-
-@settings(max_examples=60, deadline=None)
-@given(p=st.floats(0.001, 0.999))
-def test_t_quantile_closed_forms(p: float) -> None:
-    # df=1 is the Cauchy distribution; df=2 has a closed-form quantile too.
-    assert t_quantile(p, 1) == pytest.approx(math.tan(math.pi * (p - 0.5)), rel=1e-7, abs=1e-9)
-    assert t_quantile(p, 2) == pytest.approx(
-        (2 * p - 1) / math.sqrt(2 * p * (1 - p)), rel=1e-7, abs=1e-9
-    )
-
-
-@settings(max_examples=60, deadline=None)
-@given(p=st.floats(0.01, 0.99), df=st.floats(1.0, 200.0))
-def test_t_cdf_inverts_quantile_for_real_df(p: float, df: float) -> None:
-    assert t_cdf(t_quantile(p, df), df) == pytest.approx(p, abs=1e-9)
-
-
-@pytest.mark.parametrize("x", [0.1, 0.37, 0.5, 0.9])
-def test_betainc_closed_forms(x: float) -> None:
-    assert betainc(1, 1, x) == pytest.approx(x)
-    assert betainc(3, 1, x) == pytest.approx(x**3)
-    assert betainc(1, 4, x) == pytest.approx(1 - (1 - x) ** 4)
-
-
 # ---------------------------------------------------------------- statistics
 
 
 def test_describe_uses_sample_std() -> None:
-    n, mean, std = describe([1.0, 2.0, 4.0])
+    n, mean, std = describe(np.array([1.0, 2.0, 4.0]))
     assert (n, mean) == (3, pytest.approx(7 / 3))
-    assert std == pytest.approx(
-        math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 2)
-    )
-    assert describe([5.0]) == (1, 5.0, None)
-
-
-def test_welch_ci_equal_variances_has_integer_df() -> None:
-    # Both sides: n=3, variance 1 -> df = (2/3)^2 / (2 * (1/3)^2 / 2) = 4.
-    d = welch_ci([1.5, 2.5, 3.5], [1.0, 2.0, 3.0])
-    half = T_TABLE[4] * math.sqrt(2 / 3)
-    assert d.df == pytest.approx(4.0)
-    assert d.diff == pytest.approx(0.5)
-    assert (d.low, d.high) == (pytest.approx(0.5 - half), pytest.approx(0.5 + half))
-    assert d.significant is False
-
-
-def test_welch_ci_unequal_variances_satterthwaite_df() -> None:
-    a, b = [0.80, 0.82, 0.81, 0.85, 0.83], [0.70, 0.74]
-    va, vb = statistics.variance(a) / 5, statistics.variance(b) / 2
-    df = (va + vb) ** 2 / (va**2 / 4 + vb**2 / 1)
-    d = welch_ci(a, b)
-    assert d.df == pytest.approx(df)
-    half = (d.high - d.low) / 2
-    t = half / math.sqrt(va + vb)
-    # df is between 1 and 2 here, so the quantile lies between the table values.
-    assert 1 < df < 2 and T_TABLE[2] < t < T_TABLE[1]
-    assert d.diff == pytest.approx(statistics.fmean(a) - 0.72)
-
-
-def test_welch_ci_significant_when_interval_excludes_zero() -> None:
-    d = welch_ci([0.95, 0.951, 0.949], [0.90, 0.901, 0.899])
-    assert d.low > 0 and d.significant is True
-
-
-def test_welch_ci_needs_two_seeds_each_side() -> None:
-    d = welch_ci([0.9], [0.8, 0.85])
-    assert d.diff == pytest.approx(0.075)
-    assert d.low is None and d.significant is None
+    assert std == pytest.approx(statistics.stdev([1.0, 2.0, 4.0]))
+    assert describe(np.array([5.0])) == (1, 5.0, None)
 
 
 # ---------------------------------------------------------------- discovery, grouping, filter
@@ -346,20 +275,18 @@ def test_baseline_deltas_match_same_other_settings(sweep: Path) -> None:
     assert result.exit_code == 0, result.output
     groups = {(g["model"], g["reg"]): g for g in json.loads(result.stdout)["groups"]}
     cnn, mlp = groups[("cnn", "dropout")], groups[("mlp", "dropout")]
-    # cnn: [0.93,0.95,0.94] vs [0.90,0.91,0.92]: equal variances 1e-4, n=3 -> df = 4.
-    half = T_TABLE[4] * math.sqrt(2e-4 / 3)
+    # Same seeds 0, 1, 2 on both sides: paired by seed, the paired t interval of scipy.
+    ref = stats.ttest_rel([0.93, 0.95, 0.94], [0.90, 0.91, 0.92])
+    low, high = ref.confidence_interval(0.95)
+    assert cnn["test"] == "paired t" and cnn["pairs_or_runs"] == 3
     assert cnn["delta"] == pytest.approx(0.03)
-    assert cnn["delta_df"] == pytest.approx(4.0)
-    assert (cnn["delta_low"], cnn["delta_high"]) == (
-        pytest.approx(0.03 - half),
-        pytest.approx(0.03 + half),
-    )
-    assert cnn["significant"] is True
-    # mlp: compared with mlp/none (not cnn/none), difference 0.01, not significant.
+    assert (cnn["delta_low"], cnn["delta_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert cnn["p"] == pytest.approx(ref.pvalue)
+    # mlp: compared with mlp/none (not cnn/none), difference 0.01.
     assert mlp["delta"] == pytest.approx(0.01) and mlp["significant"] is False
     assert groups[("cnn", "none")]["delta_note"] == "baseline"
     md = cli(sweep, "--format", "md", "--baseline", "reg=none").stdout
-    assert "+0.0300 [" in md and "] *" in md and "Welch" in md
+    assert "+0.0300 [" in md and "paired t" in md and "Holm" in md
 
 
 def test_baseline_with_one_seed_says_n_lt_2(tmp_path: Path) -> None:
@@ -523,7 +450,9 @@ def test_baseline_by_numeric_key(tmp_path: Path) -> None:
     result = cli(tmp_path, "--by", "optim.lr", "--baseline", "optim.lr=1e-3", "--format", "json")
     assert result.exit_code == 0, result.output
     (fast,) = [g for g in json.loads(result.stdout)["groups"] if g["optim.lr"] == "0.01"]
-    assert fast["delta"] == pytest.approx(0.1) and fast["delta_df"] == pytest.approx(2.0)
+    # both seeds differ by exactly 0.1: no spread, so no interval and never a `*`
+    assert fast["delta"] == pytest.approx(0.1) and fast["delta_note"] == "no spread"
+    assert fast["significant"] is False and fast["delta_low"] is None
 
 
 def test_unknown_by_key_and_unwritable_out(sweep: Path, tmp_path: Path) -> None:
@@ -541,7 +470,7 @@ def test_curves_mean_and_sample_std_over_ragged_seeds(tmp_path: Path) -> None:
     full = make_run(tmp_path, "full", epochs=3)
     (short / "metrics.csv").write_text("epoch,val_acc\n1,0.2\n2,0.4\n")
     (full / "metrics.csv").write_text("epoch,val_acc\n1,0.4\n2,0.8\n3,0.9\n")
-    x, mean, std = _curves([load_run(short), load_run(full)], "val_acc")
+    x, mean, std = curves([load_run(short), load_run(full)], "val_acc")
     assert list(x) == [1, 2, 3]
     assert list(mean) == pytest.approx([0.3, 0.6, 0.9])
     assert list(std) == pytest.approx(
@@ -619,3 +548,9 @@ def test_compare_on_runs_written_by_the_real_train_cli(
         "test_acc_bars.png",
         "gap_vs_test_acc.png",
     }
+
+
+def test_unknown_curves_column_names_the_columns(sweep: Path, tmp_path: Path) -> None:
+    res = cli(sweep, "--curves", "val_acc,val_ecee", "--out", tmp_path / "r")
+    assert res.exit_code == 2 and not (tmp_path / "r").exists()
+    assert "--curves column 'val_ecee'" in res.stderr and "val_loss" in res.stderr

@@ -1,0 +1,225 @@
+"""Groups in, records out: the numbers behind every table, for each group and each comparison.
+
+This is where run folders meet the statistics: values are picked per group (paired by seed where
+the seeds match), handed to `stats` as arrays, and the answers flattened into records (one dict of
+raw numbers per row) that every output format renders.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from regbench.compare import stats
+from regbench.compare.groups import Group, factorial_cells
+from regbench.compare.load import STATUS_ORDER, CompareError, Run, test_size
+
+METRICS = (
+    "test_acc",
+    "test_loss",
+    "best_val_acc",
+    "best_val_loss",
+    "final_val_acc",
+    "final_train_acc",
+    "gen_gap",
+    "test_ece",
+    "weight_norm",
+    "overfit_epoch",
+)
+LOWER_IS_BETTER = ("test_loss", "best_val_loss", "gen_gap", "test_ece", "weight_norm")
+# means shown beside the metric (the last four only where runs record them: newer folders)
+EXTRA_MEANS = ("best_val_acc", "gen_gap", "best_epoch", "epochs_run", "wall_seconds")
+NEWER = ("final_val_acc", "test_ece", "weight_norm", "overfit_epoch")
+
+
+@dataclass(frozen=True)
+class Inference:
+    """How groups are compared with their baseline (the command's options)."""
+
+    metric: str
+    test: str = "t"  # paired test: t, wilcoxon or bootstrap
+    correction: str = "holm"
+    alpha: float = 0.05
+    level: float = 0.95
+    reps: int = 2000  # bootstrap resamples
+    seed: int = 0  # bootstrap generator seed: the same numbers on every call
+
+
+def group_records(groups: Sequence[Group], metric: str) -> list[dict[str, Any]]:
+    """One flat record of raw numbers per group (the data behind every output format)."""
+    newer = [k for k in NEWER if any(g.values(k).size for g in groups)]
+    records = []
+    for g in groups:
+        values = g.values(metric)
+        n, mean, std = stats.describe(values)
+        params = sorted({int(v) for v in g.values("params")})
+        records.append(
+            {
+                **g.labels,
+                "n": n,
+                f"{metric}_mean": mean,
+                f"{metric}_std": std,
+                f"{metric}_min": float(values.min()) if n else None,
+                f"{metric}_max": float(values.max()) if n else None,
+                **{k: stats.describe(g.values(k))[1] for k in (*EXTRA_MEANS, *newer)},
+                "params": params[0] if len(params) == 1 else None,  # seeds never change the model
+                "runs": len(g.runs),
+                "statuses": statuses(g.runs),
+            }
+        )
+    return records
+
+
+def statuses(runs: Sequence[Run]) -> str:
+    counts = Counter(r.status for r in runs)
+    return ", ".join(f"{counts[s]} {s}" for s in STATUS_ORDER if counts[s])
+
+
+def _better(metric: str, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Orient so that 'a beats b' means a better value of the metric."""
+    return (b, a) if metric in LOWER_IS_BETTER else (a, b)
+
+
+def _compare(g: Group, base: Group, inf: Inference) -> tuple[stats.Comparison, dict[str, Any]]:
+    """The comparison of one group with its baseline, paired when their seeds match."""
+    a_seed, b_seed = g.by_seed(inf.metric), base.by_seed(inf.metric)
+    is_paired = bool(a_seed and b_seed and a_seed.keys() == b_seed.keys() and len(a_seed) >= 2)
+    if is_paired:
+        seeds = sorted(a_seed)  # type: ignore[arg-type]
+        a = np.array([a_seed[s] for s in seeds])  # type: ignore[index]
+        b = np.array([b_seed[s] for s in seeds])  # type: ignore[index]
+        c = stats.paired(a, b, inf.test, inf.level, inf.reps, inf.seed)
+        sd = float(np.std(a - b, ddof=1))
+    else:
+        a, b = g.values(inf.metric), base.values(inf.metric)
+        c = stats.welch(a, b, inf.level)
+        sd = math.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2) if c.note == "" else 0.0
+    pab, pab_low, pab_high = stats.prob_better(
+        *_better(inf.metric, a, b), is_paired, inf.level, inf.reps, inf.seed
+    )
+    extra = {
+        "p_better": pab,
+        "p_better_low": pab_low,
+        "p_better_high": pab_high,
+        "seeds_needed": stats.seeds_needed(c.diff, sd, is_paired, inf.alpha)
+        if c.p is not None
+        else None,
+    }
+    return c, extra
+
+
+def baseline_records(
+    groups: Sequence[Group], bases: Sequence[int | None], inf: Inference
+) -> list[dict[str, Any]]:
+    """Per group: its comparison with its baseline group, the family's p-values adjusted."""
+    out: list[dict[str, Any]] = []
+    compared: list[tuple[int, stats.Comparison]] = []
+    for i, (g, j) in enumerate(zip(groups, bases, strict=True)):
+        note = "no baseline" if j is None else "baseline" if j == i else ""
+        if not note and (not g.values(inf.metric).size or not groups[j].values(inf.metric).size):
+            note = "no data"
+        if note:
+            out.append({"delta": None, "delta_note": note, "test": None, "significant": None})
+            continue
+        c, extra = _compare(g, groups[j], inf)  # type: ignore[index]
+        compared.append((i, c))
+        out.append(
+            {
+                "delta": c.diff,
+                "delta_low": c.low,
+                "delta_high": c.high,
+                "delta_note": c.note,
+                "test": c.test,
+                "pairs_or_runs": c.n,
+                "n_baseline": int(groups[j].values(inf.metric).size),  # type: ignore[index]
+                "rho": c.rho,
+                "p": c.p,
+                **extra,
+            }
+        )
+    tested = [(i, c) for i, c in compared if c.p is not None]
+    adjusted = stats.adjust(np.array([c.p for _, c in tested]), inf.correction)
+    for (i, _), p in zip(tested, adjusted, strict=True):
+        out[i]["p_adj"] = float(p)
+        out[i]["significant"] = bool(p < inf.alpha)
+    for r in out:
+        r.setdefault("p_adj", None)
+        r.setdefault("significant", False if r["delta"] is not None else None)
+    return out
+
+
+def noise_floor(groups: Sequence[Group], metric: str) -> tuple[float, int, float] | None:
+    """(binomial SE, test size, mean accuracy) of the test set behind test_acc, if one size."""
+    if metric != "test_acc":
+        return None
+    used = [r for g in groups for r in g.runs if r.usable and r.value(metric) is not None]
+    sizes = {test_size(r) for r in used}
+    if len(sizes) != 1 or None in sizes:
+        return None
+    (n,) = sizes
+    p = float(np.mean([r.value(metric) for r in used]))
+    return stats.noise_floor(p, n), n, p  # type: ignore[arg-type]
+
+
+def factorial_records(
+    groups: Sequence[Group], factors: Sequence[str] | None, inf: Inference
+) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray, list[str]]:
+    """Main effects and two-way interactions over a full 2^k design of regularizers.
+
+    Returns the effect records, x (n_runs, k) coded -1/+1, y (n_runs,) and the factor names.
+    """
+    names, cells = factorial_cells(groups, factors)
+    xs, ys = [], []
+    for cell, g in cells.items():
+        values = g.values(inf.metric)
+        if not values.size:
+            raise CompareError(f"the cell {g.name} has no finished run with {inf.metric}")
+        xs += [[2 * c - 1 for c in cell]] * len(values)
+        ys += list(values)
+    x, y = np.array(xs, dtype=float), np.array(ys)
+    terms = 1 + len(names) + len(names) * (len(names) - 1) // 2
+    if len(y) <= terms:
+        raise CompareError(
+            f"{len(y)} runs cannot estimate {terms} terms of a 2^{len(names)} design; "
+            "run more seeds per cell (2 or more)"
+        )
+    effects = stats.factorial_effects(x, y, names, inf.level)
+    adjusted = stats.adjust(np.array([e.p for e in effects]), inf.correction)
+    records = [
+        {
+            "term": e.term,
+            "effect": e.effect,
+            "low": e.low,
+            "high": e.high,
+            "p": e.p,
+            "p_adj": float(p),
+            "significant": bool(p < inf.alpha),
+        }
+        for e, p in zip(effects, adjusted, strict=True)
+    ]
+    return records, x, y, names
+
+
+def sort_order(records: Sequence[dict[str, Any]], sort: str | None, metric: str) -> list[int]:
+    """Indices of records in display order. Default: metric, best first; `-key` descends."""
+    if sort is None:
+        sort = f"{metric}" if metric in LOWER_IS_BETTER else f"-{metric}"
+    key = sort.lstrip("-")
+    key = f"{metric}_mean" if key == metric else key
+    if records and key not in records[0]:
+        raise CompareError(f"cannot sort by {key!r}; choose one of: {', '.join(records[0])}")
+
+    def sort_key(i: int) -> tuple[bool, Any]:
+        v = records[i][key]
+        return (v is None, v if isinstance(v, (int, float)) else str(v))
+
+    order = sorted(range(len(records)), key=sort_key)
+    if sort.startswith("-"):  # reverse values, but keep missing values last
+        present = [i for i in order if records[i][key] is not None]
+        order = present[::-1] + [i for i in order if records[i][key] is None]
+    return order

@@ -1,0 +1,289 @@
+"""`regbench compare`: the Typer command that chains load -> analysis -> report/figures."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from regbench.compare import analysis, figures, report
+from regbench.compare.analysis import METRICS, Inference
+from regbench.compare.groups import Group, baseline_of, filter_runs, get_key, group_runs
+from regbench.compare.load import CompareError, Run, load_runs
+from regbench.compare.stats import CORRECTIONS, TESTS
+
+FORMATS = ("table", "md", "csv", "json", "html")
+WIDE = 250  # piped output has no terminal width: let tables take what they need
+CURVES = ",".join(figures.CURVE_COLUMNS)
+
+Paths = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Run folders, sweep folders or any parent of them (e.g. outputs/).", show_default=False
+    ),
+]
+By = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated dotted config keys to group by, e.g. model,reg,optim.lr. "
+        "Default: runs that differ only in seed."
+    ),
+]
+Sort = Annotated[
+    str | None,
+    typer.Option(
+        help="Column to sort groups by, e.g. test_acc, gen_gap, model; prefix '-' for "
+        "descending. Default: --metric, best first."
+    ),
+]
+Filter = Annotated[
+    list[str],
+    typer.Option(
+        "--filter",
+        help="Keep runs with key=value (or key!=value), e.g. data.name=mnist. Repeatable; all must hold.",
+    ),
+]
+Metric = Annotated[
+    str, typer.Option(help=f"Summary value to average and compare: {', '.join(METRICS)}.")
+]
+Baseline = Annotated[
+    str | None,
+    typer.Option(
+        help="key=value of the reference group, e.g. reg=none: every group is compared with the "
+        "baseline that has the same other settings (paired by seed when the seeds match)."
+    ),
+]
+Test = Annotated[
+    str,
+    typer.Option(help="Paired test: t (paired t), wilcoxon (signed-rank), bootstrap (percentile)."),
+]
+Correction = Annotated[
+    str, typer.Option(help="Multiplicity correction over the table's comparisons: holm, bh, none.")
+]
+Alpha = Annotated[float, typer.Option(help="Significance level of the adjusted p-values.")]
+Reps = Annotated[
+    int, typer.Option(help="Bootstrap resamples (P(better) intervals, --test bootstrap).")
+]
+Seed = Annotated[int, typer.Option("--bootstrap-seed", help="Seed of the bootstrap's generator.")]
+Summary = Annotated[
+    bool, typer.Option("--summary", help="Also print one plain-words line per comparison.")
+]
+Factorial = Annotated[
+    bool,
+    typer.Option(
+        "--factorial",
+        help="Main effects and two-way interactions of a full 2^k design of regularizers "
+        "(e.g. regbench sweep study=factorial).",
+    ),
+]
+Factors = Annotated[
+    str | None,
+    typer.Option(
+        help="Regularizers of the --factorial design, e.g. dropout,bn. Default: all present."
+    ),
+]
+Curves = Annotated[
+    str,
+    typer.Option(help="metrics.csv columns the learning-curves figure draws (with --out)."),
+]
+Format = Annotated[str, typer.Option(help=f"Output on stdout: {'|'.join(FORMATS)}.")]
+Out = Annotated[
+    Path | None,
+    typer.Option(
+        help="Also write report.md (report.html with --format html), runs.csv, groups.csv and "
+        "PNG figures into this folder."
+    ),
+]
+
+
+def _split(text: str | None) -> list[str]:
+    return [k.strip() for k in (text or "").split(",") if k.strip()]
+
+
+def _check(format: str, metric: str, test: str, correction: str, alpha: float, reps: int) -> None:
+    for name, value, allowed in (
+        ("--format", format, FORMATS),
+        ("--metric", metric, METRICS),
+        ("--test", test, TESTS),
+        ("--correction", correction, tuple(CORRECTIONS)),
+    ):
+        if value not in allowed:
+            raise CompareError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    if not 0 < alpha < 1:
+        raise CompareError(f"--alpha must be between 0 and 1, got {alpha}")
+    if reps < 100:
+        raise CompareError(f"--reps must be at least 100, got {reps}")
+
+
+def _groups(
+    paths: list[Path], by: list[str], filters: list[str], err: Console
+) -> tuple[list[Run], list[Group]]:
+    runs = load_runs(paths)
+    for r in runs:
+        for why in [r.problem] if r.problem else r.warnings:
+            say(err, f"warning: {'skipped ' if r.problem else ''}{report.shown(r.path)}: {why}")
+    kept = filter_runs(runs, filters)
+    if not kept:
+        raise CompareError(
+            f"no runs with a readable config match {' and '.join(filters)}"
+            if filters
+            else "no run folder has a readable config.yaml"
+        )
+    for k in by:
+        if all(get_key(r.config, k) is None for r in kept):
+            raise CompareError(f"--by key {k!r} is not in any run's config.yaml")
+    return runs, group_runs(kept, by or None)
+
+
+def _check_curves(runs: list[Run], columns: list[str]) -> None:
+    present = list(dict.fromkeys(c for r in runs for c in r.metrics if c != "epoch"))
+    for c in columns:
+        if c not in present:
+            raise CompareError(
+                f"--curves column {c!r} is in no run's metrics.csv; choose from: {', '.join(present)}"
+            )
+
+
+def say(console: Console, text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def compare_command(
+    paths: Paths,
+    by: By = None,
+    sort: Sort = None,
+    filter: Filter = [],  # noqa: B006 - Typer copies list defaults
+    metric: Metric = "test_acc",
+    baseline: Baseline = None,
+    test: Test = "t",
+    correction: Correction = "holm",
+    alpha: Alpha = 0.05,
+    reps: Reps = 2000,
+    bootstrap_seed: Seed = 0,
+    summary: Summary = False,
+    factorial: Factorial = False,
+    factors: Factors = None,
+    curves: Curves = CURVES,
+    format: Format = "table",
+    out: Out = None,
+) -> None:
+    """Compare runs: seeds grouped, mean ± std per group; paired and corrected inference against
+    a baseline, P(better), seeds needed; factorial effects; spread per source of randomness."""
+    err = Console(stderr=True)
+    inf = Inference(metric, test, correction, alpha, reps=reps, seed=bootstrap_seed)
+    try:
+        _check(format, metric, test, correction, alpha, reps)
+        keys = _split(by)
+        runs, groups = _groups(paths, keys, filter, err)
+        if out is not None:
+            _check_curves(runs, _split(curves))
+        result = _analyse(runs, groups, keys, inf, baseline, sort, factorial, _split(factors))
+    except CompareError as e:
+        say(err, f"error: {e}")
+        raise typer.Exit(code=2) from None
+    _print(result, format, summary, err)
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            path = _write(out, result, format == "html", _split(curves))
+        except OSError as e:
+            say(err, f"error: cannot write the report to {out}: {e.strerror or e}")
+            raise typer.Exit(code=2) from None
+        say(err, f"wrote {path}")
+
+
+def _analyse(
+    runs: list[Run],
+    groups: list[Group],
+    keys: list[str],
+    inf: Inference,
+    baseline: str | None,
+    sort: str | None,
+    factorial: bool,
+    factors: list[str],
+) -> dict[str, Any]:
+    """Every record and table section the outputs need, in display order."""
+    records = analysis.group_records(groups, inf.metric)
+    labels = list(groups[0].labels)
+    result: dict[str, Any] = {"inf": inf, "summary": [], "effects": None, "design": None}
+    if baseline:
+        compared = analysis.baseline_records(groups, baseline_of(groups, baseline, keys), inf)
+        for r, c in zip(records, compared, strict=True):
+            r.update(c)
+    factorial_data = analysis.factorial_records(groups, factors or None, inf) if factorial else None
+    order = analysis.sort_order(records, sort, inf.metric)
+    result["records"] = [records[i] for i in order]
+    result["groups"] = shown = [groups[i] for i in order]
+    result["runs"] = report.run_records(runs, groups)
+    result["skipped"] = [r for r in runs if r.problem]
+    caption = report.group_caption(len(result["skipped"]))
+    sections = [report.group_section(result["records"], labels, inf.metric, caption)]
+    if baseline:
+        m = sum(r.get("p_adj") is not None for r in records)
+        caption = report.baseline_caption(inf, m, analysis.noise_floor(groups, inf.metric))
+        sections.append(report.baseline_section(result["records"], labels, inf, caption))
+        result["summary"] = report.summary_lines(result["records"], shown, inf)
+    if "seeds" in labels:
+        sections.append(report.spread_section(result["records"], labels, inf.metric))
+    if factorial_data:
+        effects, x, y, names = factorial_data
+        sections.append(report.effects_section(effects, inf, names, len(y)))
+        result["effects"] = effects
+        result["design"] = (x, y, names)
+    result["sections"] = sections
+    return result
+
+
+def _print(result: dict[str, Any], format: str, summary: bool, err: Console) -> None:
+    sections, lines = result["sections"], result["summary"] if summary else []
+    if format == "table":
+        width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else WIDE
+        console = Console(width=width)
+        for s in sections:
+            console.print(report.render_rich(s))
+        for line in lines:
+            say(console, line)
+    elif format == "md":
+        sys.stdout.write(report.markdown(sections))
+        sys.stdout.write("".join(f"\n- {line}" for line in lines) + ("\n" if lines else ""))
+    elif format == "html":
+        sys.stdout.write("".join(report.render_html(s) for s in sections))
+        sys.stdout.write("".join(f"<p>{html.escape(line)}</p>\n" for line in lines))
+    else:  # csv and json carry the raw numbers; stdout stays parseable, so words go to stderr
+        if format == "csv":
+            sys.stdout.write(report.render_csv(result["records"]))
+        else:
+            data = {
+                "metric": result["inf"].metric,
+                "groups": result["records"],
+                "effects": result["effects"],
+                "summary": result["summary"],
+                "runs": result["runs"],
+            }
+            sys.stdout.write(
+                json.dumps(report.finite(data), indent=2, default=str, allow_nan=False) + "\n"
+            )
+        for line in lines:
+            say(err, line)
+
+
+def _write(out: Path, result: dict[str, Any], as_html: bool, columns: list[str]) -> Path:
+    """groups.csv, runs.csv, effects.csv, the figures and report.md/html into out."""
+    metric, groups = result["inf"].metric, result["groups"]
+    (out / "groups.csv").write_text(report.render_csv(result["records"]))
+    (out / "runs.csv").write_text(report.render_csv(result["runs"]))
+    pngs = figures.write_figures(out, groups, metric, columns)
+    if any(s.title.endswith("source of randomness") for s in result["sections"]):
+        pngs.append(figures.spread_figure(out, groups, metric))
+    if result["design"] is not None:
+        (out / "effects.csv").write_text(report.render_csv(result["effects"]))
+        pngs.append(figures.interaction_figure(out, *result["design"], metric))
+    return report.write_report(
+        out, result["sections"], pngs, as_html, result["summary"], result["skipped"]
+    )

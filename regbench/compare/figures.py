@@ -1,0 +1,226 @@
+"""The report's figures (PNG, matplotlib's Agg backend): learning curves of any metrics.csv
+columns, the metric per group, gap vs accuracy, the spread per source of randomness and the
+factorial interaction plot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from regbench.compare import stats
+from regbench.compare.groups import Group
+from regbench.compare.load import Run
+
+MAX_PLOTTED_GROUPS = 12  # more lines than this make a figure unreadable
+CURVE_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc")  # --curves default
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _clip(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _save(fig: Any, path: Path) -> None:
+    # Margins are set by hand: tight_layout measures every text box (slow for 1,000 runs).
+    fig.savefig(path, dpi=100, pil_kwargs={"compress_level": 3})
+
+
+def curves(runs: Sequence[Run], column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Epochs (e,), mean (e,) and sample std (e,) of a metrics column across seeds.
+
+    Ragged lengths and NaN cells allowed; std is 0 where one seed is left.
+    """
+    series = [r.metrics[column] for r in runs if r.metrics.get(column)]
+    length = max(len(s) for s in series)
+    grid = np.full((len(series), length), np.nan)
+    for i, s in enumerate(series):
+        grid[i, : len(s)] = s
+    count = np.sum(~np.isnan(grid), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # an epoch with no value stays NaN
+        mean = np.nansum(grid, axis=0) / count
+    squares = np.nansum((grid - mean) ** 2, axis=0)
+    return np.arange(1, length + 1), mean, np.sqrt(squares / np.maximum(count - 1, 1))
+
+
+def _curves_figure(out: Path, shown: Sequence[Group], columns: Sequence[str], note: str) -> str:
+    plt = _pyplot()
+    rows = (len(columns) + 1) // 2
+    fig, axes = plt.subplots(rows, 2, figsize=(12, 4 * rows), squeeze=False)
+    colors = [plt.get_cmap("tab10")(i % 10) for i in range(len(shown))]
+    for ax, column in zip(axes.flat, columns, strict=False):
+        for g, color in zip(shown, colors, strict=True):
+            used = [r for r in g.runs if r.usable and r.metrics.get(column)]
+            if not used:
+                continue
+            x, mean, std = curves(used, column)
+            ax.plot(x, mean, color=color, label=f"{_clip(g.name)} (n={len(used)})")
+            ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+            if (best := g.values("best_epoch")).size:
+                ax.axvline(best.mean(), color=color, linestyle=":", linewidth=1)
+        ax.set_title(column.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(column.replace("_", " "))
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(columns) :]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize="small", title="mean ± std over seeds; dotted: best epoch")
+    fig.suptitle("Learning curves" + note)
+    height = fig.get_figheight()  # margins in inches, whatever the number of panels
+    fig.subplots_adjust(
+        left=0.07, right=0.98, bottom=0.6 / height, top=1 - 0.75 / height, hspace=0.35
+    )
+    _save(fig, out / "learning_curves.png")
+    plt.close(fig)
+    return "learning_curves.png"
+
+
+def _bars_figure(out: Path, shown: Sequence[Group], metric: str, note: str) -> str:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.45 * len(shown)))
+    described = [stats.describe(g.values(metric)) for g in shown]
+    colors = [plt.get_cmap("tab10")(i % 10) for i in range(len(shown))]
+    ax.barh(
+        range(len(shown)),
+        [m for _, m, _ in described],
+        xerr=[s or 0.0 for _, _, s in described],
+        color=colors,
+        capsize=4,
+    )
+    ticks = [f"{_clip(g.name)} (n={n})" for g, (n, _, _) in zip(shown, described, strict=True)]
+    ax.set_yticks(range(len(shown)), ticks)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{metric} (mean ± sample std over seeds)")
+    ax.set_title(f"{metric} by group" + note)
+    height = fig.get_figheight()  # margins in inches: ~0.075 in per tick-label character
+    fig.subplots_adjust(
+        left=min(0.6, (0.4 + 0.075 * max(map(len, ticks), default=0)) / 8),
+        right=0.97,
+        bottom=0.8 / height,
+        top=1 - 0.5 / height,
+    )
+    _save(fig, out / f"{metric}_bars.png")
+    plt.close(fig)
+    return f"{metric}_bars.png"
+
+
+def _gap_figure(out: Path, shown: Sequence[Group], note: str) -> str:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 6))
+    for i, g in enumerate(shown):
+        color = plt.get_cmap("tab10")(i % 10)
+        pts = [(r.value("test_acc"), r.value("gen_gap")) for r in g.runs if r.usable]
+        pts = [(x, y) for x, y in pts if x is not None and y is not None]
+        if pts:
+            xs, ys = np.array(pts).T
+            ax.scatter(xs, ys, color=color, alpha=0.5, s=20)
+            ax.scatter(xs.mean(), ys.mean(), color=color, edgecolor="black", marker="D", s=60,
+                       label=_clip(g.name))  # fmt: skip
+    ax.set_xlabel("test accuracy")
+    ax.set_ylabel("generalization gap (train − val acc at best epoch)")
+    ax.set_title("Generalization gap vs test accuracy" + note)
+    ax.grid(alpha=0.3)
+    if shown:
+        ax.legend(fontsize="small", title="dots: seeds, diamonds: group means")
+    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.09, top=0.93)
+    _save(fig, out / "gap_vs_test_acc.png")
+    plt.close(fig)
+    return "gap_vs_test_acc.png"
+
+
+def spread_figure(out: Path, groups: Sequence[Group], metric: str) -> str:
+    """Bouthillier et al. (2021), Fig. 1 style: the metric's distribution per source of variance."""
+    plt = _pyplot()
+    shown = [g for g in groups if g.values(metric).size][:MAX_PLOTTED_GROUPS]
+    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.55 * len(shown)))
+    rng = np.random.default_rng(0)  # jitter only: fixed so the figure is the same every time
+    for i, g in enumerate(shown):
+        v = g.values(metric)
+        ax.boxplot(v, positions=[i], orientation="horizontal", widths=0.5, whis=(0, 100))
+        ax.scatter(v, i + rng.uniform(-0.15, 0.15, len(v)), s=14, alpha=0.6, color="tab:blue")
+    ticks = [f"{_clip(g.name)} (n={g.values(metric).size})" for g in shown]
+    ax.set_yticks(range(len(shown)), ticks)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{metric} (dots: seeds; box: quartiles, whiskers: range)")
+    ax.set_title(f"Spread of {metric} per source of randomness")
+    ax.grid(alpha=0.3, axis="x")
+    height = fig.get_figheight()
+    fig.subplots_adjust(
+        left=min(0.6, (0.4 + 0.075 * max(map(len, ticks), default=0)) / 8),
+        right=0.97,
+        bottom=0.8 / height,
+        top=1 - 0.5 / height,
+    )
+    _save(fig, out / "spread_by_source.png")
+    plt.close(fig)
+    return "spread_by_source.png"
+
+
+def interaction_figure(
+    out: Path, x: np.ndarray, y: np.ndarray, names: Sequence[str], metric: str
+) -> str:
+    """One panel per pair of factors: cell means (± SE over runs) of A off/on, a line per B level.
+
+    x: (n_runs, k) coded -1/+1, y: (n_runs,). Parallel lines: no interaction.
+    """
+    plt = _pyplot()
+    pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))]
+    cols = min(3, len(pairs))
+    rows = -(-len(pairs) // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False, sharey=True
+    )
+    for ax, (i, j) in zip(axes.flat, pairs, strict=False):
+        means = stats.cell_means(x, y, i, j)
+        for b, style in ((0, "--"), (1, "-")):
+            se = [_se(y[(x[:, i] == 2 * a - 1) & (x[:, j] == 2 * b - 1)]) for a in (0, 1)]
+            ax.errorbar([0, 1], means[:, b], yerr=se, linestyle=style, marker="o", capsize=4,
+                        label=f"{names[j]} {'on' if b else 'off'}")  # fmt: skip
+        ax.set_xticks([0, 1], [f"{names[i]} off", f"{names[i]} on"])
+        ax.set_xlim(-0.3, 1.3)
+        ax.set_title(f"{names[i]} × {names[j]}")
+        ax.set_xlabel(names[i])
+        ax.legend(fontsize="small")
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"{metric} (cell mean ± SE)")
+    for ax in axes.flat[len(pairs) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"Two-way interactions on {metric}: parallel lines mean no interaction")
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12 / rows + 0.02, top=1 - 0.3 / rows,
+                        hspace=0.45, wspace=0.25)  # fmt: skip
+    _save(fig, out / "interactions.png")
+    plt.close(fig)
+    return "interactions.png"
+
+
+def _se(v: np.ndarray) -> float:
+    return float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) >= 2 else 0.0
+
+
+def write_figures(
+    out: Path, groups: Sequence[Group], metric: str, columns: Sequence[str]
+) -> list[str]:
+    """Learning curves, metric bars and gap-vs-accuracy scatter as PNGs; returns file names.
+
+    groups are in table order; the first MAX_PLOTTED_GROUPS with the metric are drawn.
+    """
+    with_data = [g for g in groups if g.values(metric).size]
+    shown = with_data[:MAX_PLOTTED_GROUPS]
+    clipped = len(with_data) > len(shown)
+    note = f" (first {len(shown)} of {len(with_data)} groups)" if clipped else ""
+    return [
+        _curves_figure(out, shown, columns, note),
+        _bars_figure(out, shown, metric, note),
+        _gap_figure(out, shown, note),
+    ]
