@@ -2,29 +2,82 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from omegaconf import DictConfig, OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    Tag,
+    ValidationError,
+)
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+def _conf_dir() -> Path:
+    # an installed wheel carries conf/ inside the package (pyproject maps it there at build time);
+    # a checkout (editable install, PYTHONPATH) keeps it at the top of the repo
+    here = Path(__file__).resolve().parent
+    return next((d for d in (here / "conf", here.parent / "conf") if d.is_dir()), here / "conf")
+
+
+CONF_DIR = _conf_dir()
 GROUPS = ("data", "model", "reg", "optim", "sched", "init", "trainer")
+# the user's own config folder: `--config-dir DIR` sets it (for this process and every job it
+# starts), else ./regbench_conf where it exists; its groups add to conf/'s, its modules import
+USER_CONF_ENV = "REGBENCH_CONFIG_DIR"
+USER_CONF_DEFAULT = "regbench_conf"
 
 
 class ConfigError(ValueError):
     """A bad config or bad input: reported as one line, exit code 2."""
 
 
+def user_conf_dir() -> Path | None:
+    """The user's config folder, absolute, or None."""
+    given = os.environ.get(USER_CONF_ENV)
+    if given:
+        return Path(given).expanduser().resolve()
+    default = Path(USER_CONF_DEFAULT)
+    return default.resolve() if default.is_dir() else None
+
+
+def conf_dirs() -> list[Path]:
+    """Where config groups are read from: the user's folder first, then the packaged conf/."""
+    user = user_conf_dir()
+    return [user, CONF_DIR] if user else [CONF_DIR]
+
+
+def searchpath_override() -> list[str]:
+    """The Hydra override that adds the user's folder to the search path (none without one)."""
+    user = user_conf_dir()
+    return [f"hydra.searchpath=[file://{user}]"] if user else []
+
+
 def group_options(group: str) -> list[str]:
-    """The options of a config group, read from conf/ (not a hard-coded list)."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    """The options of a config group, read from conf/ and the user's folder (not a hard-coded list)."""
+    return sorted({p.stem for d in conf_dirs() for p in (d / group).glob("*.yaml")})
+
+
+def default_data() -> str:
+    """The dataset conf/config.yaml selects by default (run names leave it out)."""
+    defaults = OmegaConf.load(CONF_DIR / "config.yaml").defaults
+    return next(d.data for d in defaults if isinstance(d, DictConfig) and "data" in d)
 
 
 def run_name(cfg: DictConfig, extra: str = "") -> str:
-    """Readable run folder name: <model>-<regs>-<optim>-s<seed>[-<other swept overrides>]."""
+    """Readable run folder name: [<data>-]<model>-<regs>-<optim>-s<seed>[-<other swept overrides>].
+
+    The dataset is named when it is not the default: digits and MNIST runs never share a name.
+    """
     name = f"{cfg.model.name}-{'+'.join(cfg.reg.keys())}-{cfg.optim.name}-s{cfg.seed}"
+    if cfg.data.name != default_data():
+        name = f"{cfg.data.name}-{name}"
     if extra:
         name += "-" + re.sub(r"[^A-Za-z0-9_.+=,-]", "_", extra.replace("/", "."))
     return name
@@ -59,6 +112,35 @@ class Data(_Strict):
     val_fraction: Annotated[float, Field(gt=0, lt=1)]
     split_seed: int
     subset: PosInt | None
+
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+=,-]+$")]
+
+
+class UserData(Data):
+    """data._target_: the user's dataset; its other keys are the callable's own arguments."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    target: str = Field(alias="_target_")
+    name: Name  # type: ignore[assignment]
+    root: str = "data"  # the packaged datasets' keys, unused by a user's dataset
+    download: StrictBool = False
+    test_fraction: None = None  # the callable returns its own test split
+
+
+class UserModel(BaseModel):
+    """model._target_: the user's model; its other keys are the callable's own arguments."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    target: str = Field(alias="_target_")
+    name: Name
+
+
+def _kind(v: object) -> str | None:
+    # the user's _target_ configs, else the packaged ones by name
+    if isinstance(v, dict):
+        return "user" if "_target_" in v else v.get("name")
+    return None
 
 
 class MLP(_Strict):
@@ -204,8 +286,18 @@ class Trainer(_Strict):
 
 
 class Config(_Strict):
-    data: Data
-    model: Annotated[MLP | CNN | VGG | ResNet, Field(discriminator="name")]
+    data: Annotated[
+        Annotated[Data, Tag("builtin")] | Annotated[UserData, Tag("user")],
+        Discriminator(lambda v: "user" if isinstance(v, dict) and "_target_" in v else "builtin"),
+    ]
+    model: Annotated[
+        Annotated[MLP, Tag("mlp")]
+        | Annotated[CNN, Tag("cnn")]
+        | Annotated[VGG, Tag("vgg")]
+        | Annotated[ResNet, Tag("resnet")]
+        | Annotated[UserModel, Tag("user")],
+        Discriminator(_kind),
+    ]
     reg: Reg
     optim: Annotated[SGD | Momentum | RMSprop | Adam | AdamW, Field(discriminator="name")]
     sched: Annotated[NoSched | StepSched | CosineSched | OneCycleSched, Field(discriminator="name")]
@@ -233,7 +325,7 @@ def validate(cfg: DictConfig) -> None:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = [str(p) for p in err["loc"]]
-        if loc[0] in ("model", "optim", "sched") and len(loc) > 2:
+        if loc[0] in ("data", "model", "optim", "sched") and len(loc) > 2:
             del loc[1]  # pydantic puts the union member's tag in the location: model.cnn.hidden
         key = ".".join(loc)
         if err["type"] == "extra_forbidden":
@@ -244,3 +336,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"invalid value for '{key}' ({err.get('input')!r}): {msg}") from None
     if "bn" in cfg.reg and cfg.trainer.batch_size < 2:  # batch norm trains on batch statistics
         raise ConfigError("reg=bn needs trainer.batch_size of at least 2")
+    if "_target_" in cfg.model or "_target_" in cfg.data:
+        from regbench import extend  # the user's callables: importable, accepting what they get
+
+        extend.check(cfg)

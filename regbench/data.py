@@ -89,7 +89,11 @@ def _torchvision(
 def load(cfg: DictConfig, device: torch.device) -> Splits:
     """Load the dataset named by cfg.name, split it with cfg.split_seed, normalize with train stats."""
     rng = np.random.default_rng(cfg.split_seed)
-    if cfg.name == "digits":
+    if "_target_" in cfg:  # the user's own dataset: regbench.extend
+        from regbench import extend
+
+        x, y, x_test, y_test = extend.load_arrays(cfg)
+    elif cfg.name == "digits":
         x, y = _digits()
         order = rng.permutation(len(x))
         n_test = round(len(x) * cfg.test_fraction)

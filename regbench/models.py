@@ -162,7 +162,12 @@ def init_weights(model: nn.Module, scheme: str) -> None:
 
 def build(cfg: DictConfig, shape: tuple[int, int, int], classes: int) -> nn.Module:
     """The model cfg.model names, shaped for the data, with the layers cfg.reg asks for."""
-    model = BUILDERS[cfg.model.name](cfg.model, shape, classes, Switches.from_reg(cfg.reg))
+    if "_target_" in cfg.model:  # the user's own model: regbench.extend
+        from regbench import extend
+
+        model = extend.build_model(cfg, shape, classes)
+    else:
+        model = BUILDERS[cfg.model.name](cfg.model, shape, classes, Switches.from_reg(cfg.reg))
     init_weights(model, cfg.init.name)
     return model
 

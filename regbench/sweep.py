@@ -29,9 +29,9 @@ from rich.console import Console
 from rich.table import Table
 
 from regbench import runs
-from regbench.config import CONF_DIR, ConfigError, validate
+from regbench.compose import compose_overrides
+from regbench.config import ConfigError, conf_dirs, group_options, validate
 
-STUDY_DIR = CONF_DIR / "study"
 INDEX = "sweep.json"
 BAD = ("failed", "diverged")  # statuses that make the sweep command exit non-zero
 CALLBACK = "+hydra.callbacks.regbench_sweep._target_=regbench.sweep.Tracker"
@@ -49,15 +49,13 @@ class Plan:
     swept: list[str] = field(default_factory=list)  # keys that vary between runs
 
 
-def studies() -> list[str]:
-    return sorted(p.stem for p in STUDY_DIR.glob("*.yaml"))
-
-
 def load_study(name: str) -> tuple[str, list[str]]:
-    """conf/study/NAME.yaml: `sweep_name` and `overrides` (key: Hydra value, e.g. seed: 0,1,2)."""
-    path = STUDY_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unknown study '{name}'; choose from: {', '.join(studies())}")
+    """study/NAME.yaml (the user's folder first, then conf/): `sweep_name` and `overrides`."""
+    path = next((p for d in conf_dirs() if (p := d / "study" / f"{name}.yaml").is_file()), None)
+    if path is None:
+        raise ConfigError(
+            f"unknown study '{name}'; choose from: {', '.join(group_options('study'))}"
+        )
     spec = yaml.safe_load(path.read_text())
     if not isinstance(spec, dict) or not isinstance(spec.get("overrides"), dict):
         raise ConfigError(f"{path} needs an 'overrides' mapping (key: value, e.g. seed: 0,1,2)")
@@ -81,8 +79,6 @@ def _short_hash(items: list[str]) -> str:
 
 def plan(args: list[str]) -> Plan:
     """Turn the command's arguments into the sweep: its name, folder, runs and Hydra's argv."""
-    from regbench.cli import compose_overrides  # cli imports this module lazily, too
-
     study = next((a.split("=", 1)[1] for a in args if a.startswith("study=")), None)
     user = [a for a in args if not a.startswith("study=")]
     base_name, base = load_study(study) if study else ("grid", [])
