@@ -76,7 +76,9 @@ def check(cfg: DictConfig) -> None:
 
 def build_model(cfg: DictConfig, shape: tuple[int, int, int], classes: int):
     """fn(input_shape, num_classes, **model keys, dropout=p, batch_norm=True) -> nn.Module."""
+    import torch
     from torch import nn
+    from torch.nn.parameter import UninitializedParameter
 
     fn, kwargs = _model_call(cfg)
     model = fn(shape, classes, **kwargs)
@@ -84,6 +86,10 @@ def build_model(cfg: DictConfig, shape: tuple[int, int, int], classes: int):
         raise ConfigError(
             f"model._target_={cfg.model._target_} returned {type(model).__name__}, not a torch nn.Module"
         )
+    if any(isinstance(p, UninitializedParameter) for p in model.parameters()):
+        with torch.no_grad():  # lazy layers (nn.LazyLinear, ...) take their shapes from one batch
+            model.eval()(torch.zeros(1, *shape))
+        model.train()
     return model
 
 
