@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from pathlib import Path
@@ -32,6 +33,8 @@ GROUPS = ("data", "model", "reg", "optim", "sched", "init", "trainer")
 # starts), else ./regbench_conf where it exists; its groups add to conf/'s, its modules import
 USER_CONF_ENV = "REGBENCH_CONFIG_DIR"
 USER_CONF_DEFAULT = "regbench_conf"
+# trainer.loggers: the modules each needs (its extra in pyproject.toml)
+LOGGER_MODULES = {"tensorboard": ["tensorboard"], "mlflow": ["mlflow", "sqlalchemy", "alembic"]}
 
 
 class ConfigError(ValueError):
@@ -283,6 +286,7 @@ class Trainer(_Strict):
     precision: Literal["auto", "fp32", "bf16"]
     deterministic: StrictBool
     progress: Literal["auto", "bar", "plain", "none"]
+    loggers: list[Literal["tensorboard", "mlflow"]]
 
 
 class Config(_Strict):
@@ -336,6 +340,13 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"invalid value for '{key}' ({err.get('input')!r}): {msg}") from None
     if "bn" in cfg.reg and cfg.trainer.batch_size < 2:  # batch norm trains on batch statistics
         raise ConfigError("reg=bn needs trainer.batch_size of at least 2")
+    for logger in cfg.trainer.loggers:  # optional extras: missing, one line before any run
+        missing = [m for m in LOGGER_MODULES[logger] if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ConfigError(
+                f"trainer.loggers={logger} needs the {logger} extra ({missing[0]} is not "
+                f"installed): pip install -e '.[{logger}]'"
+            )
     if "_target_" in cfg.model or "_target_" in cfg.data:
         from regbench import extend  # the user's callables: importable, accepting what they get
 

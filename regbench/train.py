@@ -7,6 +7,7 @@ import random
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from torch import nn
 
-from regbench import data, models, runs
+from regbench import data, loggers, models, runs
 from regbench.config import CONF_DIR, ConfigError, run_name, validate
 
 console = Console(highlight=False)
@@ -146,7 +147,13 @@ def _progress(mode: str) -> Progress | None:
 
 
 # ---- the loop -----------------------------------------------------------------------------------
-def fit(cfg: DictConfig, d: data.Splits, run_dir: Path, log) -> dict[str, Any]:
+def fit(
+    cfg: DictConfig,
+    d: data.Splits,
+    run_dir: Path,
+    log: Callable[[str], None],
+    on_epoch: Callable[[dict[str, Any]], None] = lambda row: None,
+) -> dict[str, Any]:
     """Train cfg's model on the splits; write metrics.csv, best.pt, last.pt; return the summary."""
     start = time.perf_counter()
     tc, reg = cfg.trainer, cfg.reg
@@ -247,6 +254,7 @@ def fit(cfg: DictConfig, d: data.Splits, run_dir: Path, log) -> dict[str, Any]:
             "samples_per_s": round(per_epoch * bs / seconds, 1),
         }
         rows.append(row)
+        on_epoch(row)  # trainer.loggers
         log(
             f"epoch {epoch:3d}/{tc.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
             f"val loss {val_loss:.4f} acc {val_acc:.4f}  {row['samples_per_s']:.0f} samples/s"
@@ -388,8 +396,9 @@ def run(cfg: DictConfig) -> float:
             return previous.get("best_val_acc") or math.nan
         runs.mark_status(run_dir, "running")
         log(f"run folder {run_dir}")
+        tracker = cleanup.enter_context(loggers.open_loggers(cfg, run_dir))
         try:
-            summary = fit(cfg, d, run_dir, log)
+            summary = fit(cfg, d, run_dir, log, tracker.epoch)
         except KeyboardInterrupt:
             runs.mark_status(
                 run_dir, "interrupted", "interrupted; rerun with resume=true to continue"
@@ -409,6 +418,7 @@ def run(cfg: DictConfig) -> float:
             err_console.print(f"error: {run_dir.name}: {line}", soft_wrap=True)
             return math.nan
         runs.write_summary(run_dir, summary)
+        tracker.finish(summary)
     if not multirun:
         console.print(_summary_table(summary, run_dir))
         if summary["status"] == "diverged":
