@@ -6,7 +6,7 @@ import importlib.util
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from omegaconf import DictConfig, OmegaConf
 from pydantic import (
@@ -17,6 +17,8 @@ from pydantic import (
     StrictBool,
     Tag,
     ValidationError,
+    ValidationInfo,
+    field_validator,
 )
 
 
@@ -101,6 +103,20 @@ class _Strict(BaseModel):
     # allow_inf_nan=False: optim.lr=inf passes "greater than 0" but can only diverge
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _bool_is_not_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads true as 1: trainer.epochs=true would train one epoch
+        field = cls.model_fields.get(info.field_name or "")
+        items = value if isinstance(value, (list, tuple)) else [value]  # model.hidden=[true]
+        if (
+            field is not None
+            and field.annotation is not bool
+            and any(isinstance(v, bool) for v in items)
+        ):
+            raise ValueError("true/false is not a valid value here")
+        return value
+
 
 PosInt = Annotated[int, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -140,7 +156,8 @@ class UserModel(BaseModel):
 
 
 def _kind(v: object) -> str | None:
-    # the user's _target_ configs, else the packaged ones by name
+    # which schema checks a model/optim/sched node: the user's _target_ configs, else by name
+    # (a callable discriminator: the bool check below is a before-validator on every field)
     if isinstance(v, dict):
         return "user" if "_target_" in v else v.get("name")
     return None
@@ -303,8 +320,22 @@ class Config(_Strict):
         Discriminator(_kind),
     ]
     reg: Reg
-    optim: Annotated[SGD | Momentum | RMSprop | Adam | AdamW, Field(discriminator="name")]
-    sched: Annotated[NoSched | StepSched | CosineSched | OneCycleSched, Field(discriminator="name")]
+    optim: Annotated[
+        Annotated[SGD, Tag("sgd")]
+        | Annotated[Momentum, Tag("momentum")]
+        | Annotated[Momentum, Tag("nesterov")]
+        | Annotated[RMSprop, Tag("rmsprop")]
+        | Annotated[Adam, Tag("adam")]
+        | Annotated[AdamW, Tag("adamw")],
+        Discriminator(_kind),
+    ]
+    sched: Annotated[
+        Annotated[NoSched, Tag("none")]
+        | Annotated[StepSched, Tag("step")]
+        | Annotated[CosineSched, Tag("cosine")]
+        | Annotated[OneCycleSched, Tag("onecycle")],
+        Discriminator(_kind),
+    ]
     init: Init
     trainer: Trainer
     seed: Annotated[int, Field(ge=0)]
@@ -334,6 +365,11 @@ def validate(cfg: DictConfig) -> None:
         key = ".".join(loc)
         if err["type"] == "extra_forbidden":
             raise ConfigError(f"unknown key '{key}'; remove it or check its spelling") from None
+        if err["type"] == "union_tag_invalid":  # optim.name=foo: the input is the whole node
+            ctx = err.get("ctx", {})
+            raise ConfigError(
+                f"invalid value for '{key}.name' ({ctx.get('tag')!r}); choose from: {ctx.get('expected_tags')}"
+            ) from None
         if err["type"] == "missing":  # the input is the whole parent node: too long for one line
             raise ConfigError(f"missing value for '{key}'") from None
         msg = err["msg"][:1].lower() + err["msg"][1:]  # lower() would mangle a quoted pattern

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,6 +28,18 @@ METRICS = [
     "samples_per_s",
 ]
 FINAL = ("completed", "early_stopped", "diverged")  # finished for good: a rerun skips these
+# keys that do not change what a run computes: resume=true continues a run whatever they say
+BOOKKEEPING = (
+    "resume",
+    "out_dir",
+    "name",
+    "sweep_name",
+    "data.root",
+    "data.download",
+    "trainer.device",
+    "trainer.progress",
+    "trainer.loggers",
+)
 LOCK = ".lock"
 
 
@@ -94,13 +107,7 @@ def claim(out_dir: Path, name: str, cfg: DictConfig, resume: bool) -> tuple[Path
     """
     text = config_yaml(cfg)
     if resume:  # checked before any mkdir: a failed resume creates nothing
-        for i in range(1000):
-            run_dir = out_dir / (name if i == 0 else f"{name}-{i}")
-            if not run_dir.exists():
-                break
-            if _same_config(run_dir, text):
-                return run_dir, lock(run_dir)
-        raise ConfigError(f"nothing to resume: no run folder {out_dir / name} holds this config")
+        return _resumable(out_dir, name, text)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -119,6 +126,59 @@ def claim(out_dir: Path, name: str, cfg: DictConfig, resume: bool) -> tuple[Path
         write_atomic(run_dir / "config.yaml", text)
         return run_dir, held
     raise ConfigError(f"too many runs named {name} in {out_dir}; pick another name=...")
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted keys: {"trainer.epochs": 20, "reg.none": {}, ...}."""
+    if not isinstance(node, dict) or not node:
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, sub in node.items():
+        out |= _flat(sub, f"{prefix}.{key}" if prefix else str(key))
+    return out
+
+
+def differences(run_dir: Path, text: str) -> list[str] | None:
+    """The keys (not bookkeeping) in which run_dir's config.yaml differs from `text`; None: unreadable."""
+    try:
+        there = _flat(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    except (OSError, yaml.YAMLError):
+        return None
+    here = _flat(yaml.safe_load(text))
+    keys = sorted(set(here) | set(there), key=lambda k: (k not in here, k))
+    return [
+        f"{k} ({_show(here, k)} here, {_show(there, k)} there)"
+        for k in keys
+        if here.get(k, ...) != there.get(k, ...)
+        and not any(k == b or k.startswith(b + ".") for b in BOOKKEEPING)
+    ]
+
+
+def _show(flat: dict[str, Any], key: str) -> str:
+    return "absent" if key not in flat else json.dumps(flat[key])
+
+
+def _resumable(out_dir: Path, name: str, text: str) -> tuple[Path, FileLock]:
+    """The first unfinished folder name, name-1, ... holding this config (bookkeeping aside)."""
+    same, closest = [], None
+    for i in range(1000):
+        run_dir = out_dir / (name if i == 0 else f"{name}-{i}")
+        if not run_dir.exists():
+            break
+        diff = differences(run_dir, text)
+        if diff == []:
+            same.append(run_dir)
+        elif diff and (closest is None or len(diff) < len(closest[1])):
+            closest = (run_dir, diff)
+    if same:  # all finished: the last one, which then says there is nothing to do
+        unfinished = [d for d in same if (read_summary(d) or {}).get("status") not in FINAL]
+        run_dir = unfinished[0] if unfinished else same[-1]
+        return run_dir, lock(run_dir)
+    why = f"no run folder {out_dir / name}[-N] holds this config"
+    if closest:
+        why += f"; {closest[0].name} differs in {', '.join(closest[1][:3])}"
+        why += f" and {len(closest[1]) - 3} more" if len(closest[1]) > 3 else ""
+    raise ConfigError(f"nothing to resume: {why}")
 
 
 def claim_sweep_job(run_dir: Path, cfg: DictConfig) -> FileLock:
