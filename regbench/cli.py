@@ -138,7 +138,12 @@ def sweep(
             f"(sweep folder {plan.dir})"
         )
         return
-    sw.write_index(plan, " ".join(["regbench", "sweep", *ctx.args]))
+    try:
+        sw.write_index(plan, " ".join(["regbench", "sweep", *ctx.args]))
+    except OSError as exc:  # a read-only out_dir or sweep folder: before any job starts
+        _fail(
+            f"cannot write the sweep folder {plan.dir} ({exc.strerror}); pass out_dir=<a writable folder>"
+        )
     from regbench.train import hydra_app
 
     sys.argv = ["regbench", "--multirun", *searchpath_override(), *plan.argv]

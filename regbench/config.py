@@ -133,7 +133,8 @@ class Data(_Strict):
     subset: PosInt | None
 
 
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+=,-]+$")]
+NAME_PATTERN = r"^[A-Za-z0-9_.+=,-]+$"  # run and sweep folder names: one folder, no path
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
 class UserData(Data):
@@ -341,8 +342,8 @@ class Config(_Strict):
     seed: Annotated[int, Field(ge=0)]
     resume: StrictBool
     out_dir: str
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+=,-]+$")] | None
-    sweep_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+=,-]+$")]
+    name: Name | None
+    sweep_name: Name
 
 
 def validate(cfg: DictConfig) -> None:

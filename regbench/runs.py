@@ -70,6 +70,10 @@ def config_yaml(cfg: DictConfig) -> str:
 
 def lock(run_dir: Path) -> FileLock:
     """Hold the folder while a run writes it; a second process gets ConfigError, not a shared folder."""
+    if not os.access(run_dir, os.W_OK):  # resumed or rerun in a read-only folder
+        raise ConfigError(
+            f"run folder {run_dir} is read-only; make it writable to continue this run"
+        )
     fl = FileLock(run_dir / LOCK)
     try:
         fl.acquire(timeout=0)
@@ -77,6 +81,8 @@ def lock(run_dir: Path) -> FileLock:
         raise ConfigError(
             f"run folder {run_dir} is in use by another regbench process; wait for it or pick name=..."
         ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot lock run folder {run_dir}: {exc.strerror}") from None
     # only the lock holder writes here: temporary files left over are from a writer that was killed
     for tmp in run_dir.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
@@ -89,6 +95,8 @@ def is_locked(run_dir: Path) -> bool:
         return False
     except Timeout:
         return True
+    except OSError:  # a read-only folder without a lock file: nobody can be writing it
+        return False
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
@@ -200,8 +208,11 @@ def mark_status(run_dir: Path, status: str, error: str | None = None) -> None:
 
 def record_failure(run_dir: Path, error: str) -> None:
     """Mark a sweep job failed, unless another process holds its folder (then it is not ours)."""
-    if run_dir.exists() and not is_locked(run_dir):
-        mark_status(run_dir, "failed", error)
+    try:
+        if run_dir.exists() and not is_locked(run_dir):
+            mark_status(run_dir, "failed", error)
+    except OSError:  # a read-only folder: the error line is all there is
+        pass
 
 
 def _same_config(run_dir: Path, text: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import statistics
 import sys
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from rich.table import Table
 
 from regbench import runs
 from regbench.compose import compose_overrides
-from regbench.config import ConfigError, conf_dirs, group_options, validate
+from regbench.config import NAME_PATTERN, ConfigError, conf_dirs, group_options, validate
 
 INDEX = "sweep.json"
 BAD = ("failed", "diverged")  # statuses that make the sweep command exit non-zero
@@ -101,6 +102,10 @@ def plan(args: list[str]) -> Plan:
         extra = [o for o in user if o in content]  # a study changed by the user's overrides
         name = base_name if study and not extra else f"{base_name}-{_short_hash(content)}"
         job.append(f"sweep_name={name}")
+    if not re.fullmatch(NAME_PATTERN, name):  # a/b would nest sweep folders: refused up front
+        raise ConfigError(
+            f"invalid sweep_name {name!r}: one folder name of letters, digits and _.+=,- (no '/')"
+        )
     # the sweep folder and Hydra's settings; job keys are left out as they may need a swept group
     where = [o for o in job if o.split("=", 1)[0] in ("sweep_name", "out_dir")]
     base_cfg = compose_overrides(where + hydra, with_hydra=True).hydra
@@ -108,6 +113,10 @@ def plan(args: list[str]) -> Plan:
     launcher = base_cfg.runtime.choices["hydra/launcher"]
     if sweeper == "optuna" and not any(h.startswith("hydra.sweeper.direction=") for h in hydra):
         hydra.append("hydra.sweeper.direction=maximize")  # train.run returns best val acc
+    folder = "hydra.launcher.submitit_folder"
+    if launcher.startswith("submitit") and not any(h.startswith(folder) for h in hydra):
+        # the plugin's default .submitit/%j leaves an empty folder literally named %j behind
+        hydra.append(f"{folder}=${{hydra.sweep.dir}}/.submitit")
     exclude = "hydra.job.config.override_dirname.exclude_keys"
     if not any(h.startswith(exclude) for h in hydra):
         # folder names: the run name plus only what varies (no `trainer.epochs=1` in every name)
