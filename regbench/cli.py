@@ -98,7 +98,10 @@ def train(
     from regbench.train import hydra_app  # torch loads here, not for --help or a bad override
 
     sys.argv = ["regbench", *searchpath_override(), *overrides]
-    hydra_app()
+    try:
+        hydra_app()
+    except KeyboardInterrupt:  # the run has printed how to continue it
+        raise typer.Exit(130) from None
 
 
 @app.command(context_settings=PASS_THROUGH, no_args_is_help=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import random
+import shlex
 import sys
 import time
 import traceback
@@ -25,7 +27,14 @@ from rich.table import Table
 from torch import nn
 
 from regbench import data, loggers, models, runs
-from regbench.config import CONF_DIR, ConfigError, run_name, validate
+from regbench.config import (
+    CONF_DIR,
+    USER_CONF_DEFAULT,
+    USER_CONF_ENV,
+    ConfigError,
+    run_name,
+    validate,
+)
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -325,8 +334,8 @@ def fit(
 
 
 # ---- one run, as Hydra calls it -----------------------------------------------------------------
-def _summary_table(summary: dict[str, Any], run_dir: Path) -> Table:
-    t = Table(title=str(run_dir), show_header=False, title_justify="left")
+def _summary_table(summary: dict[str, Any]) -> Table:
+    t = Table(show_header=False)  # the folder goes on its own line: a title wraps mid-word
     for key in (
         "status",
         "best_epoch",
@@ -341,6 +350,17 @@ def _summary_table(summary: dict[str, Any], run_dir: Path) -> Table:
         v = summary.get(key)
         t.add_row(key, f"{v:.4f}" if isinstance(v, float) and key != "wall_seconds" else str(v))
     return t
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command line that continues this run from its last.pt."""
+    task = [o for o in HydraConfig.get().overrides.task if not o.startswith(("resume=", "name="))]
+    user = os.environ.get(USER_CONF_ENV)
+    where = (
+        [f"--config-dir {user}"] if user and Path(user) != Path(USER_CONF_DEFAULT).resolve() else []
+    )
+    args = [*where, *(shlex.quote(o) for o in task), f"name={run_dir.name}", "resume=true"]
+    return " ".join(["regbench", "train", *args])
 
 
 def _fail(msg: str, code: int) -> None:
@@ -403,6 +423,10 @@ def run(cfg: DictConfig) -> float:
             runs.mark_status(
                 run_dir, "interrupted", "interrupted; rerun with resume=true to continue"
             )
+            if not multirun:
+                err_console.print(
+                    f"interrupted: continue with {resume_command(run_dir)}", soft_wrap=True
+                )
             raise
         except Exception as exc:  # ConfigError included: a bad checkpoint is found only here
             line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -420,7 +444,8 @@ def run(cfg: DictConfig) -> float:
         runs.write_summary(run_dir, summary)
         tracker.finish(summary)
     if not multirun:
-        console.print(_summary_table(summary, run_dir))
+        console.print(f"summary of {run_dir}", soft_wrap=True)
+        console.print(_summary_table(summary))
         if summary["status"] == "diverged":
             _fail(f"run diverged (non-finite loss); see {run_dir / 'metrics.csv'}", 1)
     return summary["best_val_acc"] if summary["best_val_acc"] is not None else math.nan
