@@ -354,7 +354,10 @@ def _summary_table(summary: dict[str, Any]) -> Table:
 
 def resume_command(run_dir: Path) -> str:
     """The command line that continues this run from its last.pt."""
-    task = [o for o in HydraConfig.get().overrides.task if not o.startswith(("resume=", "name="))]
+    given = (
+        HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    )  # run() in-process
+    task = [o for o in given if not o.startswith(("resume=", "name="))]
     user = os.environ.get(USER_CONF_ENV)
     where = (
         [f"--config-dir {user}"] if user and Path(user) != Path(USER_CONF_DEFAULT).resolve() else []
