@@ -419,8 +419,8 @@ def run(cfg: DictConfig) -> float:
             return previous.get("best_val_acc") or math.nan
         runs.mark_status(run_dir, "running")
         log(f"run folder {run_dir}")
-        tracker = cleanup.enter_context(loggers.open_loggers(cfg, run_dir))
         try:
+            tracker = cleanup.enter_context(loggers.open_loggers(cfg, run_dir))
             summary = fit(cfg, d, run_dir, log, tracker.epoch)
         except KeyboardInterrupt:
             runs.mark_status(
