@@ -33,7 +33,8 @@ def _help() -> str:
     )
     return (
         "Controlled experiments on how regularization changes what deep networks learn.\n\n"
-        f"Config groups (from {where}) and their options:\n\n" + "\n\n".join(lines)
+        # \b: click keeps the paragraph as written (one line per group) instead of rewrapping it
+        f"Config groups (from {where}) and their options:\n\n\b\n" + "\n".join(lines)
     )
 
 
@@ -62,6 +63,7 @@ def _group(
         str | None,
         typer.Option(
             "--config-dir",
+            metavar="DIR",
             help=f"Your config folder (default ./{USER_CONF_DEFAULT} where it exists): its groups "
             "(study/, model/, data/, ...) add to conf/'s and its Python modules can be _target_s.",
         ),
