@@ -137,7 +137,7 @@ def test_user_folder_is_found_by_help_train_dry_run_and_sweep(
     r = cli("--config-dir", str(user_dir), "--help", cwd=elsewhere)
     assert "mynet" in r.stdout, r.stdout
 
-    r = cli("train", "model=mynet", "data=mydata", "reg=[dropout,bn]", *TINY[:3], cwd=elsewhere)
+    r = cli("train", "model=mynet", "data=mydata", "reg=[dropout,bn,aug]", *TINY[:3], cwd=elsewhere)
     assert "unknown model option 'mynet'" in r.stderr  # not found without the folder
     r = cli(
         "train",
@@ -145,12 +145,12 @@ def test_user_folder_is_found_by_help_train_dry_run_and_sweep(
         str(user_dir),
         "model=mynet",
         "data=mydata",
-        "reg=[dropout,bn]",
+        "reg=[dropout,bn,aug]",
         *TINY[:3],
         cwd=elsewhere,
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    run_dir = elsewhere / "outputs" / "mydata-mynet-dropout+bn-adam-s0"
+    run_dir = elsewhere / "outputs" / "mydata-mynet-dropout+bn+aug-adam-s0"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["test_acc"] > 0.2  # 5 classes
 
@@ -173,6 +173,9 @@ def test_user_folder_is_found_by_help_train_dry_run_and_sweep(
     assert {r["name"] for r in index["runs"]} == {
         f"mydata-mynet-{reg}-adam-s{s}" for reg in ("none", "dropout") for s in (0, 1)
     }
+    r = cli("compare", str(sweep_dir), "--baseline", "reg=none", "--format", "csv", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert {line.split(",")[0] for line in r.stdout.splitlines()[1:]} == {"none", "dropout"}
 
 
 def _write_model(folder: Path, body: str) -> None:
