@@ -142,3 +142,21 @@ def test_every_path_in_the_readme_exists() -> None:
     assert "conf/study/optimizers.yaml" in paths and "examples/regbench_conf/mynets.py" in paths
     missing = [p for p in paths if not (REPO / p).exists()]
     assert not missing, missing
+
+
+# ---- sweeps ---------------------------------------------------------------------------------------
+def test_submitit_leaves_no_folder_named_percent_j(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the slurm extra")
+    r = cli(
+        "sweep",
+        *TINY,
+        "trainer.epochs=1",
+        "seed=0,1",
+        "sweep_name=sj",
+        "hydra/launcher=submitit_local",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not [p for p in tmp_path.rglob("*") if "%" in p.name]
+    logs = tmp_path / "outputs" / "sweeps" / "sj" / ".submitit"
+    assert len(list(logs.glob("*_0_log.out"))) == 2  # one log per job, named by its job id
