@@ -6,12 +6,15 @@ import importlib
 import inspect
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from regbench.config import ConfigError, Data, user_conf_dir
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def locate(target: str, what: str) -> Callable[..., Any]:
@@ -27,6 +30,10 @@ def locate(target: str, what: str) -> Callable[..., Any]:
         raise ConfigError(
             f"{what}._target_={target}: cannot import {module_name} ({exc}); put it on PYTHONPATH{where}"
         ) from None
+    except Exception as exc:  # the user's module fails while importing: name it, no traceback
+        raise ConfigError(
+            f"{what}._target_={target}: importing {module_name} fails: {type(exc).__name__}: {exc}"
+        ) from None
     except AttributeError:
         obj = None
     if not callable(obj):
@@ -34,6 +41,9 @@ def locate(target: str, what: str) -> Callable[..., Any]:
             f"{what}._target_={target}: no callable named {attr!r} in {module_name!r}"
         )
     return obj
+
+
+SWITCHES = {"dropout": "dropout", "batch_norm": "bn"}  # the model's argument: the reg asking for it
 
 
 def switches(reg: DictConfig) -> dict[str, Any]:
@@ -57,7 +67,7 @@ def _model_call(cfg: DictConfig) -> tuple[Callable[..., Any], dict[str, Any]]:
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         for key in kwargs:
             if key not in params:
-                reg = {"dropout": "dropout", "batch_norm": "bn"}.get(key)
+                reg = SWITCHES.get(key)
                 why = f"reg={reg} asks for it" if reg else f"model.{key} is set"
                 raise ConfigError(
                     f"model {cfg.model.name} ({cfg.model._target_}) takes no '{key}' argument "
@@ -74,15 +84,15 @@ def check(cfg: DictConfig) -> None:
         locate(cfg.data._target_, "data")
 
 
-def build_model(cfg: DictConfig, shape: tuple[int, int, int], classes: int):
+def build_model(cfg: DictConfig, shape: tuple[int, int, int], classes: int) -> nn.Module:
     """fn(input_shape, num_classes, **model keys, dropout=p, batch_norm=True) -> nn.Module."""
     import torch
-    from torch import nn
+    from torch.nn import Module
     from torch.nn.parameter import UninitializedParameter
 
     fn, kwargs = _model_call(cfg)
     model = fn(shape, classes, **kwargs)
-    if not isinstance(model, nn.Module):
+    if not isinstance(model, Module):
         raise ConfigError(
             f"model._target_={cfg.model._target_} returned {type(model).__name__}, not a torch nn.Module"
         )
@@ -122,10 +132,17 @@ def load_arrays(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
         if k not in Data.model_fields and k != "_target_"
     }
     try:
-        (x, y), (x_test, y_test) = fn(**own)
-    except (TypeError, ValueError) as exc:
+        out = fn(**own)
+    except Exception as exc:  # the user's loader fails: one line naming it (call it to debug)
         raise ConfigError(
-            f"data._target_={cfg._target_} must return ((x_train, y_train), (x_test, y_test)): {exc}"
+            f"data._target_={cfg._target_} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    try:
+        (x, y), (x_test, y_test) = out
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"data._target_={cfg._target_} must return ((x_train, y_train), (x_test, y_test)), "
+            f"got {type(out).__name__}"
         ) from None
     x, x_test = _images(x, "training"), _images(x_test, "test")
     if x.shape[1:] != x_test.shape[1:]:

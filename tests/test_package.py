@@ -196,3 +196,35 @@ def test_user_model_refusing_a_switch_is_one_line(user_dir: Path, tmp_path: Path
     assert not (tmp_path / "outputs").exists()  # refused before any run folder
     r = cli("train", "model=strict", "reg=dropout", *TINY[:3], cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        (
+            "    return (np.zeros((20, 8, 8)), np.zeros(20)), (np.zeros((5, 8, 8)), np.zeros(5))",
+            "training labels must be 20 integers",
+        ),
+        ("    return np.zeros((20, 8, 8))", "must return ((x_train, y_train), (x_test, y_test))"),
+        (
+            "    raise RuntimeError('no such file')",
+            "bad_data.load failed: RuntimeError: no such file",
+        ),
+    ],
+)
+def test_user_dataset_mistakes_are_one_line(
+    body: str, says: str, user_dir: Path, tmp_path: Path
+) -> None:
+    (user_dir / "bad_data.py").write_text(f"import numpy as np\n\ndef load():\n{body}\n")
+    (user_dir / "data" / "bad.yaml").write_text(
+        "_target_: bad_data.load\nname: bad\nval_fraction: 0.1\nsplit_seed: 0\nsubset: null\n"
+    )
+    r = cli("train", "data=bad", *TINY, cwd=tmp_path)
+    if (
+        says is None
+    ):  # the user's own exception: theirs to read, as a failed run with a traceback log
+        assert r.returncode == 1 and "RuntimeError: no such file" in r.stderr, r.stderr
+        return
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    (line,) = r.stderr.splitlines()
+    assert says in line, line
