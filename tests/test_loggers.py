@@ -114,3 +114,31 @@ def test_missing_extra_is_one_line(
     line = assert_one_line_error(*result)
     assert f"needs the {logger} extra" in line and f"'.[{logger}]'" in line
     assert not (tmp_path / "outputs").exists()
+
+
+def test_resumed_run_continues_its_mlflow_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
+    from regbench import runs
+    from regbench.train import run
+    from tests.conftest import make_cfg
+
+    overrides = [*TINY, "trainer.epochs=3", f"out_dir={tmp_path}", "trainer.loggers=[mlflow]"]
+    write_metrics = runs.write_metrics
+
+    def stop_after_first(run_dir: Path, rows: list) -> None:
+        write_metrics(run_dir, rows)
+        raise KeyboardInterrupt  # Ctrl-C after epoch 1
+
+    monkeypatch.setattr(runs, "write_metrics", stop_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        run(make_cfg(*overrides))
+    monkeypatch.setattr(runs, "write_metrics", write_metrics)
+    client, (killed,) = _mlflow_runs(tmp_path)
+    assert killed.info.status == "KILLED"
+    run(make_cfg(*overrides, "resume=true"))
+    client, (resumed,) = _mlflow_runs(tmp_path)  # the same MLflow run, not a second one
+    assert resumed.info.run_id == killed.info.run_id and resumed.info.status == "FINISHED"
+    history = client.get_metric_history(resumed.info.run_id, "val_acc")
+    assert [m.step for m in history] == [1, 2, 3]
