@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import shlex
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import yaml
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
-from regbench.config import ConfigError
+from regbench.config import USER_CONF_DEFAULT, USER_CONF_ENV, ConfigError
 
 METRICS = [
     "epoch",
@@ -199,6 +200,16 @@ def claim_sweep_job(run_dir: Path, cfg: DictConfig) -> FileLock:
         raise ConfigError(f"{run_dir} holds a run with a different config; use another sweep_name")
     write_atomic(run_dir / "config.yaml", text)
     return held
+
+
+def resume_command(run_dir: Path, task: list[str]) -> str:
+    """The command line that continues the run in run_dir: its overrides, its name, resume=true."""
+    kept = [shlex.quote(o) for o in task if not o.startswith(("resume=", "name="))]
+    user = os.environ.get(USER_CONF_ENV)
+    where = (
+        [f"--config-dir {user}"] if user and Path(user) != Path(USER_CONF_DEFAULT).resolve() else []
+    )
+    return " ".join(["regbench", "train", *where, *kept, f"name={run_dir.name}", "resume=true"])
 
 
 def mark_status(run_dir: Path, status: str, error: str | None = None) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
 import random
-import shlex
 import sys
 import time
 import traceback
@@ -27,14 +25,7 @@ from rich.table import Table
 from torch import nn
 
 from regbench import data, loggers, models, runs
-from regbench.config import (
-    CONF_DIR,
-    USER_CONF_DEFAULT,
-    USER_CONF_ENV,
-    ConfigError,
-    run_name,
-    validate,
-)
+from regbench.config import CONF_DIR, ConfigError, run_name, validate
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -352,20 +343,6 @@ def _summary_table(summary: dict[str, Any]) -> Table:
     return t
 
 
-def resume_command(run_dir: Path) -> str:
-    """The command line that continues this run from its last.pt."""
-    given = (
-        HydraConfig.get().overrides.task if HydraConfig.initialized() else []
-    )  # run() in-process
-    task = [o for o in given if not o.startswith(("resume=", "name="))]
-    user = os.environ.get(USER_CONF_ENV)
-    where = (
-        [f"--config-dir {user}"] if user and Path(user) != Path(USER_CONF_DEFAULT).resolve() else []
-    )
-    args = [*where, *(shlex.quote(o) for o in task), f"name={run_dir.name}", "resume=true"]
-    return " ".join(["regbench", "train", *args])
-
-
 def _fail(msg: str, code: int) -> None:
     err_console.print(f"error: {msg}", soft_wrap=True)
     sys.exit(code)
@@ -426,10 +403,10 @@ def run(cfg: DictConfig) -> float:
             runs.mark_status(
                 run_dir, "interrupted", "interrupted; rerun with resume=true to continue"
             )
-            if not multirun:
-                err_console.print(
-                    f"interrupted: continue with {resume_command(run_dir)}", soft_wrap=True
-                )
+            if not multirun:  # in-process callers (tests) have no Hydra overrides
+                task = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+                hint = runs.resume_command(run_dir, list(task))
+                err_console.print(f"interrupted: continue with {hint}", soft_wrap=True)
             raise
         except Exception as exc:  # ConfigError included: a bad checkpoint is found only here
             line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
