@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -69,6 +70,7 @@ def group_options(group: str) -> list[str]:
     return sorted({p.stem for d in conf_dirs() for p in (d / group).glob("*.yaml")})
 
 
+@cache
 def default_data() -> str:
     """The dataset conf/config.yaml selects by default (run names leave it out)."""
     defaults = OmegaConf.load(CONF_DIR / "config.yaml").defaults
