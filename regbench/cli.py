@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
-import re
+import os
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import OmegaConf
 
-from regbench import compare
-from regbench.config import CONF_DIR, GROUPS, ConfigError, group_options, validate
+from regbench import __version__, compare
+from regbench.compose import compose_config
+from regbench.config import (
+    GROUPS,
+    USER_CONF_DEFAULT,
+    USER_CONF_ENV,
+    ConfigError,
+    group_options,
+    searchpath_override,
+    user_conf_dir,
+)
 
 
-def _groups_help() -> str:
-    lines = [f"  {g:<8} {', '.join(group_options(g))}" for g in GROUPS]
-    # \b: click keeps the paragraph as written (one line per group) instead of rewrapping it
-    return "Config groups (from conf/) and their options:\n\n\b\n" + "\n".join(lines)
+def _help() -> str:
+    user = user_conf_dir()
+    lines = [f"  {g:<8} {', '.join(group_options(g))}" for g in (*GROUPS, "study")]
+    where = (
+        f"conf/ and {user}"
+        if user
+        else f"conf/; your own: --config-dir DIR or ./{USER_CONF_DEFAULT}"
+    )
+    return (
+        "Controlled experiments on how regularization changes what deep networks learn.\n\n"
+        # \b: click keeps the paragraph as written (one line per group) instead of rewrapping it
+        f"Config groups (from {where}) and their options:\n\n\b\n" + "\n".join(lines)
+    )
 
 
 app = typer.Typer(
-    help="Controlled experiments on how regularization changes what deep networks learn.\n\n"
-    + _groups_help(),
+    help=_help(),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -33,80 +48,35 @@ app = typer.Typer(
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"regbench {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _group() -> None:
+def _group(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    config_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--config-dir",
+            metavar="DIR",
+            help=f"Your config folder (default ./{USER_CONF_DEFAULT} where it exists): its groups "
+            "(study/, model/, data/, ...) add to conf/'s and its Python modules can be _target_s.",
+        ),
+    ] = None,
+) -> None:
     """Keeps `regbench COMMAND` a group of commands."""
+    if config_dir is not None:
+        _use_config_dir(config_dir)
 
 
 def _fail(msg: str) -> None:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
-
-
-# Hydra plugins that are optional extras of regbench (pyproject's optional-dependencies)
-PLUGIN_EXTRAS = {
-    "hydra/launcher/submitit_local": "slurm",
-    "hydra/launcher/submitit_slurm": "slurm",
-    "hydra/launcher/ray": "ray",
-    "hydra/launcher/ray_aws": "ray",
-    "hydra/sweeper/optuna": "optuna",
-}
-
-
-def _explain(exc: Exception, overrides: list[str]) -> str:
-    """Hydra's multi-line composition errors, as one line that names the problem and the fix."""
-    text = str(exc)
-    m = re.search(r"Could not (?:find|load) '([\w/]+)/([^']+)'", text)
-    if m:
-        group, option = m.groups()
-        extra = PLUGIN_EXTRAS.get(f"{group}/{option}")
-        if extra:
-            return f"{group}={option} needs the {extra} extra: pip install -e '.[{extra}]'"
-        if group.startswith("hydra/"):  # Hydra's own groups and its installed plugins
-            with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-                options = GlobalHydra.instance().config_loader().get_group_options(group)
-        else:
-            options = group_options(group)
-        return f"unknown {group} option '{option}'; choose from: {', '.join(options)}"
-    m = re.search(r"Could not override '([^']+)'", text) or re.search(
-        r"Key '([^']+)' is not in", text
-    )
-    if m:
-        key = m.group(1)
-        parent, _, leaf = key.rpartition(".")
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            base = compose(
-                "config",
-                overrides=[o for o in overrides if not o.startswith(key)],
-                return_hydra_config=key.startswith("hydra."),
-            )
-        node = OmegaConf.select(base, parent) if parent else base
-        if not isinstance(node, DictConfig):  # reg.dropout.p=0.3 without reg=[dropout,...]
-            return f"unknown key '{key}': this config has no '{parent}'; is its option selected?"
-        valid = ", ".join(str(k) for k in node)
-        where = f"in '{parent}'" if parent else "at the top level"
-        return f"unknown key '{key}'; valid keys {where}: {valid}"
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
-    return f"bad override: {first}"
-
-
-def compose_overrides(overrides: list[str], with_hydra: bool = False) -> DictConfig:
-    """Compose conf/ with the overrides (ConfigError on problems); no schema check.
-
-    with_hydra keeps the `hydra` node (a sweep reads its job folder names from it).
-    """
-    try:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            return compose("config", overrides=overrides, return_hydra_config=with_hydra)
-    except (HydraException, OmegaConfBaseException, ValueError) as exc:
-        raise ConfigError(_explain(exc, overrides)) from None
-
-
-def compose_config(overrides: list[str]) -> DictConfig:
-    """Compose conf/ with the overrides and check it against the schema (ConfigError on problems)."""
-    cfg = compose_overrides(overrides)
-    validate(cfg)
-    return cfg
 
 
 @app.command(context_settings=PASS_THROUGH)
@@ -129,8 +99,11 @@ def train(
         return
     from regbench.train import hydra_app  # torch loads here, not for --help or a bad override
 
-    sys.argv = ["regbench", *overrides]
-    hydra_app()
+    sys.argv = ["regbench", *searchpath_override(), *overrides]
+    try:
+        hydra_app()
+    except KeyboardInterrupt:  # the run has printed how to continue it
+        raise typer.Exit(130) from None
 
 
 @app.command(context_settings=PASS_THROUGH, no_args_is_help=True)
@@ -173,10 +146,15 @@ def sweep(
             f"(sweep folder {plan.dir})"
         )
         return
-    sw.write_index(plan, " ".join(["regbench", "sweep", *ctx.args]))
+    try:
+        sw.write_index(plan, " ".join(["regbench", "sweep", *ctx.args]))
+    except OSError as exc:  # a read-only out_dir or sweep folder: before any job starts
+        _fail(
+            f"cannot write the sweep folder {plan.dir} ({exc.strerror}); pass out_dir=<a writable folder>"
+        )
     from regbench.train import hydra_app
 
-    sys.argv = ["regbench", "--multirun", *plan.argv]
+    sys.argv = ["regbench", "--multirun", *searchpath_override(), *plan.argv]
     code = 0
     try:
         hydra_app()
@@ -210,5 +188,35 @@ def sweep(
 app.command("compare")(compare.compare_command)
 
 
+def _take_config_dir(argv: list[str]) -> list[str]:
+    """Read --config-dir wherever it stands: it must be known before the help lists the groups."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--config-dir" and i + 1 < len(argv):
+            value, i = argv[i + 1], i + 2
+        elif a.startswith("--config-dir="):
+            value, i = a.split("=", 1)[1], i + 1
+        else:
+            out.append(a)
+            i += 1
+            continue
+        _use_config_dir(value)
+    return out
+
+
+def _use_config_dir(value: str) -> None:
+    folder = Path(value).expanduser().resolve()
+    if not folder.is_dir():
+        typer.echo(f"error: --config-dir {value}: no such folder; give an existing one", err=True)
+        raise SystemExit(2)
+    os.environ[USER_CONF_ENV] = str(folder)  # inherited by every job a sweep starts
+
+
 def main() -> None:
-    app()
+    args = _take_config_dir(sys.argv[1:])
+    user = user_conf_dir()
+    if user is not None:  # ./regbench_conf, made absolute before any job could change folder
+        os.environ[USER_CONF_ENV] = str(user)
+    app.info.help = _help()
+    app(args, prog_name="regbench")

@@ -2,35 +2,96 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from omegaconf import DictConfig, OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictInt,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+def _conf_dir() -> Path:
+    # an installed wheel carries conf/ inside the package (pyproject maps it there at build time);
+    # a checkout (editable install, PYTHONPATH) keeps it at the top of the repo
+    here = Path(__file__).resolve().parent
+    return next((d for d in (here / "conf", here.parent / "conf") if d.is_dir()), here / "conf")
+
+
+CONF_DIR = _conf_dir()
 GROUPS = ("data", "model", "reg", "optim", "sched", "init", "seeds", "trainer")
 STREAMS = ("init", "order", "aug", "dropout")  # streams.SOURCES; each can be pinned in seeds.*
+# the user's own config folder: `--config-dir DIR` sets it (for this process and every job it
+# starts), else ./regbench_conf where it exists; its groups add to conf/'s, its modules import
+USER_CONF_ENV = "REGBENCH_CONFIG_DIR"
+USER_CONF_DEFAULT = "regbench_conf"
+# trainer.loggers: the modules each needs (its extra in pyproject.toml)
+LOGGER_MODULES = {"tensorboard": ["tensorboard"], "mlflow": ["mlflow", "sqlalchemy", "alembic"]}
 
 
 class ConfigError(ValueError):
     """A bad config or bad input: reported as one line, exit code 2."""
 
 
+def user_conf_dir() -> Path | None:
+    """The user's config folder, absolute, or None."""
+    given = os.environ.get(USER_CONF_ENV)
+    if given:
+        return Path(given).expanduser().resolve()
+    default = Path(USER_CONF_DEFAULT)
+    return default.resolve() if default.is_dir() else None
+
+
+def conf_dirs() -> list[Path]:
+    """Where config groups are read from: the user's folder first, then the packaged conf/."""
+    user = user_conf_dir()
+    return [user, CONF_DIR] if user else [CONF_DIR]
+
+
+def searchpath_override() -> list[str]:
+    """The Hydra override that adds the user's folder to the search path (none without one)."""
+    user = user_conf_dir()
+    return [f"hydra.searchpath=[file://{user}]"] if user else []
+
+
 def group_options(group: str) -> list[str]:
-    """The options of a config group, read from conf/ (not a hard-coded list)."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    """The options of a config group, read from conf/ and the user's folder (not a hard-coded list)."""
+    return sorted({p.stem for d in conf_dirs() for p in (d / group).glob("*.yaml")})
+
+
+@cache
+def default_data() -> str:
+    """The dataset conf/config.yaml selects by default (run names leave it out)."""
+    defaults = OmegaConf.load(CONF_DIR / "config.yaml").defaults
+    return next(d.data for d in defaults if isinstance(d, DictConfig) and "data" in d)
 
 
 def run_name(cfg: DictConfig, extra: str = "") -> str:
-    """Readable run folder name: <model>-<regs>-<optim>-s<seed>[-<other swept overrides>]."""
+    """Readable run folder name: [<data>-]<model>-<regs>-<optim>-s<seed>[-<other swept overrides>].
+
+    The dataset is named when it is not the default: digits and MNIST runs never share a name.
+    """
     name = f"{cfg.model.name}-{'+'.join(cfg.reg.keys())}-{cfg.optim.name}-s{cfg.seed}"
     seeds = cfg.get("seeds")
     if seeds is not None and seeds.name != "all":  # which source follows seed, the rest pinned
         name += f"-seeds={seeds.name}"
     elif seeds is not None:  # pins given by hand: seeds.order=3 -> -order3
         name += "".join(f"-{s}{seeds[s]}" for s in STREAMS if seeds[s] is not None)
+    if cfg.data.name != default_data():
+        name = f"{cfg.data.name}-{name}"
     if extra:
         name += "-" + re.sub(r"[^A-Za-z0-9_.+=,-]", "_", extra.replace("/", "."))
     return name
@@ -51,6 +112,20 @@ class _Strict(BaseModel):
     # allow_inf_nan=False: optim.lr=inf passes "greater than 0" but can only diverge
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _bool_is_not_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads true as 1: trainer.epochs=true would train one epoch
+        field = cls.model_fields.get(info.field_name or "")
+        items = value if isinstance(value, (list, tuple)) else [value]  # model.hidden=[true]
+        if (
+            field is not None
+            and field.annotation is not bool
+            and any(isinstance(v, bool) for v in items)
+        ):
+            raise ValueError("true/false is not a valid value here")
+        return value
+
 
 PosInt = Annotated[int, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -66,6 +141,37 @@ class Data(_Strict):
     split_seed: StrictInt | None  # null: the split follows `seed`
     subset: PosInt | None
     label_noise: Fraction
+
+
+NAME_PATTERN = r"^[A-Za-z0-9_.+=,-]+$"  # run and sweep folder names: one folder, no path
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class UserData(Data):
+    """data._target_: the user's dataset; its other keys are the callable's own arguments."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    target: str = Field(alias="_target_")
+    name: Name  # type: ignore[assignment]
+    root: str = "data"  # the packaged datasets' keys, unused by a user's dataset
+    download: StrictBool = False
+    test_fraction: None = None  # the callable returns its own test split
+
+
+class UserModel(BaseModel):
+    """model._target_: the user's model; its other keys are the callable's own arguments."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    target: str = Field(alias="_target_")
+    name: Name
+
+
+def _kind(v: object) -> str | None:
+    # which schema checks a model/optim/sched node: the user's _target_ configs, else by name
+    # (a callable discriminator: the bool check below is a before-validator on every field)
+    if isinstance(v, dict):
+        return "user" if "_target_" in v else v.get("name")
+    return None
 
 
 class MLP(_Strict):
@@ -225,22 +331,47 @@ class Trainer(_Strict):
     precision: Literal["auto", "fp32", "bf16"]
     deterministic: StrictBool
     progress: Literal["auto", "bar", "plain", "none"]
+    loggers: list[Literal["tensorboard", "mlflow"]]
 
 
 class Config(_Strict):
-    data: Data
-    model: Annotated[MLP | CNN | VGG | ResNet, Field(discriminator="name")]
+    data: Annotated[
+        Annotated[Data, Tag("builtin")] | Annotated[UserData, Tag("user")],
+        Discriminator(lambda v: "user" if isinstance(v, dict) and "_target_" in v else "builtin"),
+    ]
+    model: Annotated[
+        Annotated[MLP, Tag("mlp")]
+        | Annotated[CNN, Tag("cnn")]
+        | Annotated[VGG, Tag("vgg")]
+        | Annotated[ResNet, Tag("resnet")]
+        | Annotated[UserModel, Tag("user")],
+        Discriminator(_kind),
+    ]
     reg: Reg
-    optim: Annotated[SGD | Momentum | RMSprop | Adam | AdamW, Field(discriminator="name")]
-    sched: Annotated[NoSched | StepSched | CosineSched | OneCycleSched, Field(discriminator="name")]
+    optim: Annotated[
+        Annotated[SGD, Tag("sgd")]
+        | Annotated[Momentum, Tag("momentum")]
+        | Annotated[Momentum, Tag("nesterov")]
+        | Annotated[RMSprop, Tag("rmsprop")]
+        | Annotated[Adam, Tag("adam")]
+        | Annotated[AdamW, Tag("adamw")],
+        Discriminator(_kind),
+    ]
+    sched: Annotated[
+        Annotated[NoSched, Tag("none")]
+        | Annotated[StepSched, Tag("step")]
+        | Annotated[CosineSched, Tag("cosine")]
+        | Annotated[OneCycleSched, Tag("onecycle")],
+        Discriminator(_kind),
+    ]
     init: Init
     seeds: Seeds
     trainer: Trainer
     seed: Annotated[int, Field(ge=0)]
     resume: StrictBool
     out_dir: str
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+=,-]+$")] | None
-    sweep_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+=,-]+$")]
+    name: Name | None
+    sweep_name: Name
 
 
 def validate(cfg: DictConfig) -> None:
@@ -258,17 +389,33 @@ def validate(cfg: DictConfig) -> None:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = [str(p) for p in err["loc"]]
-        if loc[0] in ("model", "optim", "sched") and len(loc) > 2:
+        if loc[0] in ("data", "model", "optim", "sched") and len(loc) > 2:
             del loc[1]  # pydantic puts the union member's tag in the location: model.cnn.hidden
         key = ".".join(loc)
         if err["type"] == "extra_forbidden":
             raise ConfigError(f"unknown key '{key}'; remove it or check its spelling") from None
+        if err["type"] == "union_tag_invalid":  # optim.name=foo: the input is the whole node
+            ctx = err.get("ctx", {})
+            raise ConfigError(
+                f"invalid value for '{key}.name' ({ctx.get('tag')!r}); choose from: {ctx.get('expected_tags')}"
+            ) from None
         if err["type"] == "missing":  # the input is the whole parent node: too long for one line
             raise ConfigError(f"missing value for '{key}'") from None
         msg = err["msg"][:1].lower() + err["msg"][1:]  # lower() would mangle a quoted pattern
         raise ConfigError(f"invalid value for '{key}' ({err.get('input')!r}): {msg}") from None
     if "bn" in cfg.reg and cfg.trainer.batch_size < 2:  # batch norm trains on batch statistics
         raise ConfigError("reg=bn needs trainer.batch_size of at least 2")
+    for logger in cfg.trainer.loggers:  # optional extras: missing, one line before any run
+        missing = [m for m in LOGGER_MODULES[logger] if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ConfigError(
+                f"trainer.loggers={logger} needs the {logger} extra ({missing[0]} is not "
+                f"installed): pip install -e '.[{logger}]'"
+            )
+    if "_target_" in cfg.model or "_target_" in cfg.data:
+        from regbench import extend  # the user's callables: importable, accepting what they get
+
+        extend.check(cfg)
 
 
 ADAPTIVE = ("adam", "rmsprop")  # per-parameter step sizes: an L2 gradient is rescaled with the rest

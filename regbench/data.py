@@ -124,7 +124,11 @@ def load(cfg: DictConfig, device: torch.device, seed: int = 0) -> Splits:
     """Load the dataset named by cfg.name, split it (split seed: see split_seed), add training
     label noise, normalize with training statistics."""
     rng = np.random.default_rng(split_seed(cfg, seed))
-    if cfg.name == "digits":
+    if "_target_" in cfg:  # the user's own dataset: regbench.extend
+        from regbench import extend
+
+        x, y, x_test, y_test = extend.load_arrays(cfg)
+    elif cfg.name == "digits":
         x, y = _digits()
         order = rng.permutation(len(x))
         n_test = round(len(x) * cfg.test_fraction)

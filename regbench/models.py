@@ -192,8 +192,17 @@ def init_weights(model: nn.Module, scheme: str, seed: int) -> None:
 def build(cfg: DictConfig, shape: tuple[int, int, int], classes: int) -> nn.Module:
     """The model cfg.model names, shaped for the data, with the layers cfg.reg asks for, its
     weights drawn from the run's init stream."""
+    seed = stream_value(cfg, "init")
+    if "_target_" in cfg.model:  # the user's own model (regbench.extend) keeps its own init code,
+        from regbench import extend  # drawing from the init stream; init=... applies on request
+
+        torch.manual_seed(source_seed(seed, "init"))
+        model = extend.build_model(cfg, shape, classes)
+        if cfg.init.name != "default":
+            init_weights(model, cfg.init.name, seed)
+        return model
     model = BUILDERS[cfg.model.name](cfg.model, shape, classes, Switches.from_reg(cfg.reg))
-    init_weights(model, cfg.init.name, stream_value(cfg, "init"))
+    init_weights(model, cfg.init.name, seed)
     return model
 
 

@@ -7,16 +7,18 @@ import io
 import json
 import math
 import os
+import shlex
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
-from regbench.config import ConfigError
+from regbench.config import USER_CONF_DEFAULT, USER_CONF_ENV, ConfigError
 from regbench.diagnostics import overfit_epoch
 
 METRICS = [
@@ -33,6 +35,18 @@ METRICS = [
     "samples_per_s",
 ]
 FINAL = ("completed", "early_stopped", "diverged")  # finished for good: a rerun skips these
+# keys that do not change what a run computes: resume=true continues a run whatever they say
+BOOKKEEPING = (
+    "resume",
+    "out_dir",
+    "name",
+    "sweep_name",
+    "data.root",
+    "data.download",
+    "trainer.device",
+    "trainer.progress",
+    "trainer.loggers",
+)
 LOCK = ".lock"
 
 
@@ -63,6 +77,10 @@ def config_yaml(cfg: DictConfig) -> str:
 
 def lock(run_dir: Path) -> FileLock:
     """Hold the folder while a run writes it; a second process gets ConfigError, not a shared folder."""
+    if not os.access(run_dir, os.W_OK):  # resumed or rerun in a read-only folder
+        raise ConfigError(
+            f"run folder {run_dir} is read-only; make it writable to continue this run"
+        )
     fl = FileLock(run_dir / LOCK)
     try:
         fl.acquire(timeout=0)
@@ -70,6 +88,8 @@ def lock(run_dir: Path) -> FileLock:
         raise ConfigError(
             f"run folder {run_dir} is in use by another regbench process; wait for it or pick name=..."
         ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot lock run folder {run_dir}: {exc.strerror}") from None
     # only the lock holder writes here: temporary files left over are from a writer that was killed
     for tmp in run_dir.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
@@ -82,6 +102,8 @@ def is_locked(run_dir: Path) -> bool:
         return False
     except Timeout:
         return True
+    except OSError:  # a read-only folder without a lock file: nobody can be writing it
+        return False
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
@@ -100,13 +122,7 @@ def claim(out_dir: Path, name: str, cfg: DictConfig, resume: bool) -> tuple[Path
     """
     text = config_yaml(cfg)
     if resume:  # checked before any mkdir: a failed resume creates nothing
-        for i in range(1000):
-            run_dir = out_dir / (name if i == 0 else f"{name}-{i}")
-            if not run_dir.exists():
-                break
-            if _same_config(run_dir, text):
-                return run_dir, lock(run_dir)
-        raise ConfigError(f"nothing to resume: no run folder {out_dir / name} holds this config")
+        return _resumable(out_dir, name, text)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -127,6 +143,59 @@ def claim(out_dir: Path, name: str, cfg: DictConfig, resume: bool) -> tuple[Path
     raise ConfigError(f"too many runs named {name} in {out_dir}; pick another name=...")
 
 
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted keys: {"trainer.epochs": 20, "reg.none": {}, ...}."""
+    if not isinstance(node, dict) or not node:
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, sub in node.items():
+        out |= _flat(sub, f"{prefix}.{key}" if prefix else str(key))
+    return out
+
+
+def differences(run_dir: Path, text: str) -> list[str] | None:
+    """The keys (not bookkeeping) in which run_dir's config.yaml differs from `text`; None: unreadable."""
+    try:
+        there = _flat(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    except (OSError, yaml.YAMLError):
+        return None
+    here = _flat(yaml.safe_load(text))
+    keys = sorted(set(here) | set(there), key=lambda k: (k not in here, k))
+    return [
+        f"{k} ({_show(here, k)} here, {_show(there, k)} there)"
+        for k in keys
+        if here.get(k, ...) != there.get(k, ...)
+        and not any(k == b or k.startswith(b + ".") for b in BOOKKEEPING)
+    ]
+
+
+def _show(flat: dict[str, Any], key: str) -> str:
+    return "absent" if key not in flat else json.dumps(flat[key])
+
+
+def _resumable(out_dir: Path, name: str, text: str) -> tuple[Path, FileLock]:
+    """The first unfinished folder name, name-1, ... holding this config (bookkeeping aside)."""
+    same, closest = [], None
+    for i in range(1000):
+        run_dir = out_dir / (name if i == 0 else f"{name}-{i}")
+        if not run_dir.exists():
+            break
+        diff = differences(run_dir, text)
+        if diff == []:
+            same.append(run_dir)
+        elif diff and (closest is None or len(diff) < len(closest[1])):
+            closest = (run_dir, diff)
+    if same:  # all finished: the last one, which then says there is nothing to do
+        unfinished = [d for d in same if (read_summary(d) or {}).get("status") not in FINAL]
+        run_dir = unfinished[0] if unfinished else same[-1]
+        return run_dir, lock(run_dir)
+    why = f"no run folder {out_dir / name}[-N] holds this config"
+    if closest:
+        why += f"; {closest[0].name} differs in {', '.join(closest[1][:3])}"
+        why += f" and {len(closest[1]) - 3} more" if len(closest[1]) > 3 else ""
+    raise ConfigError(f"nothing to resume: {why}")
+
+
 def claim_sweep_job(run_dir: Path, cfg: DictConfig) -> FileLock:
     """Lock a sweep job's folder (named by Hydra from its overrides) and record or check its config."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -139,6 +208,16 @@ def claim_sweep_job(run_dir: Path, cfg: DictConfig) -> FileLock:
     return held
 
 
+def resume_command(run_dir: Path, task: list[str]) -> str:
+    """The command line that continues the run in run_dir: its overrides, its name, resume=true."""
+    kept = [shlex.quote(o) for o in task if not o.startswith(("resume=", "name="))]
+    user = os.environ.get(USER_CONF_ENV)
+    where = (
+        [f"--config-dir {user}"] if user and Path(user) != Path(USER_CONF_DEFAULT).resolve() else []
+    )
+    return " ".join(["regbench", "train", *where, *kept, f"name={run_dir.name}", "resume=true"])
+
+
 def mark_status(run_dir: Path, status: str, error: str | None = None) -> None:
     """A summary.json that holds only a status (running, interrupted, failed) and its error line."""
     write_summary(run_dir, {"status": status, "run_name": run_dir.name, "error": error})
@@ -146,8 +225,11 @@ def mark_status(run_dir: Path, status: str, error: str | None = None) -> None:
 
 def record_failure(run_dir: Path, error: str) -> None:
     """Mark a sweep job failed, unless another process holds its folder (then it is not ours)."""
-    if run_dir.exists() and not is_locked(run_dir):
-        mark_status(run_dir, "failed", error)
+    try:
+        if run_dir.exists() and not is_locked(run_dir):
+            mark_status(run_dir, "failed", error)
+    except OSError:  # a read-only folder: the error line is all there is
+        pass
 
 
 def _same_config(run_dir: Path, text: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import statistics
 import sys
 from collections.abc import Callable
@@ -29,9 +30,9 @@ from rich.console import Console
 from rich.table import Table
 
 from regbench import data, runs
-from regbench.config import CONF_DIR, ConfigError, validate, warnings
+from regbench.compose import compose_overrides
+from regbench.config import NAME_PATTERN, ConfigError, conf_dirs, group_options, validate, warnings
 
-STUDY_DIR = CONF_DIR / "study"
 INDEX = "sweep.json"
 BAD = ("failed", "diverged")  # statuses that make the sweep command exit non-zero
 CALLBACK = "+hydra.callbacks.regbench_sweep._target_=regbench.sweep.Tracker"
@@ -50,15 +51,13 @@ class Plan:
     warnings: dict[str, list[str]] = field(default_factory=dict)  # run name: known-bad combinations
 
 
-def studies() -> list[str]:
-    return sorted(p.stem for p in STUDY_DIR.glob("*.yaml"))
-
-
 def load_study(name: str) -> tuple[str, list[str]]:
-    """conf/study/NAME.yaml: `sweep_name` and `overrides` (key: Hydra value, e.g. seed: 0,1,2)."""
-    path = STUDY_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unknown study '{name}'; choose from: {', '.join(studies())}")
+    """study/NAME.yaml (the user's folder first, then conf/): `sweep_name` and `overrides`."""
+    path = next((p for d in conf_dirs() if (p := d / "study" / f"{name}.yaml").is_file()), None)
+    if path is None:
+        raise ConfigError(
+            f"unknown study '{name}'; choose from: {', '.join(group_options('study'))}"
+        )
     spec = yaml.safe_load(path.read_text())
     if not isinstance(spec, dict) or not isinstance(spec.get("overrides"), dict):
         raise ConfigError(f"{path} needs an 'overrides' mapping (key: value, e.g. seed: 0,1,2)")
@@ -82,8 +81,6 @@ def _short_hash(items: list[str]) -> str:
 
 def plan(args: list[str]) -> Plan:
     """Turn the command's arguments into the sweep: its name, folder, runs and Hydra's argv."""
-    from regbench.cli import compose_overrides  # cli imports this module lazily, too
-
     study = next((a.split("=", 1)[1] for a in args if a.startswith("study=")), None)
     user = [a for a in args if not a.startswith("study=")]
     base_name, base = load_study(study) if study else ("grid", [])
@@ -106,6 +103,10 @@ def plan(args: list[str]) -> Plan:
         extra = [o for o in user if o in content]  # a study changed by the user's overrides
         name = base_name if study and not extra else f"{base_name}-{_short_hash(content)}"
         job.append(f"sweep_name={name}")
+    if not re.fullmatch(NAME_PATTERN, name):  # a/b would nest sweep folders: refused up front
+        raise ConfigError(
+            f"invalid sweep_name {name!r}: one folder name of letters, digits and _.+=,- (no '/')"
+        )
     # the sweep folder and Hydra's settings; job keys are left out as they may need a swept group
     where = [o for o in job if o.split("=", 1)[0] in ("sweep_name", "out_dir")]
     base_cfg = compose_overrides(where + hydra, with_hydra=True).hydra
@@ -113,6 +114,10 @@ def plan(args: list[str]) -> Plan:
     launcher = base_cfg.runtime.choices["hydra/launcher"]
     if sweeper == "optuna" and not any(h.startswith("hydra.sweeper.direction=") for h in hydra):
         hydra.append("hydra.sweeper.direction=maximize")  # train.run returns best val acc
+    folder = "hydra.launcher.submitit_folder"
+    if launcher.startswith("submitit") and not any(h.startswith(folder) for h in hydra):
+        # the plugin's default .submitit/%j leaves an empty folder literally named %j behind
+        hydra.append(f"{folder}=${{hydra.sweep.dir}}/.submitit")
     exclude = "hydra.job.config.override_dirname.exclude_keys"
     if not any(h.startswith(exclude) for h in hydra):
         # folder names: the run name plus only what varies (no `trainer.epochs=1` in every name)

@@ -6,6 +6,7 @@ import math
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from torch import nn
 
-from regbench import data, diagnostics, models, runs, streams
+from regbench import data, diagnostics, loggers, models, runs, streams
 from regbench.config import CONF_DIR, ConfigError, run_name, validate, warnings
 
 console = Console(highlight=False)
@@ -144,7 +145,13 @@ class Step:
             self.sched.load_state_dict(state["schedule"])
 
 
-def fit(cfg: DictConfig, d: data.Splits, run_dir: Path, log) -> dict[str, Any]:
+def fit(
+    cfg: DictConfig,
+    d: data.Splits,
+    run_dir: Path,
+    log: Callable[[str], None],
+    on_epoch: Callable[[dict[str, Any]], None] = lambda row: None,
+) -> dict[str, Any]:
     """Train cfg's model on the splits; write metrics.csv, best.pt, last.pt; return the summary."""
     start = time.perf_counter()
     tc, reg = cfg.trainer, cfg.reg
@@ -195,6 +202,7 @@ def fit(cfg: DictConfig, d: data.Splits, run_dir: Path, log) -> dict[str, Any]:
         row = epoch_row(model, d, step, tc.eval_batch_size, amp, epoch)
         row |= {"seconds": round(seconds, 4), "samples_per_s": round(per_epoch * bs / seconds, 1)}
         go_on = record.add(row, diverged=not math.isfinite(loss_sum.item()))
+        on_epoch(row)  # trainer.loggers
         log(
             f"epoch {epoch:3d}/{tc.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
             f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  {row['samples_per_s']:.0f} samples/s"
@@ -263,8 +271,8 @@ def finish(
 
 
 # ---- one run, as Hydra calls it -----------------------------------------------------------------
-def _summary_table(summary: dict[str, Any], run_dir: Path) -> Table:
-    t = Table(title=str(run_dir), show_header=False, title_justify="left")
+def _summary_table(summary: dict[str, Any]) -> Table:
+    t = Table(show_header=False)  # the folder goes on its own line: a title wraps mid-word
     for key in (
         "status",
         "best_epoch",
@@ -339,11 +347,16 @@ def run(cfg: DictConfig) -> float:
             err_console.print(f"warning: {where}{line}", soft_wrap=True)
             logfile.write(f"warning: {line}\n")
         try:
-            summary = fit(cfg, d, run_dir, log)
+            tracker = cleanup.enter_context(loggers.open_loggers(cfg, run_dir))
+            summary = fit(cfg, d, run_dir, log, tracker.epoch)
         except KeyboardInterrupt:
             runs.mark_status(
                 run_dir, "interrupted", "interrupted; rerun with resume=true to continue"
             )
+            if not multirun:  # in-process callers (tests) have no Hydra overrides
+                task = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+                hint = runs.resume_command(run_dir, list(task))
+                err_console.print(f"interrupted: continue with {hint}", soft_wrap=True)
             raise
         except Exception as exc:  # ConfigError included: a bad checkpoint is found only here
             line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -359,8 +372,10 @@ def run(cfg: DictConfig) -> float:
             err_console.print(f"error: {run_dir.name}: {line}", soft_wrap=True)
             return math.nan
         runs.write_summary(run_dir, summary)
+        tracker.finish(summary)
     if not multirun:
-        console.print(_summary_table(summary, run_dir))
+        console.print(f"summary of {run_dir}", soft_wrap=True)
+        console.print(_summary_table(summary))
         if summary["status"] == "diverged":
             _fail(f"run diverged (non-finite loss); see {run_dir / 'metrics.csv'}", 1)
     return summary["best_val_acc"] if summary["best_val_acc"] is not None else math.nan

@@ -18,7 +18,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -438,6 +439,19 @@ BAD_INPUTS = {
     # the existing run has another config (trainer.epochs=1): resume must not pick it
     "resume-other-config": _static("name=existing", "resume=true", says="nothing to resume"),
     "resume-nothing": _static("name=never-ran", "resume=true", says="nothing to resume"),
+    # issue 12: what a new user hit
+    "resume-names-the-difference": _static(
+        "name=existing", "resume=true", says="existing differs in trainer.epochs (20 here, 1 there)"
+    ),
+    "epochs-bool": _static("trainer.epochs=true", says="'trainer.epochs' (True)"),
+    "seed-bool": _static("seed=true", says="'seed' (True)"),
+    "lr-bool": _static("optim.lr=false", says="'optim.lr' (False)"),
+    "hidden-bool": _static("model.hidden=[true]", says="'model.hidden'"),
+    "sweep-name-slash": _static("sweep_name=a/b", says="'sweep_name'"),
+    "logger-unknown": _static("trainer.loggers=[wandb]", says="'trainer.loggers.0'"),
+    "user-model-missing": _static(
+        "+model._target_=no_such_module.build", says="cannot import no_such_module"
+    ),
 }
 NEEDS_MNIST = {"dataset-truncated-gz", "dataset-truncated-idx"}
 
@@ -575,6 +589,62 @@ def test_locked_run_folder_is_refused(existing_out: Path, tmp_path: Path) -> Non
     line = assert_one_line_error(r.returncode, r.stdout, r.stderr)
     assert "in use by another regbench process" in line
     assert tree_hashes(existing_out) == before
+
+
+# ---- read-only folders (issue 12): root ignores permissions, the immutable attribute it obeys ---
+@contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """`chattr +i`: nothing is created, renamed or removed inside, even by root."""
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        pytest.skip("chattr +i (the immutable attribute) is not available on this file system")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+TINY = ["trainer.progress=none", "data.subset=128", "model.hidden=[16]"]
+
+
+def test_resume_in_read_only_run_folder_is_one_line(tmp_path: Path) -> None:
+    from regbench.train import run
+
+    out = tmp_path / "out"
+    run(make_cfg(*TINY, "trainer.epochs=1", "name=ro", f"out_dir={out}"))
+    (out / "ro" / "summary.json").unlink()  # as after a kill: unfinished, resumable
+    before = tree_hashes(out)
+    with read_only(out / "ro"):
+        r = cli(
+            "train",
+            *TINY,
+            "trainer.epochs=1",
+            "name=ro",
+            f"out_dir={out}",
+            "resume=true",
+            cwd=tmp_path,
+        )
+    assert "is read-only" in assert_one_line_error(r.returncode, r.stdout, r.stderr)
+    assert tree_hashes(out) == before
+
+
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_read_only_out_dir_is_one_line(command: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    args = [*TINY, "trainer.epochs=1", f"out_dir={out}"] + (
+        ["seed=0,1"] if command == "sweep" else []
+    )
+    with read_only(out):
+        r = cli(command, *args, cwd=tmp_path)
+    line = assert_one_line_error(r.returncode, r.stdout, r.stderr)
+    assert str(out) in line and "out_dir=" in line
+    assert list(out.iterdir()) == []
+
+
+def test_sweep_name_with_slash_is_refused_before_any_job(tmp_path: Path) -> None:
+    r = cli("sweep", *TINY, "trainer.epochs=1", "seed=0,1", "sweep_name=a/b", cwd=tmp_path)
+    assert "invalid sweep_name 'a/b'" in assert_one_line_error(r.returncode, r.stdout, r.stderr)
+    assert not (tmp_path / "outputs").exists()
 
 
 # ---- random valid configurations: none crashes, each writes a complete run folder -------------

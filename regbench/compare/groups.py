@@ -11,22 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from regbench import runs
 from regbench.compare.load import CompareError, Run
 
 # Keys that never distinguish experiments: grouping on them would split seeds of one setting.
-# trainer.progress only changes the display; `hydra` is defensive (per-job paths).
-BOOKKEEPING = (
-    "seed",
-    "resume",
-    "out_dir",
-    "name",
-    "sweep_name",
-    "data.root",
-    "data.download",
-    "trainer.device",
-    "trainer.progress",
-    "hydra",
-)
+# runs.BOOKKEEPING (display, device, paths, loggers) plus the seed; `hydra` is defensive.
+BOOKKEEPING = ("seed", *runs.BOOKKEEPING, "hydra")
 # a display value says what it is only for these keys; others read key=value in joined names
 SELF_EXPLAINING = ("model", "reg", "optim", "data")
 # seed streams where null means "follows `seed`"

@@ -1,0 +1,79 @@
+"""Compose conf/ (and the user's config folder) with overrides; Hydra's errors as one line."""
+
+from __future__ import annotations
+
+import re
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from regbench.config import CONF_DIR, ConfigError, group_options, searchpath_override, validate
+
+# Hydra plugins that are optional extras of regbench (pyproject's optional-dependencies)
+PLUGIN_EXTRAS = {
+    "hydra/launcher/submitit_local": "slurm",
+    "hydra/launcher/submitit_slurm": "slurm",
+    "hydra/launcher/ray": "ray",
+    "hydra/launcher/ray_aws": "ray",
+    "hydra/sweeper/optuna": "optuna",
+}
+
+
+def _compose(overrides: list[str], with_hydra: bool) -> DictConfig:
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose(
+            "config", overrides=searchpath_override() + overrides, return_hydra_config=with_hydra
+        )
+
+
+def explain(exc: Exception, overrides: list[str]) -> str:
+    """Hydra's multi-line composition errors, as one line that names the problem and the fix."""
+    text = str(exc)
+    m = re.search(r"Could not (?:find|load) '([\w/]+)/([^']+)'", text)
+    if m:
+        group, option = m.groups()
+        extra = PLUGIN_EXTRAS.get(f"{group}/{option}")
+        if extra:
+            return f"{group}={option} needs the {extra} extra: pip install -e '.[{extra}]'"
+        if group.startswith("hydra/"):  # Hydra's own groups and its installed plugins
+            with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+                options = GlobalHydra.instance().config_loader().get_group_options(group)
+        else:
+            options = group_options(group)
+        return f"unknown {group} option '{option}'; choose from: {', '.join(options)}"
+    m = re.search(r"Could not override '([^']+)'", text) or re.search(
+        r"Key '([^']+)' is not in", text
+    )
+    if m:
+        key = m.group(1)
+        parent, _, leaf = key.rpartition(".")
+        base = _compose([o for o in overrides if not o.startswith(key)], key.startswith("hydra."))
+        node = OmegaConf.select(base, parent) if parent else base
+        if not isinstance(node, DictConfig):  # reg.dropout.p=0.3 without reg=[dropout,...]
+            return f"unknown key '{key}': this config has no '{parent}'; is its option selected?"
+        valid = ", ".join(str(k) for k in node)
+        where = f"in '{parent}'" if parent else "at the top level"
+        return f"unknown key '{key}'; valid keys {where}: {valid}"
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    return f"bad override: {first}"
+
+
+def compose_overrides(overrides: list[str], with_hydra: bool = False) -> DictConfig:
+    """Compose conf/ with the overrides (ConfigError on problems); no schema check.
+
+    with_hydra keeps the `hydra` node (a sweep reads its job folder names from it).
+    """
+    try:
+        return _compose(overrides, with_hydra)
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+        raise ConfigError(explain(exc, overrides)) from None
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """Compose conf/ with the overrides and check it against the schema (ConfigError on problems)."""
+    cfg = compose_overrides(overrides)
+    validate(cfg)
+    return cfg

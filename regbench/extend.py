@@ -1,0 +1,152 @@
+"""The user's own models and datasets: `_target_` callables found on the path or in their folder."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from regbench.config import ConfigError, Data, user_conf_dir
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def locate(target: str, what: str) -> Callable[..., Any]:
+    """The callable `package.module.name`; the user's config folder is importable too."""
+    user = user_conf_dir()
+    if user is not None and str(user) not in sys.path:
+        sys.path.insert(0, str(user))  # also in sweep jobs: their processes read the same setting
+    module_name, _, attr = target.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr) if module_name else None
+    except ImportError as exc:
+        where = f" or {user}" if user else ""
+        raise ConfigError(
+            f"{what}._target_={target}: cannot import {module_name} ({exc}); put it on PYTHONPATH{where}"
+        ) from None
+    except Exception as exc:  # the user's module fails while importing: name it, no traceback
+        raise ConfigError(
+            f"{what}._target_={target}: importing {module_name} fails: {type(exc).__name__}: {exc}"
+        ) from None
+    except AttributeError:
+        obj = None
+    if not callable(obj):
+        raise ConfigError(
+            f"{what}._target_={target}: no callable named {attr!r} in {module_name!r}"
+        )
+    return obj
+
+
+SWITCHES = {"dropout": "dropout", "batch_norm": "bn"}  # the model's argument: the reg asking for it
+
+
+def switches(reg: DictConfig) -> dict[str, Any]:
+    """The regularizer switches a user's model is given: only those the config asks for."""
+    asked: dict[str, Any] = {}
+    if "dropout" in reg:
+        asked["dropout"] = float(reg.dropout.p)
+    if "bn" in reg:
+        asked["batch_norm"] = True
+    return asked
+
+
+def _model_call(cfg: DictConfig) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """The model callable and its keyword arguments; ConfigError if it refuses a switch asked for."""
+    fn = locate(cfg.model._target_, "model")
+    own = {
+        k: v for k, v in OmegaConf.to_container(cfg.model).items() if k not in ("_target_", "name")
+    }
+    kwargs = {**own, **switches(cfg.reg)}
+    params = inspect.signature(fn).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        for key in kwargs:
+            if key not in params:
+                reg = SWITCHES.get(key)
+                why = f"reg={reg} asks for it" if reg else f"model.{key} is set"
+                raise ConfigError(
+                    f"model {cfg.model.name} ({cfg.model._target_}) takes no '{key}' argument "
+                    f"but {why}; add the parameter to it or leave {'reg=' + reg if reg else 'the key'} out"
+                )
+    return fn, kwargs
+
+
+def check(cfg: DictConfig) -> None:
+    """Up front (before any run folder): the user's callables import and accept what they are given."""
+    if "_target_" in cfg.model:
+        _model_call(cfg)
+    if "_target_" in cfg.data:
+        locate(cfg.data._target_, "data")
+
+
+def build_model(cfg: DictConfig, shape: tuple[int, int, int], classes: int) -> nn.Module:
+    """fn(input_shape, num_classes, **model keys, dropout=p, batch_norm=True) -> nn.Module."""
+    import torch
+    from torch.nn import Module
+    from torch.nn.parameter import UninitializedParameter
+
+    fn, kwargs = _model_call(cfg)
+    model = fn(shape, classes, **kwargs)
+    if not isinstance(model, Module):
+        raise ConfigError(
+            f"model._target_={cfg.model._target_} returned {type(model).__name__}, not a torch nn.Module"
+        )
+    if any(isinstance(p, UninitializedParameter) for p in model.parameters()):
+        with torch.no_grad():  # lazy layers (nn.LazyLinear, ...) take their shapes from one batch
+            model.eval()(torch.zeros(1, *shape))
+        model.train()
+    return model
+
+
+def _images(a: Any, what: str) -> np.ndarray:
+    x = np.asarray(a, dtype=np.float32)
+    if x.ndim == 3:  # (N, H, W): one channel
+        x = x[:, None]
+    if x.ndim != 4 or len(x) == 0:
+        raise ConfigError(
+            f"{what} images must be an (N, C, H, W) or (N, H, W) array, got shape {x.shape}"
+        )
+    return x
+
+
+def _labels(a: Any, n: int, what: str) -> np.ndarray:
+    y = np.asarray(a)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or (n and y.min() < 0):
+        raise ConfigError(
+            f"{what} labels must be {n} integers 0..K-1 (one per image), got {y.dtype} shape {y.shape}"
+        )
+    return y.astype(np.int64)
+
+
+def load_arrays(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """fn(**data keys of its own) -> ((x_train, y_train), (x_test, y_test)), as numpy-able arrays."""
+    fn = locate(cfg._target_, "data")
+    own = {
+        k: v
+        for k, v in OmegaConf.to_container(cfg).items()
+        if k not in Data.model_fields and k != "_target_"
+    }
+    try:
+        out = fn(**own)
+    except Exception as exc:  # the user's loader fails: one line naming it (call it to debug)
+        raise ConfigError(
+            f"data._target_={cfg._target_} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    try:
+        (x, y), (x_test, y_test) = out
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"data._target_={cfg._target_} must return ((x_train, y_train), (x_test, y_test)), "
+            f"got {type(out).__name__}"
+        ) from None
+    x, x_test = _images(x, "training"), _images(x_test, "test")
+    if x.shape[1:] != x_test.shape[1:]:
+        raise ConfigError(
+            f"training images {x.shape[1:]} and test images {x_test.shape[1:]} differ in shape"
+        )
+    return x, _labels(y, len(x), "training"), x_test, _labels(y_test, len(x_test), "test")

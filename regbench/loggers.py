@@ -1,0 +1,182 @@
+"""Optional experiment trackers next to the run folder: TensorBoard event files and MLflow runs.
+
+The interface is three calls: `open_loggers(cfg, run_dir)` (a context manager) gives an object
+with `.epoch(row)` per metrics.csv row and `.finish(summary)` once summary.json is written; a
+run that ends any other way (failure, Ctrl-C) is closed as failed / killed on exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+MLFLOW_EXPERIMENT = "regbench"
+
+
+def hparams(cfg: DictConfig) -> dict[str, str | int | float | bool]:
+    """The config as flat dotted keys with scalar values (lists as text, reg as dropout+l2)."""
+    c = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(c, dict)
+    c.pop("hydra", None)
+    flat: dict[str, str | int | float | bool] = {"reg": "+".join(cfg.reg.keys())}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(node, (str, int, float, bool)):
+            flat[prefix] = node
+        elif node is not None:
+            flat[prefix] = str(node)
+
+    walk("", c)
+    return flat
+
+
+def final_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in summary.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "seed"
+    }
+
+
+class TensorBoard:
+    """Event files in the run folder: per-epoch scalars, and hparams with the final metrics."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.cfg, self.writer = cfg, SummaryWriter(log_dir=str(run_dir))
+
+    def epoch(self, row: dict[str, float]) -> None:
+        for key, value in row.items():
+            if key != "epoch":
+                self.writer.add_scalar(key, value, row["epoch"])
+        self.writer.flush()
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+        # the HParams view compares runs by these final metrics (one event file: this run folder)
+        metrics = {f"final/{k}": v for k, v in final_metrics(summary).items()}
+        for part in hparams_summary(hparams(self.cfg), metrics):
+            self.writer.file_writer.add_summary(part)
+        for key, value in metrics.items():
+            self.writer.add_scalar(key, value)
+
+    def close(self, status: str) -> None:
+        self.writer.close()
+
+
+class MLflow:
+    """One MLflow run per run folder: params, per-epoch metrics, the summary, the sweep as a tag.
+
+    Tracking: MLFLOW_TRACKING_URI where set, else a SQLite store in <out_dir>/mlruns (MLflow's
+    own local backend). A resumed run folder continues its MLflow run.
+    """
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, sweep: str | None) -> None:
+        from mlflow.tracking import MlflowClient
+
+        for name in ("alembic", "mlflow"):  # the store's first-use migrations log at INFO
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+        out = Path(cfg.out_dir).resolve()
+        local = out / "mlruns"
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            local.mkdir(exist_ok=True)
+            uri = f"sqlite:///{local / 'mlflow.db'}"
+        # parallel sweep jobs: one creates the store and the experiment, the others wait
+        with FileLock(out / ".mlflow.lock"):
+            self.client = MlflowClient(tracking_uri=uri)
+            exp = self.client.get_experiment_by_name(MLFLOW_EXPERIMENT)
+            exp_id = (
+                exp.experiment_id
+                if exp
+                else self.client.create_experiment(
+                    MLFLOW_EXPERIMENT, artifact_location=(local / "artifacts").as_uri()
+                )
+            )
+        folder = str(run_dir.resolve())
+        earlier = self.client.search_runs(
+            [exp_id], f"tags.run_dir = '{folder}' and attributes.status != 'FINISHED'"
+        )
+        if earlier:  # resume: continue the same MLflow run
+            self.run_id = earlier[0].info.run_id
+            self.client.update_run(self.run_id, status="RUNNING")
+            return
+        tags = {"run_dir": folder, **({"sweep": sweep} if sweep else {})}
+        self.run_id = self.client.create_run(exp_id, run_name=run_dir.name, tags=tags).info.run_id
+        from mlflow.entities import Param
+
+        params = [Param(k, str(v)[:6000]) for k, v in hparams(cfg).items()]
+        self.client.log_batch(self.run_id, params=params)
+
+    def epoch(self, row: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        step = int(row["epoch"])
+        metrics = [Metric(k, float(v), now, step) for k, v in row.items() if k != "epoch"]
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(f"final_{k}", v, now, 0) for k, v in final_metrics(summary).items()]
+        self.client.log_batch(self.run_id, metrics=metrics)
+        self.client.set_tag(self.run_id, "status", summary["status"])
+        self.client.log_dict(self.run_id, summary, "summary.json")
+
+    def close(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status=status)
+
+
+class Loggers:
+    def __init__(self, active: list[Any]) -> None:
+        self.active, self.finished = active, False
+
+    def epoch(self, row: dict[str, float]) -> None:
+        for logger in self.active:
+            logger.epoch(row)
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        for logger in self.active:
+            logger.finish(summary)
+        self.finished = True
+
+
+@contextmanager
+def open_loggers(cfg: DictConfig, run_dir: Path) -> Iterator[Loggers]:
+    """The loggers trainer.loggers names, for one run folder; closed whatever happens."""
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    sweep = str(cfg.sweep_name) if multirun else None
+    active: list[Any] = []
+    for name in cfg.trainer.loggers:
+        active.append(
+            TensorBoard(cfg, run_dir) if name == "tensorboard" else MLflow(cfg, run_dir, sweep)
+        )
+    loggers = Loggers(active)
+    status = "FAILED"
+    try:
+        yield loggers
+        status = "FINISHED" if loggers.finished else "FAILED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        for logger in active:
+            logger.close(status)
