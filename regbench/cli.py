@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
@@ -173,6 +174,7 @@ def sweep(
     from regbench.train import hydra_app
 
     sys.argv = ["regbench", "--multirun", *plan.argv]
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # a launcher's error comes back here, not as a traceback
     code = 0
     try:
         hydra_app()
@@ -180,6 +182,10 @@ def sweep(
         code = exc.code if isinstance(exc.code, int) else 1
     except KeyboardInterrupt:
         code = 130
+    except Exception as exc:  # the launcher gave up, e.g. on a SLURM job cancelled with scancel
+        detail = " ".join(str(exc).splitlines()[:2]) or type(exc).__name__
+        typer.echo(f"error: hydra/launcher={plan.launcher}: {detail}", err=True)
+        code = 1
     index = sw.refresh_index(plan.dir)
     sw.print_runs(index, console, f"sweep {plan.name} ({index_path})")
     sw.print_groups(index, plan.swept, console)

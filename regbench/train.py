@@ -387,15 +387,20 @@ def run(cfg: DictConfig) -> float:
             log(f"already finished ({previous['status']}): nothing to do")
             return previous.get("best_val_acc") or math.nan
         runs.mark_status(run_dir, "running")
-        log(f"run folder {run_dir}")
+        log(f"run folder {run_dir}{runs.slurm_job()}")
         try:
             summary = fit(cfg, d, run_dir, log)
-        except KeyboardInterrupt:
-            runs.mark_status(
-                run_dir, "interrupted", "interrupted; rerun with resume=true to continue"
-            )
+        except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C; submitit requeued a SLURM job
+            log(f"interrupted: {runs.stop_reason(exc)}")
+            runs.mark_status(run_dir, "interrupted", runs.stop_reason(exc))
             raise
         except Exception as exc:  # ConfigError included: a bad checkpoint is found only here
+            stopped = runs.stop_reason(exc)  # SLURM's time limit: interrupted, not failed
+            if stopped:
+                log(f"interrupted: {stopped}")
+                runs.mark_status(run_dir, "interrupted", stopped)
+                err_console.print(f"error: {run_dir.name}: {stopped}", soft_wrap=True)
+                return math.nan
             line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if not isinstance(exc, ConfigError):
                 line = f"{type(exc).__name__}: {line}"
