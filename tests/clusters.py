@@ -5,7 +5,7 @@ munged (authentication), MariaDB + slurmdbd (accounting: submitit reads job stat
 without it a cancelled job would be waited for forever), slurmctld and one slurmd with 2 CPUs in
 one partition. Clients reach it through SLURM_CONF in `Slurm.env`.
 
-Ray: `ray start --head --block` on 127.0.0.1 in its own process group, ended by its group id.
+Ray: `ray start --head --block` in its own process group, ended by its group id.
 
 Where a cluster cannot start the tests skip with one line; with REGBENCH_CLUSTER_TESTS=required
 (set by .ci/run) they fail instead, so CI never passes by skipping them.
@@ -14,6 +14,7 @@ Where a cluster cannot start the tests skip with one line; with REGBENCH_CLUSTER
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -62,20 +63,18 @@ def _wait(what: str, ready: Callable[[], bool], log: Path, timeout: float = 60) 
 
 
 def _end(proc: subprocess.Popen[bytes], group: bool = False) -> None:
-    """SIGTERM, then SIGKILL after 20 s; group: the whole process group it leads."""
-    send = (lambda s: os.killpg(proc.pid, s)) if group else proc.send_signal
+    """SIGTERM, then SIGKILL after 20 s; group: then also SIGKILL what is left of its group."""
+    proc.terminate()
     try:
-        send(signal.SIGTERM)
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        pass
-    except ProcessLookupError:
-        return
-    try:
-        send(signal.SIGKILL)  # a group's children may outlive its leader
-    except ProcessLookupError:
-        pass
-    proc.wait()
+        proc.kill()
+        proc.wait()
+    if group:  # e.g. Ray's workers, which its head started in its process group
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 class Slurm:
@@ -155,7 +154,7 @@ class Slurm:
             f"StorageLoc=slurm_acct_db\nPidFile={r / 'slurmdbd.pid'}\nLogFile={r / 'slurmdbd.log'}\n"
         )
         dbd.chmod(0o600)  # slurmdbd refuses a readable one
-        host = socket.gethostname()
+        host = socket.gethostname().split(".")[0]  # slurmctld matches its short name
         (self.etc / "slurm.conf").write_text(
             f"""{munge},cred_expire={REQUEUE_DELAY_S}
 ClusterName={CLUSTER}
@@ -226,7 +225,12 @@ PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
 
 
 class RayHead:
-    """A local Ray head on 127.0.0.1 (`ray start --head --block`) that `address=auto` finds."""
+    """A local Ray head (`ray start --head --block`) that `address=auto` finds.
+
+    Ray binds it to this machine's address even when asked for 127.0.0.1 (it resolves localhost
+    to a reachable address), so the head requires a token (Ray's token authentication): `env`
+    carries it to every process that talks to the cluster, as ~/.ray/auth_token does on a head.
+    """
 
     @staticmethod
     def missing() -> str | None:
@@ -240,24 +244,29 @@ class RayHead:
         self.root = Path(tempfile.mkdtemp(prefix="rb-ray-"))  # short: Ray's socket paths
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.env = os.environ | {
+            "PYTHONPATH": str(ROOT),  # the workers import this checkout
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": secrets.token_hex(32),
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
 
     def start(self) -> None:
         ray = str(Path(sys.executable).parent / "ray")
-        env = os.environ | {"PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
         with open(self.root / "ray.out", "wb") as log:
             self.proc = subprocess.Popen(
-                [ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-                 f"--port={self.port}", "--num-cpus=2", "--num-gpus=0",
-                 "--include-dashboard=false", "--disable-usage-stats",
+                [ray, "start", "--head", "--block", f"--port={self.port}", "--num-cpus=2",
+                 "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats",
                  "--object-store-memory=100000000", f"--temp-dir={self.root}"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         status = [ray, "status", f"--address=127.0.0.1:{self.port}"]
-        _wait(
-            "ray head",
-            lambda: subprocess.run(status, env=env, capture_output=True).returncode == 0,
-            self.root / "ray.out",
-        )
+
+        def up() -> bool:  # answers, and reports the node's CPUs
+            res = subprocess.run(status, env=self.env, capture_output=True, text=True)
+            return res.returncode == 0 and "CPU" in res.stdout
+
+        _wait("ray head", up, self.root / "ray.out")
 
     def stop(self) -> None:
         if self.proc is not None:
