@@ -157,8 +157,8 @@ def slurm_job() -> str:
     return f" (SLURM job {job}{f', restart {restarts}' if restarts else ''})"
 
 
-def stop_reason(exc: BaseException) -> str | None:
-    """The error line of a run stopped from outside, to be resumed from last.pt (else None).
+def stop_reason(exc: BaseException) -> str:
+    """The error line of a run stopped from outside, to be resumed from last.pt (else '').
 
     Under SLURM, submitit catches the signal sent `signal_delay_s` before the time limit (or on
     preemption) in the middle of the training loop: it requeues the job and raises SystemExit,
@@ -176,7 +176,7 @@ def stop_reason(exc: BaseException) -> str | None:
                 "stopped at its SLURM time limit (hydra.launcher.timeout_min) with no requeue left "
                 "(hydra.launcher.max_num_timeout); rerun the same sweep command to resume it"
             )
-    return None
+    return ""
 
 
 def _same_config(run_dir: Path, text: str) -> bool:

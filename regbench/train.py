@@ -391,13 +391,14 @@ def run(cfg: DictConfig) -> float:
         try:
             summary = fit(cfg, d, run_dir, log)
         except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C; submitit requeued a SLURM job
-            log(f"interrupted: {runs.stop_reason(exc)}")
-            runs.mark_status(run_dir, "interrupted", runs.stop_reason(exc))
+            stopped = runs.stop_reason(exc)
+            log(stopped)
+            runs.mark_status(run_dir, "interrupted", stopped)
             raise
         except Exception as exc:  # ConfigError included: a bad checkpoint is found only here
             stopped = runs.stop_reason(exc)  # SLURM's time limit: interrupted, not failed
             if stopped:
-                log(f"interrupted: {stopped}")
+                log(stopped)
                 runs.mark_status(run_dir, "interrupted", stopped)
                 err_console.print(f"error: {run_dir.name}: {stopped}", soft_wrap=True)
                 return math.nan
