@@ -106,6 +106,31 @@ def train(
         raise typer.Exit(130) from None
 
 
+def _multirun(argv: list[str], launcher: str) -> int:
+    """Hydra's multirun over argv; its exit code. The index is updated by the caller either way."""
+    from regbench.train import hydra_app
+
+    sys.argv = ["regbench", "--multirun", *argv]
+    before = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # a launcher's error comes back here, not as a traceback
+    try:
+        hydra_app()
+    except SystemExit as exc:  # Hydra reports its own errors and exits
+        return exc.code if isinstance(exc.code, int) else 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the launcher gave up, e.g. on a SLURM job cancelled with scancel
+        detail = " ".join(str(exc).splitlines()[:2]) or type(exc).__name__
+        typer.echo(f"error: hydra/launcher={launcher}: {detail}", err=True)
+        return 1
+    finally:
+        if before is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = before
+    return 0
+
+
 @app.command(context_settings=PASS_THROUGH, no_args_is_help=True)
 def sweep(
     ctx: typer.Context,
@@ -152,16 +177,7 @@ def sweep(
         _fail(
             f"cannot write the sweep folder {plan.dir} ({exc.strerror}); pass out_dir=<a writable folder>"
         )
-    from regbench.train import hydra_app
-
-    sys.argv = ["regbench", "--multirun", *searchpath_override(), *plan.argv]
-    code = 0
-    try:
-        hydra_app()
-    except SystemExit as exc:  # Hydra reports its own errors and exits; the index is still updated
-        code = exc.code if isinstance(exc.code, int) else 1
-    except KeyboardInterrupt:
-        code = 130
+    code = _multirun([*searchpath_override(), *plan.argv], plan.launcher)
     index = sw.refresh_index(plan.dir)
     sw.print_runs(index, console, f"sweep {plan.name} ({index_path})")
     sw.print_groups(index, plan.swept, console)

@@ -55,6 +55,9 @@ def explain(exc: Exception, overrides: list[str]) -> str:
         if not isinstance(node, DictConfig):  # reg.dropout.p=0.3 without reg=[dropout,...]
             return f"unknown key '{key}': this config has no '{parent}'; is its option selected?"
         valid = ", ".join(str(k) for k in node)
+        given = next((o for o in overrides if o.split("=", 1)[0] == key), None)
+        if given and (leaf in node or not valid):  # open mappings (ray.remote): Hydra adds with +
+            return f"'{key}' is added, not overridden: write +{given}"
         where = f"in '{parent}'" if parent else "at the top level"
         return f"unknown key '{key}'; valid keys {where}: {valid}"
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shlex
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,6 +231,40 @@ def record_failure(run_dir: Path, error: str) -> None:
             mark_status(run_dir, "failed", error)
     except OSError:  # a read-only folder: the error line is all there is
         pass
+
+
+def slurm_job() -> str:
+    """' (SLURM job 12_3, restart 1)' when SLURM runs this process (12_3: array 12, task 3), else ''."""
+    env = os.environ
+    job = env.get("SLURM_JOB_ID")
+    if "SLURM_ARRAY_JOB_ID" in env:
+        job = f"{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID')}"
+    if job is None:
+        return ""
+    restarts = int(env.get("SLURM_RESTART_COUNT", "0"))
+    return f" (SLURM job {job}{f', restart {restarts}' if restarts else ''})"
+
+
+def stop_reason(exc: BaseException) -> str:
+    """The error line of a run stopped from outside, to be resumed from last.pt (else '').
+
+    Under SLURM, submitit catches the signal sent `signal_delay_s` before the time limit (or on
+    preemption) in the middle of the training loop: it requeues the job and raises SystemExit,
+    or, with no requeue left (`hydra.launcher.max_num_timeout`), raises UncompletedJobError.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted; rerun with resume=true to continue"
+    if isinstance(exc, SystemExit):
+        return "stopped by SLURM (time limit or preemption) and requeued: resumes from last.pt"
+    if "submitit" in sys.modules:  # imported only inside submitit jobs
+        from submitit.core.utils import UncompletedJobError
+
+        if isinstance(exc, UncompletedJobError):
+            return (
+                "stopped at its SLURM time limit (hydra.launcher.timeout_min) with no requeue left "
+                "(hydra.launcher.max_num_timeout); rerun the same sweep command to resume it"
+            )
+    return ""
 
 
 def _same_config(run_dir: Path, text: str) -> bool:

@@ -124,6 +124,12 @@ def plan(args: list[str]) -> Plan:
         names = list(base_cfg.job.config.override_dirname.exclude_keys)
         names += [k for k in keys if k not in swept and k not in names]
         hydra.append(f"{exclude}=[{','.join(names)}]")
+    if launcher == "ray" and not any(
+        "hydra.launcher.ray.init.object_store_memory" in h for h in hydra
+    ):
+        # hydra-ray-launcher 1.2.2 passes object_store_memory=75 MB to ray.init, which Ray refuses
+        # when joining a running cluster (address=auto); null leaves Ray's own default (hydra #2893)
+        hydra.append("+hydra.launcher.ray.init.object_store_memory=null")
     hydra.append(CALLBACK)
     p = Plan(name, Path(base_cfg.sweep.dir), job + hydra, sweeper, launcher, [], swept)
     if sweeper != "basic":

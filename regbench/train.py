@@ -341,7 +341,7 @@ def run(cfg: DictConfig) -> float:
             log(f"already finished ({previous['status']}): nothing to do")
             return previous.get("best_val_acc") or math.nan
         runs.mark_status(run_dir, "running")
-        log(f"run folder {run_dir}")
+        log(f"run folder {run_dir}{runs.slurm_job()}")
         for line in warnings(cfg, len(d.x_val)):  # known-bad combinations: said, not refused
             where = f"{run_dir.name}: " if multirun else ""
             err_console.print(f"warning: {where}{line}", soft_wrap=True)
@@ -349,16 +349,22 @@ def run(cfg: DictConfig) -> float:
         try:
             tracker = cleanup.enter_context(loggers.open_loggers(cfg, run_dir))
             summary = fit(cfg, d, run_dir, log, tracker.epoch)
-        except KeyboardInterrupt:
-            runs.mark_status(
-                run_dir, "interrupted", "interrupted; rerun with resume=true to continue"
-            )
-            if not multirun:  # in-process callers (tests) have no Hydra overrides
+        except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C; submitit requeued a SLURM job
+            stopped = runs.stop_reason(exc)
+            log(stopped)
+            runs.mark_status(run_dir, "interrupted", stopped)
+            if not multirun and isinstance(exc, KeyboardInterrupt):  # in-process callers (tests)
                 task = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
                 hint = runs.resume_command(run_dir, list(task))
                 err_console.print(f"interrupted: continue with {hint}", soft_wrap=True)
             raise
         except Exception as exc:  # ConfigError included: a bad checkpoint is found only here
+            stopped = runs.stop_reason(exc)  # SLURM's time limit: interrupted, not failed
+            if stopped:
+                log(stopped)
+                runs.mark_status(run_dir, "interrupted", stopped)
+                err_console.print(f"error: {run_dir.name}: {stopped}", soft_wrap=True)
+                return math.nan
             line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if not isinstance(exc, ConfigError):
                 line = f"{type(exc).__name__}: {line}"

@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+from hydra.errors import MissingConfigException
 from typer.testing import CliRunner
 
 from regbench.cli import app
+from regbench.compose import _explain
 from regbench.sweep import studies
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +64,6 @@ def test_study_is_expanded_and_the_users_overrides_win(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("arg", "hint"),
     [
-        ("hydra/launcher=ray", "hydra/launcher=ray needs the ray extra: pip install -e '.[ray]'"),
         ("study=nope", f"unknown study 'nope'; choose from: {', '.join(studies())}"),
         ("hydra/launcher=nope", "unknown hydra/launcher option 'nope'; choose from: basic, joblib"),
     ],
@@ -72,6 +73,32 @@ def test_bad_arguments_are_one_line_and_exit_2(arg: str, hint: str, tmp_path: Pa
     assert res.exit_code == 2
     assert res.output.strip().startswith(f"error: {hint}")
     assert len(res.output.strip().splitlines()) == 1
+
+
+def test_a_plugin_from_a_missing_extra_names_the_extra() -> None:
+    # dev installs every extra, so Hydra's own error for an absent plugin is built here, verbatim
+    missing = MissingConfigException(
+        "In 'hydra/config': Could not find 'hydra/launcher/ray'\n\n"
+        "Available options in 'hydra/launcher':\n\tbasic\n\tjoblib"
+    )
+    assert _explain(missing, ["hydra/launcher=ray"]) == (
+        "hydra/launcher=ray needs the ray extra: pip install -e '.[ray]'"
+    )
+
+
+@pytest.mark.parametrize(
+    "override",  # sbatch options the plugin lacks: an open mapping, extended with +
+    [
+        "hydra.launcher.additional_parameters.account=x",
+        "hydra.launcher.additional_parameters={qos: x}",
+    ],
+)
+def test_an_open_mapping_takes_new_keys_with_a_plus(override: str, tmp_path: Path) -> None:
+    args = ["sweep", "seed=0,1", "hydra/launcher=submitit_slurm", override, f"out_dir={tmp_path}"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2
+    key = override.split("=", 1)[0]
+    assert res.output.strip() == f"error: '{key}' is added, not overridden: write +{override}"
 
 
 def test_joblib_grid_completes_and_a_rerun_redoes_nothing(tmp_path: Path) -> None:
