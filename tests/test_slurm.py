@@ -51,7 +51,7 @@ def environment(slurm: Slurm) -> dict[str, str]:
 def sweep(slurm: Slurm, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = environment(slurm)
     return subprocess.run(
-        command(out, *args), capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
+        command(out, *args), capture_output=True, text=True, env=env, cwd=ROOT, timeout=900
     )
 
 
@@ -153,11 +153,11 @@ def test_cancelled_and_timed_out_jobs_are_interrupted_and_a_rerun_resumes_them(
 def test_a_run_longer_than_the_time_limit_is_requeued_and_completes(
     slurm: Slurm, tmp_path: Path
 ) -> None:
-    # the CNN trains 400 epochs on digits: about a minute on one idle CPU core, more on a busy
+    # the CNN trains 600 epochs on digits: about 90 s on one idle CPU core, more on a busy
     # one. USR2 15 s before the 1-minute limit: submitit calls the launcher's checkpoint() (the
     # same job, resubmitted) and requeues it (at most max_num_timeout times); the run resumes
     # from last.pt. A failing job next to it changes nothing for it.
-    res = sweep(slurm, tmp_path, "model=cnn", "optim.lr=0.001,-1", "trainer.epochs=400",
+    res = sweep(slurm, tmp_path, "model=cnn", "optim.lr=0.001,-1", "trainer.epochs=600",
                 "hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=1",
                 "hydra.launcher.signal_delay_s=15", "hydra.launcher.max_num_timeout=10")  # fmt: skip
     assert res.returncode == 1  # the failed run
@@ -165,7 +165,7 @@ def test_a_run_longer_than_the_time_limit_is_requeued_and_completes(
     assert runs["-1"]["status"] == "failed" and "optim.lr" in runs["-1"]["error"]
     assert runs["0.001"]["status"] == "completed"
     long_run = Path(runs["0.001"]["dir"])
-    assert summary(long_run)["epochs_run"] == 400
+    assert summary(long_run)["epochs_run"] == 600
     started = starts(long_run)
     assert len(started) >= 2, "finished inside one time limit: make the run longer"
     assert len({job for job, _ in started}) == 1  # one SLURM job, requeued
