@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from hydra import compose, initialize_config_dir
@@ -208,6 +210,35 @@ def sweep(
 
 
 app.command("compare")(compare.compare_command)
+
+
+@app.command(context_settings=PASS_THROUGH)
+def inspect(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="The PNG to write.")] = Path(
+        "activation_std.png"
+    ),
+) -> None:
+    """Each layer's activation std at initialisation, one batch: regbench inspect
+    init=normal_0.01,normal_1,glorot_uniform 'model.hidden=[256,256,256,256,256]' --out std.png
+
+    Overrides as for train; comma lists draw one curve each (Hydra's sweep syntax).
+    """
+    from regbench import inspection  # torch loads here, not for --help
+
+    try:
+        runs = [(label, compose_config(o)) for label, o in inspection.expand(list(ctx.args))]
+    except (ConfigError, HydraException, OmegaConfBaseException) as exc:
+        _fail(_explain(exc, list(ctx.args)) if not isinstance(exc, ConfigError) else str(exc))
+    try:
+        curves = {label: inspection.activation_stds(cfg) for label, cfg in runs}
+        inspection.plot(curves, inspection.title([cfg for _, cfg in runs]), out)
+    except ConfigError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write {out} ({exc.strerror}); choose another --out")
+    typer.echo(inspection.report(curves))
+    typer.echo(f"wrote {out}")
 
 
 def main() -> None:

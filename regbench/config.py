@@ -66,11 +66,17 @@ class Data(_Strict):
     split_seed: StrictInt | None  # null: the split follows `seed`
     subset: PosInt | None
     label_noise: Fraction
+    preprocess: Literal["standardize", "minmax", "mean_image", "none"]
+
+
+Activation = Literal["relu", "leaky_relu", "elu", "tanh", "sigmoid"]  # models.ACTIVATIONS
+Pool = Literal["max", "avg"]  # models.POOLS
 
 
 class MLP(_Strict):
     name: Literal["mlp"]
     hidden: list[PosInt]
+    activation: Activation
 
 
 class CNN(_Strict):
@@ -78,18 +84,23 @@ class CNN(_Strict):
     channels: Annotated[list[PosInt], Field(min_length=1)]
     kernel_size: PosInt
     hidden: PosInt
+    activation: Activation
+    pool: Pool
 
 
 class VGG(_Strict):
     name: Literal["vgg"]
     depth: Literal[11, 16]
     width: PosInt
+    activation: Activation
+    pool: Pool
 
 
 class ResNet(_Strict):
     name: Literal["resnet"]
     depth: Literal[18, 20]
     width: PosInt | None
+    activation: Activation
 
 
 class Dropout(_Strict):
@@ -118,8 +129,11 @@ class Augment(_Strict):
     flip: Annotated[float, Field(ge=0, le=1)]
     translate: Annotated[int, Field(ge=0)]
     rotate: Annotated[float, Field(ge=0, le=180)]
+    shear: Annotated[float, Field(ge=0, lt=90)]
+    scale: Annotated[float, Field(ge=0, lt=1)]
     brightness: NonNegFloat
     contrast: Annotated[float, Field(ge=0, lt=1)]
+    hue: Annotated[float, Field(ge=0, le=0.5)]
     noise: NonNegFloat
     erase: Annotated[float, Field(ge=0, le=1)]
 
@@ -203,7 +217,7 @@ class OneCycleSched(_Strict):
 
 
 class Init(_Strict):
-    name: Literal["default", "glorot_uniform", "glorot_normal", "he_normal"]
+    name: Literal["default", "glorot_uniform", "glorot_normal", "he_normal", "normal_0.01", "normal_1"]
 
 
 SeedValue = Annotated[StrictInt, Field(ge=0)] | None
@@ -273,6 +287,7 @@ def validate(cfg: DictConfig) -> None:
 
 ADAPTIVE = ("adam", "rmsprop")  # per-parameter step sizes: an L2 gradient is rescaled with the rest
 DIGIT_DATASETS = ("digits", "mnist")
+ONE_CHANNEL = ("digits", "mnist", "fashion_mnist")
 
 
 def warnings(cfg: DictConfig, n_val: int | None) -> list[str]:
@@ -297,6 +312,11 @@ def warnings(cfg: DictConfig, n_val: int | None) -> list[str]:
         out.append(
             f"reg.aug.flip={reg.aug.flip} on {cfg.data.name}: digits are not mirror-symmetric; "
             "set reg.aug.flip=0"
+        )
+    if "aug" in reg and reg.aug.hue > 0 and cfg.data.get("name") in ONE_CHANNEL:
+        out.append(
+            f"reg.aug.hue={reg.aug.hue} on {cfg.data.name}: one channel has no colour to shift, the "
+            "hue shift does nothing; set reg.aug.hue=0"
         )
     if "earlystop" in reg and n_val is not None and n_val < 100:
         out.append(

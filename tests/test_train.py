@@ -43,7 +43,8 @@ def test_default_train_reaches_95_percent_and_writes_the_run_folder(tmp_path):
     assert [int(r["epoch"]) for r in rows] == list(range(1, 21))
     assert list(rows[0]) == runs.METRICS
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert saved["model"] == {"name": "mlp", "hidden": [256, 128]} and saved["reg"] == {"none": {}}
+    assert saved["model"] == {"name": "mlp", "hidden": [256, 128], "activation": "relu"}
+    assert saved["reg"] == {"none": {}}
     assert "test_acc" in res.stdout  # the final summary table
 
 
