@@ -15,13 +15,26 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from regbench import compare
-from regbench.config import CONF_DIR, GROUPS, ConfigError, group_options, validate
+from regbench.config import (
+    CONF_DIR,
+    GROUPS,
+    KEY_CHOICES,
+    ConfigError,
+    group_options,
+    validate,
+)
 
 
 def _groups_help() -> str:
     lines = [f"  {g:<8} {', '.join(group_options(g))}" for g in GROUPS]
+    keys = [f"  {k:<17} {v}" for k, v in KEY_CHOICES.items()]
     # \b: click keeps the paragraph as written (one line per group) instead of rewrapping it
-    return "Config groups (from conf/) and their options:\n\n\b\n" + "\n".join(lines)
+    return (
+        "Config groups (from conf/) and their options:\n\n\b\n"
+        + "\n".join(lines)
+        + "\n\nOther knobs (key=value; defaults in conf/):\n\n\b\n"
+        + "\n".join(keys)
+    )
 
 
 app = typer.Typer(

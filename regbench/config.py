@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
@@ -55,6 +55,9 @@ class _Strict(BaseModel):
 PosInt = Annotated[int, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
+Activation = Literal["relu", "leaky_relu", "elu", "tanh", "sigmoid"]  # models.ACTIVATIONS
+Pool = Literal["max", "avg"]  # models.POOLS
+Preprocess = Literal["standardize", "minmax", "mean_image", "none"]  # data.preprocess
 
 
 class Data(_Strict):
@@ -66,11 +69,7 @@ class Data(_Strict):
     split_seed: StrictInt | None  # null: the split follows `seed`
     subset: PosInt | None
     label_noise: Fraction
-    preprocess: Literal["standardize", "minmax", "mean_image", "none"]
-
-
-Activation = Literal["relu", "leaky_relu", "elu", "tanh", "sigmoid"]  # models.ACTIVATIONS
-Pool = Literal["max", "avg"]  # models.POOLS
+    preprocess: Preprocess
 
 
 class MLP(_Strict):
@@ -217,7 +216,9 @@ class OneCycleSched(_Strict):
 
 
 class Init(_Strict):
-    name: Literal["default", "glorot_uniform", "glorot_normal", "he_normal", "normal_0.01", "normal_1"]
+    name: Literal[
+        "default", "glorot_uniform", "glorot_normal", "he_normal", "normal_0.01", "normal_1"
+    ]
 
 
 SeedValue = Annotated[StrictInt, Field(ge=0)] | None
@@ -255,6 +256,15 @@ class Config(_Strict):
     out_dir: str
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+=,-]+$")] | None
     sweep_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+=,-]+$")]
+
+
+# keys with a fixed set of choices that are not config groups: `regbench --help` lists them
+KEY_CHOICES = {
+    "model.activation": ", ".join(get_args(Activation)),
+    "model.pool": ", ".join(get_args(Pool)) + " (cnn, vgg)",
+    "data.preprocess": ", ".join(get_args(Preprocess)),
+    "reg.aug.*": ", ".join(Augment.model_fields) + " (strengths, 0: off)",
+}
 
 
 def validate(cfg: DictConfig) -> None:

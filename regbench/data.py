@@ -248,7 +248,11 @@ def _hue(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     k = torch.full((3,), 3**-0.5, device=x.device, dtype=x.dtype)
     cross = torch.tensor([[0.0, -1, 1], [1, 0, -1], [-1, 1, 0]], device=x.device, dtype=x.dtype)
     cos, sin = angle.cos().to(x.dtype).view(-1, 1, 1), angle.sin().to(x.dtype).view(-1, 1, 1)
-    rot = cos * torch.eye(3, device=x.device, dtype=x.dtype) + (1 - cos) * torch.outer(k, k) + sin * cross * k[0]
+    rot = (
+        cos * torch.eye(3, device=x.device, dtype=x.dtype)
+        + (1 - cos) * torch.outer(k, k)
+        + sin * cross * k[0]
+    )
     return torch.einsum("nij,njhw->nihw", rot, x)
 
 

@@ -29,7 +29,9 @@ def expand(overrides: list[str]) -> list[tuple[str, list[str]]]:
         for o in parsed
         if o.is_sweep_override()
     ]
-    return [(" ".join(combo) or "config", fixed + list(combo)) for combo in itertools.product(*axes)]
+    return [
+        (" ".join(combo) or "config", fixed + list(combo)) for combo in itertools.product(*axes)
+    ]
 
 
 def activation_stds(cfg: DictConfig) -> list[float]:
@@ -89,6 +91,6 @@ def report(curves: dict[str, list[float]]) -> str:
     """The numbers behind the figure, one line per curve."""
     width = max(len(label) for label in curves)
     return "\n".join(
-        f"{label:<{width}}  " + " ".join(f"{s:9.3g}" for s in stds) for label, stds in curves.items()
+        f"{label:<{width}}  " + " ".join(f"{s:9.3g}" for s in stds)
+        for label, stds in curves.items()
     )
-

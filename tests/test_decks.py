@@ -267,3 +267,11 @@ def test_decks_studies_plan_their_grids(tmp_path: Path, study: str, runs: int, v
     assert r.returncode == 0, r.stderr
     assert f"{runs} runs, 0 already done, {runs} to run" in r.stdout
     assert all(v in r.stdout for v in values)
+
+
+def test_help_lists_the_new_knobs_and_their_choices() -> None:
+    r = cli("--help")
+    assert r.returncode == 0
+    assert "model.activation  relu, leaky_relu, elu, tanh, sigmoid" in r.stdout
+    assert "data.preprocess   standardize, minmax, mean_image, none" in r.stdout
+    assert "normal_0.01, normal_1" in r.stdout and "shear, scale" in r.stdout

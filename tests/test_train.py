@@ -109,6 +109,31 @@ def test_every_model_reg_optim_completes(tmp_path, model, reg, optim):
     assert 0.0 <= s["test_acc"] <= 1.0 and len(metrics(run_dir)) == 1
 
 
+# every non-relu activation twice across the families, with the pooling, initialisations,
+# preprocessing and augmentations of the decks' knobs riding along (8 one-epoch runs)
+DECKS = {
+    "mlp": [("sigmoid", "normal_1", "minmax"), ("elu", "normal_0.01", "mean_image")],
+    "cnn": [("tanh", "glorot_uniform", "none"), ("leaky_relu", "he_normal", "minmax")],
+    "vgg": [("sigmoid", "glorot_normal", "mean_image"), ("elu", "default", "none")],
+    "resnet": [("tanh", "he_normal", "standardize"), ("leaky_relu", "normal_0.01", "minmax")],
+}
+
+
+@pytest.mark.parametrize(
+    "model,act,init,prep", [(m, *row) for m, rows in DECKS.items() for row in rows]
+)
+def test_every_model_trains_with_the_decks_knobs(tmp_path, model, act, init, prep):
+    pool = ["model.pool=avg"] if model in ("cnn", "vgg") else []
+    run_dir = train_inprocess(
+        tmp_path, f"model={model}", *NARROW.get(model, []), f"model.activation={act}", *pool,
+        f"init={init}", f"data.preprocess={prep}", "reg=[bn,aug]", "reg.aug.shear=15",
+        "reg.aug.scale=0.2", "optim=sgd", "trainer.epochs=1",
+    )  # fmt: skip
+    s = summary(run_dir)
+    assert s["status"] == "completed" and s["epochs_run"] == 1
+    assert 0.0 <= s["test_acc"] <= 1.0
+
+
 # ---- models: shapes, switches, initialisation ---------------------------------------------------
 @pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32)])
 @pytest.mark.parametrize(
