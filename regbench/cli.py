@@ -233,16 +233,19 @@ def inspect(
     ),
 ) -> None:
     """Each layer's activation std at initialisation, one batch: regbench inspect
-    init=normal_0.01,normal_1,glorot_uniform 'model.hidden=[256,256,256,256,256]' --out std.png
+    init=normal_0.01,normal_1,he_normal 'model.hidden=[128,128,128,128,128]' --out std.png
 
     Overrides as for train; comma lists draw one curve each (Hydra's sweep syntax).
     """
     from regbench import inspection  # torch loads here, not for --help
 
+    args = list(ctx.args)
     try:
-        runs = [(label, compose_config(o)) for label, o in inspection.expand(list(ctx.args))]
-    except (ConfigError, HydraException, OmegaConfBaseException) as exc:
-        _fail(_explain(exc, list(ctx.args)) if not isinstance(exc, ConfigError) else str(exc))
+        runs = [(label, compose_config(o)) for label, o in inspection.expand(args)]
+    except ConfigError as exc:
+        _fail(str(exc))
+    except (HydraException, OmegaConfBaseException) as exc:  # the override parser's errors
+        _fail(_explain(exc, args))
     try:
         curves = {label: inspection.activation_stds(cfg) for label, cfg in runs}
         inspection.plot(curves, inspection.title([cfg for _, cfg in runs]), out)
