@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from regbench import __version__, compare
-from regbench.compose import compose_config
+from regbench.compose import compose_config, explain
 from regbench.config import (
     GROUPS,
+    KEY_CHOICES,
     USER_CONF_DEFAULT,
     USER_CONF_ENV,
     ConfigError,
@@ -34,7 +37,10 @@ def _help() -> str:
     return (
         "Controlled experiments on how regularization changes what deep networks learn.\n\n"
         # \b: click keeps the paragraph as written (one line per group) instead of rewrapping it
-        f"Config groups (from {where}) and their options:\n\n\b\n" + "\n".join(lines)
+        f"Config groups (from {where}) and their options:\n\n\b\n"
+        + "\n".join(lines)
+        + "\n\nOther knobs (key=value; defaults in conf/):\n\n\b\n"
+        + "\n".join(f"  {k:<17} {v}" for k, v in KEY_CHOICES.items())
     )
 
 
@@ -227,6 +233,38 @@ def _use_config_dir(value: str) -> None:
         typer.echo(f"error: --config-dir {value}: no such folder; give an existing one", err=True)
         raise SystemExit(2)
     os.environ[USER_CONF_ENV] = str(folder)  # inherited by every job a sweep starts
+
+
+@app.command(context_settings=PASS_THROUGH)
+def inspect(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="The PNG to write.")] = Path(
+        "activation_std.png"
+    ),
+) -> None:
+    """Each layer's activation std at initialisation, one batch: regbench inspect
+    init=normal_0.01,normal_1,he_normal 'model.hidden=[128,128,128,128,128]' --out std.png
+
+    Overrides as for train; comma lists draw one curve each (Hydra's sweep syntax).
+    """
+    from regbench import inspection  # torch loads here, not for --help
+
+    args = list(ctx.args)
+    try:
+        runs = [(label, compose_config(o)) for label, o in inspection.expand(args)]
+    except ConfigError as exc:
+        _fail(str(exc))
+    except (HydraException, OmegaConfBaseException) as exc:  # the override parser's errors
+        _fail(explain(exc, args))
+    try:
+        curves = {label: inspection.activation_stds(cfg) for label, cfg in runs}
+        inspection.plot(curves, inspection.title([cfg for _, cfg in runs]), out)
+    except ConfigError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write {out} ({exc.strerror}); choose another --out")
+    typer.echo(inspection.report(curves))
+    typer.echo(f"wrote {out}")
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import os
 import re
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from omegaconf import DictConfig, OmegaConf
 from pydantic import (
@@ -130,6 +130,9 @@ class _Strict(BaseModel):
 PosInt = Annotated[int, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
+Activation = Literal["relu", "leaky_relu", "elu", "tanh", "sigmoid"]  # models.ACTIVATIONS
+Pool = Literal["max", "avg"]  # models.POOLS
+Preprocess = Literal["standardize", "minmax", "mean_image", "none"]  # data.preprocess
 
 
 class Data(_Strict):
@@ -141,6 +144,7 @@ class Data(_Strict):
     split_seed: StrictInt | None  # null: the split follows `seed`
     subset: PosInt | None
     label_noise: Fraction
+    preprocess: Preprocess
 
 
 NAME_PATTERN = r"^[A-Za-z0-9_.+=,-]+$"  # run and sweep folder names: one folder, no path
@@ -177,6 +181,7 @@ def _kind(v: object) -> str | None:
 class MLP(_Strict):
     name: Literal["mlp"]
     hidden: list[PosInt]
+    activation: Activation
 
 
 class CNN(_Strict):
@@ -184,18 +189,23 @@ class CNN(_Strict):
     channels: Annotated[list[PosInt], Field(min_length=1)]
     kernel_size: PosInt
     hidden: PosInt
+    activation: Activation
+    pool: Pool
 
 
 class VGG(_Strict):
     name: Literal["vgg"]
     depth: Literal[11, 16]
     width: PosInt
+    activation: Activation
+    pool: Pool
 
 
 class ResNet(_Strict):
     name: Literal["resnet"]
     depth: Literal[18, 20]
     width: PosInt | None
+    activation: Activation
 
 
 class Dropout(_Strict):
@@ -224,8 +234,11 @@ class Augment(_Strict):
     flip: Annotated[float, Field(ge=0, le=1)]
     translate: Annotated[int, Field(ge=0)]
     rotate: Annotated[float, Field(ge=0, le=180)]
+    shear: Annotated[float, Field(ge=0, lt=90)]
+    scale: Annotated[float, Field(ge=0, lt=1)]
     brightness: NonNegFloat
     contrast: Annotated[float, Field(ge=0, lt=1)]
+    hue: Annotated[float, Field(ge=0, le=0.5)]
     noise: NonNegFloat
     erase: Annotated[float, Field(ge=0, le=1)]
 
@@ -309,7 +322,9 @@ class OneCycleSched(_Strict):
 
 
 class Init(_Strict):
-    name: Literal["default", "glorot_uniform", "glorot_normal", "he_normal"]
+    name: Literal[
+        "default", "glorot_uniform", "glorot_normal", "he_normal", "normal_0.01", "normal_1"
+    ]
 
 
 SeedValue = Annotated[StrictInt, Field(ge=0)] | None
@@ -374,6 +389,15 @@ class Config(_Strict):
     sweep_name: Name
 
 
+# keys with a fixed set of choices that are not config groups: `regbench --help` lists them
+KEY_CHOICES = {
+    "model.activation": ", ".join(get_args(Activation)),
+    "model.pool": ", ".join(get_args(Pool)) + " (cnn, vgg)",
+    "data.preprocess": ", ".join(get_args(Preprocess)),
+    "reg.aug.*": ", ".join(Augment.model_fields) + " (strengths, 0: off)",
+}
+
+
 def validate(cfg: DictConfig) -> None:
     """Check the composed config against the schema before any work; raise ConfigError (one line)."""
     # before the schema: reg=[] leaves no reg key, which the schema would report as "missing"
@@ -420,6 +444,7 @@ def validate(cfg: DictConfig) -> None:
 
 ADAPTIVE = ("adam", "rmsprop")  # per-parameter step sizes: an L2 gradient is rescaled with the rest
 DIGIT_DATASETS = ("digits", "mnist")
+ONE_CHANNEL = ("digits", "mnist", "fashion_mnist")
 
 
 def warnings(cfg: DictConfig, n_val: int | None) -> list[str]:
@@ -444,6 +469,11 @@ def warnings(cfg: DictConfig, n_val: int | None) -> list[str]:
         out.append(
             f"reg.aug.flip={reg.aug.flip} on {cfg.data.name}: digits are not mirror-symmetric; "
             "set reg.aug.flip=0"
+        )
+    if "aug" in reg and reg.aug.hue > 0 and cfg.data.get("name") in ONE_CHANNEL:
+        out.append(
+            f"reg.aug.hue={reg.aug.hue} on {cfg.data.name}: one channel has no colour to shift, the "
+            "hue shift does nothing; set reg.aug.hue=0"
         )
     if "earlystop" in reg and n_val is not None and n_val < 100:
         out.append(

@@ -44,7 +44,7 @@ def val_size(cfg: DictConfig) -> int | None:
 
 @dataclass
 class Splits:
-    """Normalized float images (N, C, H, W) and int64 labels, already on the training device."""
+    """Preprocessed float images (N, C, H, W) and int64 labels, already on the training device."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -63,7 +63,7 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    return d.images.astype(np.float32)[:, None] / 16.0, d.target.astype(np.int64)
+    return d.images.astype(np.float32)[:, None], d.target.astype(np.int64)  # raw pixels: 0..16
 
 
 def _torchvision(
@@ -103,7 +103,7 @@ def _torchvision(
         ) from None
     x = np.asarray(ds.data)
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # MNIST: NHW, CIFAR: NHWC
-    return x.astype(np.float32) / 255.0, np.asarray(ds.targets, dtype=np.int64)
+    return x.astype(np.float32), np.asarray(ds.targets, dtype=np.int64)  # raw pixels: 0..255
 
 
 def split_seed(cfg: DictConfig, seed: int) -> int:
@@ -120,9 +120,23 @@ def flip_labels(y: np.ndarray, p: float, classes: int, seed: int) -> np.ndarray:
     return y
 
 
+def preprocess(x_train: np.ndarray, how: str) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """data.preprocess as (shift, scale), x -> (x - shift) / scale, from the training split only:
+    no information leaks from validation or test (their inputs may fall outside [0, 1] with minmax)."""
+    channels = {"axis": (0, 2, 3), "keepdims": True}
+    if how == "standardize":
+        return x_train.mean(**channels), x_train.std(**channels) + 1e-6
+    if how == "minmax":
+        lo = x_train.min(**channels)
+        return lo, x_train.max(**channels) - lo + 1e-6
+    if how == "mean_image":  # per pixel and channel, no rescaling (Krizhevsky et al. 2012)
+        return x_train.mean(axis=0, keepdims=True), 1.0
+    return 0.0, 1.0  # none: raw pixel values
+
+
 def load(cfg: DictConfig, device: torch.device, seed: int = 0) -> Splits:
     """Load the dataset named by cfg.name, split it (split seed: see split_seed), add training
-    label noise, normalize with training statistics."""
+    label noise, preprocess with training statistics (data.preprocess)."""
     rng = np.random.default_rng(split_seed(cfg, seed))
     if "_target_" in cfg:  # the user's own dataset: regbench.extend
         from regbench import extend
@@ -155,12 +169,10 @@ def load(cfg: DictConfig, device: torch.device, seed: int = 0) -> Splits:
     classes = int(y.max()) + 1
     if cfg.label_noise > 0:  # training labels only: validation and test measure the clean task
         y_train = flip_labels(y_train, cfg.label_noise, classes, split_seed(cfg, seed))
-    # per-channel statistics of the training split only: no information leaks from val or test
-    mean = x_train.mean(axis=(0, 2, 3), keepdims=True)
-    std = x_train.std(axis=(0, 2, 3), keepdims=True) + 1e-6
+    shift, scale = preprocess(x_train, cfg.preprocess)
 
     def to(a: np.ndarray, norm: bool = True) -> torch.Tensor:
-        return torch.from_numpy((a - mean) / std if norm else a).to(device)
+        return torch.from_numpy((a - shift) / scale if norm else a).to(device)
 
     return Splits(
         to(x_train),
@@ -173,51 +185,90 @@ def load(cfg: DictConfig, device: torch.device, seed: int = 0) -> Splits:
     )
 
 
+class _Draws:
+    """Per-sample random parameters for a batch of n, all drawn from the augmentation stream."""
+
+    def __init__(self, n: int, device: torch.device, gen: torch.Generator) -> None:
+        self.n, self.device, self.gen = n, device, gen
+
+    def rand(self, *shape: int) -> torch.Tensor:
+        return torch.rand(shape, device=self.device, generator=self.gen)
+
+    def uniform(self, lo: float, hi: float) -> torch.Tensor:
+        return self.rand(self.n) * (hi - lo) + lo
+
+
 def augment(x: torch.Tensor, cfg: DictConfig, gen: torch.Generator) -> torch.Tensor:
     """Augment a whole training batch on its device; each transform draws per-sample parameters,
-    all from `gen` (the run's augmentation stream, on x's device)."""
-    n, _, h, w = x.shape
-    dev = x.device
-
-    def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(shape, device=dev, generator=gen)
-
-    def uniform(lo: float, hi: float) -> torch.Tensor:
-        return rand(n) * (hi - lo) + lo
-
+    all from `gen` (the run's augmentation stream, on x's device). A transform at strength 0
+    draws nothing, so switching one on leaves the others' draws as they were."""
+    n = x.shape[0]
+    r = _Draws(n, x.device, gen)
     if cfg.flip > 0:
-        x = torch.where((rand(n, 1, 1, 1) < cfg.flip), x.flip(3), x)
-    if cfg.translate > 0 or cfg.rotate > 0:
-        # one affine warp per sample: rotation about the centre, then an integer shift (a random crop
-        # of the zero-padded image); grid_sample fills what comes from outside with 0 (= the mean)
-        angle = uniform(-cfg.rotate, cfg.rotate) * (math.pi / 180)
-        shift = torch.randint(-cfg.translate, cfg.translate + 1, (n, 2), device=dev, generator=gen)
-        cos, sin = angle.cos(), angle.sin()
-        theta = torch.stack(
-            [
-                torch.stack([cos, -sin, shift[:, 0] * 2.0 / w], 1),
-                torch.stack([sin, cos, shift[:, 1] * 2.0 / h], 1),
-            ],
-            1,
-        ).to(x.dtype)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        x = torch.where((r.rand(n, 1, 1, 1) < cfg.flip), x.flip(3), x)
+    if cfg.translate > 0 or cfg.rotate > 0 or cfg.shear > 0 or cfg.scale > 0:
+        x = _affine(x, cfg, r)
     if cfg.contrast > 0:
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        x = (x - mean) * uniform(1 - cfg.contrast, 1 + cfg.contrast).view(n, 1, 1, 1) + mean
+        x = (x - mean) * r.uniform(1 - cfg.contrast, 1 + cfg.contrast).view(n, 1, 1, 1) + mean
     if cfg.brightness > 0:
-        x = x + uniform(-cfg.brightness, cfg.brightness).view(n, 1, 1, 1)
+        x = x + r.uniform(-cfg.brightness, cfg.brightness).view(n, 1, 1, 1)
+    if cfg.hue > 0 and x.shape[1] == 3:  # one channel has no hue: config.warnings says so
+        x = _hue(x, r.uniform(-cfg.hue, cfg.hue) * (2 * math.pi))
     if cfg.noise > 0:
-        x = x + cfg.noise * torch.randn(x.shape, device=dev, generator=gen, dtype=x.dtype)
+        x = x + cfg.noise * torch.randn(x.shape, device=x.device, generator=gen, dtype=x.dtype)
     if cfg.erase > 0:
-        # one rectangle per chosen sample, sides up to half the image: built as a mask, no loops
-        eh = (uniform(0.1, 0.5) * h).long().clamp(min=1).view(n, 1, 1)
-        ew = (uniform(0.1, 0.5) * w).long().clamp(min=1).view(n, 1, 1)
-        top = (rand(n, 1, 1) * (h - eh + 1)).long()
-        left = (rand(n, 1, 1) * (w - ew + 1)).long()
-        rows = torch.arange(h, device=dev).view(1, h, 1)
-        cols = torch.arange(w, device=dev).view(1, 1, w)
-        box = (rows >= top) & (rows < top + eh) & (cols >= left) & (cols < left + ew)
-        chosen = (rand(n, 1, 1) < cfg.erase) & box
-        x = x.masked_fill(chosen[:, None], 0.0)
+        x = _erase(x, cfg.erase, r)
     return x
+
+
+def _affine(x: torch.Tensor, cfg: DictConfig, r: _Draws) -> torch.Tensor:
+    """One affine warp per sample: zoom, shear, rotation about the centre, then an integer shift (a
+    random crop of the zero-padded image); grid_sample fills what comes from outside with 0 (the
+    mean under data.preprocess=standardize)."""
+    n, _, h, w = x.shape
+    angle = r.uniform(-cfg.rotate, cfg.rotate) * (math.pi / 180)
+    shift = torch.randint(
+        -cfg.translate, cfg.translate + 1, (n, 2), device=x.device, generator=r.gen
+    )
+    cos, sin = angle.cos(), angle.sin()
+    m = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)  # (n, 2, 2)
+    if cfg.shear > 0:  # x' = x + tan(phi) y
+        tan = (r.uniform(-cfg.shear, cfg.shear) * (math.pi / 180)).tan()
+        sh = torch.eye(2, device=x.device).repeat(n, 1, 1)
+        sh[:, 0, 1] = tan
+        m = m @ sh
+    if cfg.scale > 0:  # the grid maps output to input: content grows by s when sampled at 1/s
+        m = m / r.uniform(1 - cfg.scale, 1 + cfg.scale).view(n, 1, 1)
+    t = torch.stack([shift[:, 0] * 2.0 / w, shift[:, 1] * 2.0 / h], 1)
+    theta = torch.cat([m, t[:, :, None]], 2).to(x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _hue(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Colour shift: rotate each sample's (R, G, B) vectors about the grey axis by its angle
+    (Rodrigues' formula), keeping every pixel's channel mean."""
+    k = torch.full((3,), 3**-0.5, device=x.device, dtype=x.dtype)
+    cross = torch.tensor([[0.0, -1, 1], [1, 0, -1], [-1, 1, 0]], device=x.device, dtype=x.dtype)
+    cos, sin = angle.cos().to(x.dtype).view(-1, 1, 1), angle.sin().to(x.dtype).view(-1, 1, 1)
+    rot = (
+        cos * torch.eye(3, device=x.device, dtype=x.dtype)
+        + (1 - cos) * torch.outer(k, k)
+        + sin * cross * k[0]
+    )
+    return torch.einsum("nij,njhw->nihw", rot, x)
+
+
+def _erase(x: torch.Tensor, p: float, r: _Draws) -> torch.Tensor:
+    """Random erasing: one rectangle per chosen sample, sides 10-50 % of the image's, as a mask."""
+    n, _, h, w = x.shape
+    eh = (r.uniform(0.1, 0.5) * h).long().clamp(min=1).view(n, 1, 1)
+    ew = (r.uniform(0.1, 0.5) * w).long().clamp(min=1).view(n, 1, 1)
+    top = (r.rand(n, 1, 1) * (h - eh + 1)).long()
+    left = (r.rand(n, 1, 1) * (w - ew + 1)).long()
+    rows = torch.arange(h, device=x.device).view(1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, w)
+    box = (rows >= top) & (rows < top + eh) & (cols >= left) & (cols < left + ew)
+    chosen = (r.rand(n, 1, 1) < p) & box
+    return x.masked_fill(chosen[:, None], 0.0)

@@ -13,6 +13,15 @@ from regbench.streams import source_seed, stream_value
 
 VGG_STAGES = {11: [1, 1, 2, 2, 2], 16: [2, 2, 3, 3, 3]}  # convs per stage, widths x1 x2 x4 x8 x8
 RESNET_BLOCKS = {18: ([2, 2, 2, 2], 64), 20: ([3, 3, 3], 16)}  # blocks per stage, default width
+# model.activation: standard parameter-free modules (PyTorch's defaults: leaky slope 0.01, ELU alpha 1)
+ACTIVATIONS = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "leaky_relu": lambda: nn.LeakyReLU(inplace=True),
+    "elu": lambda: nn.ELU(inplace=True),
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}  # model.pool (cnn, vgg)
 
 
 @dataclass
@@ -24,10 +33,11 @@ class Switches:
     dropout_input: float = 0.0  # elementwise dropout on the network's input (Srivastava et al.)
     bn: bool = False
     bn_momentum: float = 0.1
+    activation: str = "relu"  # a key of ACTIVATIONS
 
     @classmethod
-    def from_reg(cls, reg: DictConfig) -> Switches:
-        sw = cls()
+    def from_reg(cls, reg: DictConfig, activation: str) -> Switches:
+        sw = cls(activation=activation)
         if "dropout" in reg:
             sw.dropout, sw.dropout_features = reg.dropout.p, reg.dropout.where == "all"
             sw.dropout_input = reg.dropout.input
@@ -35,12 +45,15 @@ class Switches:
             sw.bn, sw.bn_momentum = True, reg.bn.momentum
         return sw
 
+    def act(self) -> nn.Module:
+        return ACTIVATIONS[self.activation]()
+
 
 def _linear_block(n_in: int, n_out: int, sw: Switches) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Linear(n_in, n_out, bias=not sw.bn)]
     if sw.bn:
         layers.append(nn.BatchNorm1d(n_out, momentum=sw.bn_momentum))
-    layers.append(nn.ReLU(inplace=True))
+    layers.append(sw.act())
     if sw.dropout > 0:
         layers.append(nn.Dropout(sw.dropout))
     return layers
@@ -50,7 +63,7 @@ def _conv_block(c_in: int, c_out: int, k: int, sw: Switches) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=not sw.bn)]
     if sw.bn:
         layers.append(nn.BatchNorm2d(c_out, momentum=sw.bn_momentum))
-    layers.append(nn.ReLU(inplace=True))
+    layers.append(sw.act())
     return layers
 
 
@@ -62,9 +75,9 @@ def _input_dropout(sw: Switches) -> list[nn.Module]:
     return [nn.Dropout(sw.dropout_input)] if sw.dropout_input > 0 else []
 
 
-def _pool_if_possible(size: int) -> tuple[list[nn.Module], int]:
+def _pool_if_possible(size: int, kind: str) -> tuple[list[nn.Module], int]:
     # small inputs (8x8 digits) run out of pixels before VGG/CNN run out of pools: stop pooling at 1x1
-    return ([nn.MaxPool2d(2)], size // 2) if size >= 2 else ([], size)
+    return ([POOLS[kind](2)], size // 2) if size >= 2 else ([], size)
 
 
 def mlp(cfg: DictConfig, shape: tuple[int, int, int], classes: int, sw: Switches) -> nn.Module:
@@ -80,7 +93,7 @@ def cnn(cfg: DictConfig, shape: tuple[int, int, int], classes: int, sw: Switches
     layers: list[nn.Module] = _input_dropout(sw)
     c, size = shape[0], min(shape[1:])
     for ch in cfg.channels:
-        pool, size = _pool_if_possible(size)
+        pool, size = _pool_if_possible(size, cfg.pool)
         layers += _conv_block(c, ch, cfg.kernel_size, sw) + pool + _feature_dropout(sw)
         c = ch
     flat = c * max(size, 1) ** 2
@@ -97,7 +110,7 @@ def vgg(cfg: DictConfig, shape: tuple[int, int, int], classes: int, sw: Switches
         for _ in range(n_convs):
             layers += _conv_block(c, width, 3, sw)
             c = width
-        pool, size = _pool_if_possible(size)
+        pool, size = _pool_if_possible(size, cfg.pool)
         layers += pool + _feature_dropout(sw)
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     if sw.dropout > 0:
@@ -116,6 +129,7 @@ class BasicBlock(nn.Module):
 
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=not sw.bn)
         self.bn1 = norm(c_out)
+        self.act1, self.act2 = sw.act(), sw.act()
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=not sw.bn)
         self.bn2 = norm(c_out)
         self.drop = nn.Sequential(*_feature_dropout(sw))
@@ -126,9 +140,9 @@ class BasicBlock(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.act1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(self.drop(out)))
-        return torch.relu(out + self.shortcut(x))
+        return self.act2(out + self.shortcut(x))
 
 
 def resnet(cfg: DictConfig, shape: tuple[int, int, int], classes: int, sw: Switches) -> nn.Module:
@@ -140,7 +154,7 @@ def resnet(cfg: DictConfig, shape: tuple[int, int, int], classes: int, sw: Switc
     ]
     if sw.bn:
         layers.append(nn.BatchNorm2d(width, momentum=sw.bn_momentum))
-    layers.append(nn.ReLU(inplace=True))
+    layers.append(sw.act())
     c = width
     for stage, n in enumerate(blocks):
         out = width * 2**stage
@@ -167,7 +181,8 @@ def init_weights(model: nn.Module, scheme: str, seed: int) -> None:
     A layer that two configs share gets the same initial weights for the same seed even when one
     inserts batch norm or dropout layers (its ordinal among weight layers does not change).
     default: PyTorch's own scheme (kaiming_uniform with a=sqrt(5), biases U(+-1/sqrt(fan_in)));
-    Glorot (fan_in + fan_out) or He (fan_in, for ReLU) with biases 0.
+    Glorot (fan_in + fan_out) or He (fan_in, for ReLU) with biases 0; normal_<std>: N(0, std^2)
+    whatever the layer's size (the decks' failing examples), biases 0.
     """
     for j, m in enumerate(weight_layers(model)):
         g = torch.Generator().manual_seed(source_seed(seed, "init", j))
@@ -179,7 +194,9 @@ def init_weights(model: nn.Module, scheme: str, seed: int) -> None:
                     bound = 1 / math.sqrt(nn.init._calculate_fan_in_and_fan_out(w)[0])
                     nn.init.uniform_(b, -bound, bound, generator=g)
                 continue
-            if scheme == "glorot_uniform":
+            if scheme.startswith("normal_"):
+                nn.init.normal_(w, 0.0, float(scheme.removeprefix("normal_")), generator=g)
+            elif scheme == "glorot_uniform":
                 nn.init.xavier_uniform_(w, generator=g)
             elif scheme == "glorot_normal":
                 nn.init.xavier_normal_(w, generator=g)
@@ -201,7 +218,9 @@ def build(cfg: DictConfig, shape: tuple[int, int, int], classes: int) -> nn.Modu
         if cfg.init.name != "default":
             init_weights(model, cfg.init.name, seed)
         return model
-    model = BUILDERS[cfg.model.name](cfg.model, shape, classes, Switches.from_reg(cfg.reg))
+    model = BUILDERS[cfg.model.name](
+        cfg.model, shape, classes, Switches.from_reg(cfg.reg, cfg.model.activation)
+    )
     init_weights(model, cfg.init.name, seed)
     return model
 

@@ -217,7 +217,7 @@ def test_user_dataset_mistakes_are_one_line(
 ) -> None:
     (user_dir / "bad_data.py").write_text(f"import numpy as np\n\ndef load():\n{body}\n")
     (user_dir / "data" / "bad.yaml").write_text(
-        "_target_: bad_data.load\nname: bad\nval_fraction: 0.1\nsplit_seed: 0\nsubset: null\nlabel_noise: 0.0\n"
+        "_target_: bad_data.load\nname: bad\nval_fraction: 0.1\nsplit_seed: 0\nsubset: null\nlabel_noise: 0.0\npreprocess: standardize\n"
     )
     r = cli("train", "data=bad", *TINY, cwd=tmp_path)
     if (

@@ -18,7 +18,7 @@ from hydra.errors import MissingConfigException
 from typer.testing import CliRunner
 
 from regbench.cli import app
-from regbench.compose import _explain
+from regbench.compose import explain
 from regbench.sweep import studies
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +81,7 @@ def test_a_plugin_from_a_missing_extra_names_the_extra() -> None:
         "In 'hydra/config': Could not find 'hydra/launcher/ray'\n\n"
         "Available options in 'hydra/launcher':\n\tbasic\n\tjoblib"
     )
-    assert _explain(missing, ["hydra/launcher=ray"]) == (
+    assert explain(missing, ["hydra/launcher=ray"]) == (
         "hydra/launcher=ray needs the ray extra: pip install -e '.[ray]'"
     )
 

@@ -43,7 +43,8 @@ def test_default_train_reaches_95_percent_and_writes_the_run_folder(tmp_path):
     assert [int(r["epoch"]) for r in rows] == list(range(1, 21))
     assert list(rows[0]) == runs.METRICS
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert saved["model"] == {"name": "mlp", "hidden": [256, 128]} and saved["reg"] == {"none": {}}
+    assert saved["model"] == {"name": "mlp", "hidden": [256, 128], "activation": "relu"}
+    assert saved["reg"] == {"none": {}}
     assert "test_acc" in res.stdout  # the final summary table
 
 
@@ -106,6 +107,31 @@ def test_every_model_reg_optim_completes(tmp_path, model, reg, optim):
     s = summary(run_dir)
     assert s["status"] == "completed" and s["epochs_run"] == 1
     assert 0.0 <= s["test_acc"] <= 1.0 and len(metrics(run_dir)) == 1
+
+
+# every non-relu activation twice across the families, with the pooling, initialisations,
+# preprocessing and augmentations of the decks' knobs riding along (8 one-epoch runs)
+DECKS = {
+    "mlp": [("sigmoid", "normal_1", "minmax"), ("elu", "normal_0.01", "mean_image")],
+    "cnn": [("tanh", "glorot_uniform", "none"), ("leaky_relu", "he_normal", "minmax")],
+    "vgg": [("sigmoid", "glorot_normal", "mean_image"), ("elu", "default", "none")],
+    "resnet": [("tanh", "he_normal", "standardize"), ("leaky_relu", "normal_0.01", "minmax")],
+}
+
+
+@pytest.mark.parametrize(
+    "model,act,init,prep", [(m, *row) for m, rows in DECKS.items() for row in rows]
+)
+def test_every_model_trains_with_the_decks_knobs(tmp_path, model, act, init, prep):
+    pool = ["model.pool=avg"] if model in ("cnn", "vgg") else []
+    run_dir = train_inprocess(
+        tmp_path, f"model={model}", *NARROW.get(model, []), f"model.activation={act}", *pool,
+        f"init={init}", f"data.preprocess={prep}", "reg=[bn,aug]", "reg.aug.shear=15",
+        "reg.aug.scale=0.2", "optim=sgd", "trainer.epochs=1",
+    )  # fmt: skip
+    s = summary(run_dir)
+    assert s["status"] == "completed" and s["epochs_run"] == 1
+    assert 0.0 <= s["test_acc"] <= 1.0
 
 
 # ---- models: shapes, switches, initialisation ---------------------------------------------------
