@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from regbench.cli import app
 from regbench.compose import explain
-from regbench.sweep import studies
+from regbench.config import group_options
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["trainer.epochs=1", "data.subset=200", "model.hidden=[32]"]
@@ -64,7 +64,7 @@ def test_study_is_expanded_and_the_users_overrides_win(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("arg", "hint"),
     [
-        ("study=nope", f"unknown study 'nope'; choose from: {', '.join(studies())}"),
+        ("study=nope", f"unknown study 'nope'; choose from: {', '.join(group_options('study'))}"),
         ("hydra/launcher=nope", "unknown hydra/launcher option 'nope'; choose from: basic, joblib"),
     ],
 )
