@@ -84,7 +84,7 @@ def test_grid_runs_as_slurm_jobs(slurm: Slurm, tmp_path: Path) -> None:
         ((job, restart),) = starts(Path(r["dir"]))  # one start, in one SLURM job
         assert jobs[job] == "COMPLETED" and restart == 0
         out = next(log for log in r["logs"] if log.endswith("_log.out"))
-        assert f"/.submitit/{job}/{job}_0_log.out" in out and Path(out).exists()
+        assert f"/.submitit/{job}_0_log.out" in out and Path(out).exists()
 
 
 def launch(slurm: Slurm, out: Path, *args: str) -> subprocess.Popen[str]:
