@@ -127,7 +127,7 @@ def train(
     if cfg:
         typer.echo(OmegaConf.to_yaml(composed), nl=False)
         return
-    from regbench.train import hydra_app  # torch loads here, not for --help or a bad override
+    from regbench.job import hydra_app  # torch loads here, not for --help or a bad override
 
     sys.argv = ["regbench", *overrides]
     hydra_app()
@@ -174,7 +174,7 @@ def sweep(
         )
         return
     sw.write_index(plan, " ".join(["regbench", "sweep", *ctx.args]))
-    from regbench.train import hydra_app
+    from regbench.job import hydra_app
 
     sys.argv = ["regbench", "--multirun", *plan.argv]
     code = 0

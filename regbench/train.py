@@ -6,7 +6,9 @@ import math
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from torch import nn
 
-from regbench import data, diagnostics, models, runs, streams
+from regbench import data, diagnostics, fuse, models, runs, streams
 from regbench.config import CONF_DIR, ConfigError, run_name, validate, warnings
 
 console = Console(highlight=False)
@@ -114,10 +116,21 @@ class Step:
         self.sched = make_schedule(cfg.sched, self.opt, total, per_epoch)
         self.smooth = self.reg.labelsmooth.eps if "labelsmooth" in self.reg else 0.0
 
-    def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(self, out: torch.Tensor, y: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        """out (K, B, classes), y (K, B), live (K,) bool; returns each member's mean loss. The loss
+        is the sum of the live members' mean losses: each member's gradient is its solo gradient."""
         reg = self.reg
-        loss = F.cross_entropy(out.float(), y, label_smoothing=self.smooth)
-        loss = loss + penalty(reg, self.weights, self.n)
+        losses = (
+            F.cross_entropy(
+                out.flatten(0, 1).float(),
+                y.flatten(),
+                label_smoothing=self.smooth,
+                reduction="none",
+            )
+            .view(len(y), -1)
+            .mean(1)
+        )
+        loss = torch.where(live, losses, 0.0).sum() + penalty(reg, self.weights, self.n)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -132,11 +145,16 @@ class Step:
                     w.copy_(torch.renorm(w, 2, 0, reg.maxnorm.c))
         if self.sched is not None:
             self.sched.step()
-        return loss.detach()
+        return losses.detach()
 
     def state_dict(self) -> dict[str, Any]:
         sched = self.sched.state_dict() if self.sched is not None else None
         return {"optimizer": self.opt.state_dict(), "schedule": sched}
+
+    def member(self, k: int, n: int) -> dict[str, Any]:
+        """Member k's optimizer and schedule state (of n), as the solo run's checkpoint holds it."""
+        state = self.state_dict()
+        return state | {"optimizer": fuse.member_optimizer(state["optimizer"], k, n)}
 
     def load(self, state: dict[str, Any]) -> None:
         self.opt.load_state_dict(state["optimizer"])
@@ -144,47 +162,59 @@ class Step:
             self.sched.load_state_dict(state["schedule"])
 
 
-def fit(cfg: DictConfig, d: data.Splits, run_dir: Path, log) -> dict[str, Any]:
-    """Train cfg's model on the splits; write metrics.csv, best.pt, last.pt; return the summary."""
+@dataclass
+class Member:
+    """One run of a job (a fused job has several): its config, run folder and log; `done` gets
+    its summary the moment it finishes, while a fused job's other members may go on."""
+
+    cfg: DictConfig
+    run_dir: Path
+    log: Callable[[str], None]
+    done: Callable[[dict[str, Any]], None] = lambda summary: None
+
+
+def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
+    """Train the members (one run, or runs that differ only in seed, fused: see fuse.py) on the
+    splits in lock-step; write each one's metrics.csv, best.pt, last.pt; return their summaries."""
     start = time.perf_counter()
-    tc, reg = cfg.trainer, cfg.reg
-    device = d.x_train.device
+    cfg, k = members[0].cfg, len(members)
+    tc, reg, device = cfg.trainer, cfg.reg, d.x_train.device
     amp = autocast(device, tc.precision)
     torch.use_deterministic_algorithms(tc.deterministic, warn_only=True)
     torch.backends.cudnn.benchmark = not tc.deterministic
-    rng = streams.Streams(cfg, device)
-    model = models.build(cfg, d.shape, d.num_classes).to(device)
-    rng.start_dropout()  # after build: the global generator now draws dropout masks only
+    rngs = [streams.Streams(m.cfg, device) for m in members]
+    solos = [models.build(m.cfg, d.shape, d.num_classes) for m in members]
+    fuse.start_dropout(rngs)  # after build: the global generator now draws dropout masks only
     n, bs = len(d.x_train), tc.batch_size
     per_epoch = n // bs + (n % bs >= 2)  # a last batch of one sample would break batch norm
+    records = [runs.Record(reg.get("earlystop")) for _ in members]
+    saved = [resume(*a) for a in zip(members, records, solos, rngs, strict=True)]
+    model = fuse.Fused(solos).to(device)
     step = Step(cfg, model, n, per_epoch)
-    record = runs.Record(reg.get("earlystop"))
-    if (run_dir / "last.pt").exists():
-        record.resume(
-            run_dir / "last.pt", model, lambda ck: (step.load(ck), rng.restore(ck["rng"]))
-        )
-        log(f"resumed from {run_dir / 'last.pt'} after epoch {len(record.rows)}")
+    load_step(step, saved, members)
+    live = torch.ones(k, dtype=torch.bool, device=device)  # members still training
+    summaries: list[dict[str, Any]] = [{} for _ in members]
     progress = _progress(tc.progress)
     if progress:
         progress.start()
-    for epoch in range(len(record.rows) + 1, tc.epochs + 1):
+    for epoch in range(len(records[0].rows) + 1, tc.epochs + 1):
         model.train()
         t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        perm = rng.permutation(n, device)
+        loss_sum = torch.zeros(k, device=device)
+        perms = [rng.permutation(n, device) for rng in rngs]
         task = (
             progress.add_task(f"epoch {epoch}/{tc.epochs}", total=per_epoch, info="")
             if progress
             else None
         )
         for i in range(per_epoch):
-            idx = perm[i * bs : (i + 1) * bs]
-            x, y = d.x_train[idx], d.y_train[idx]
-            if "aug" in reg:
-                x = data.augment(x, reg.aug, rng.aug)
+            idx = [p[i * bs : (i + 1) * bs] for p in perms]  # each member its own batch
+            xs = [d.x_train[j] for j in idx]
+            if "aug" in reg:  # each member its own draws, exactly those of its solo run
+                xs = [data.augment(x, reg.aug, rng.aug) for x, rng in zip(xs, rngs, strict=True)]
             with amp:
-                out = model(x)
-            loss_sum += step(out, y)
+                out = model(torch.cat(xs, 1))
+            loss_sum += step(out, torch.stack([d.y_train[j] for j in idx]), live)
             if progress:
                 progress.update(task, advance=1)
         if progress:
@@ -192,21 +222,69 @@ def fit(cfg: DictConfig, d: data.Splits, run_dir: Path, log) -> dict[str, Any]:
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-        row = epoch_row(model, d, step, tc.eval_batch_size, amp, epoch)
-        row |= {"seconds": round(seconds, 4), "samples_per_s": round(per_epoch * bs / seconds, 1)}
-        go_on = record.add(row, diverged=not math.isfinite(loss_sum.item()))
-        log(
-            f"epoch {epoch:3d}/{tc.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
-            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  {row['samples_per_s']:.0f} samples/s"
-        )
-        wall = time.perf_counter() - start
-        record.save(run_dir, model, {**step.state_dict(), "rng": rng.state()}, wall)
-        if not go_on:
-            log(stop_reason(record, epoch))
+        timing = {"seconds": round(seconds, 4), "samples_per_s": round(per_epoch * bs / seconds, 1)}
+        rows = epoch_rows(model, d, step, tc.eval_batch_size, amp, epoch)
+        for j in live.nonzero().flatten().tolist():
+            state = {**step.member(j, k), "rng": rngs[j].state()}
+            wall = time.perf_counter() - start
+            if not end_epoch(members[j], records[j], rows[j] | timing, loss_sum[j].item(),
+                             model.member(j), state, wall):  # fmt: skip
+                live[j] = False  # stopped: tested now; its slices no longer count
+                summaries[j] = finish(members[j], records[j], model, j, d, amp, wall)
+        if not live.any():
             break
     if progress:
         progress.stop()
-    return finish(cfg, d, model, step, record, run_dir, amp, time.perf_counter() - start)
+    for j in live.nonzero().flatten().tolist():
+        wall = time.perf_counter() - start
+        summaries[j] = finish(members[j], records[j], model, j, d, amp, wall)
+    return summaries
+
+
+def resume(
+    m: Member, record: runs.Record, solo: nn.Module, rng: streams.Streams
+) -> dict[str, Any] | None:
+    """Load the member's last.pt, if any, into its solo model, record and streams; return it."""
+    path = m.run_dir / "last.pt"
+    if not path.exists():
+        return None
+    ck: dict[str, Any] = {}
+    record.resume(path, solo, lambda c: (rng.restore(c["rng"]), ck.update(c)))
+    m.log(f"resumed from {path} after epoch {len(record.rows)}")
+    return ck
+
+
+def load_step(step: Step, saved: list[dict[str, Any] | None], members: list[Member]) -> None:
+    """The members' optimizer and schedule states, fused; all or none resume (a job groups its
+    members by the epochs they have done)."""
+    if all(ck is None for ck in saved):
+        return
+    if any(ck is None for ck in saved) or len({len(ck["rows"]) for ck in saved}) > 1:
+        raise ConfigError("members of a fused job must have done the same epochs")
+    try:
+        opt = fuse.fuse_optimizers([ck["optimizer"] for ck in saved])
+        step.load({"optimizer": opt, "schedule": saved[0]["schedule"]})
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(
+            f"checkpoint {members[0].run_dir / 'last.pt'} does not fit this run "
+            f"({type(exc).__name__}); delete it to start the run afresh"
+        ) from None
+
+
+def end_epoch(
+    m: Member, record: runs.Record, row: dict, loss: float, weights: dict, state: dict, wall: float
+) -> bool:
+    """Record, log and checkpoint one member's epoch; False when the member stops here."""
+    go_on = record.add(row, diverged=not math.isfinite(loss))
+    m.log(
+        f"epoch {row['epoch']:3d}/{m.cfg.trainer.epochs}  train loss {row['train_loss']:.4f} "
+        f"acc {row['train_acc']:.4f}  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  "
+        f"{row['samples_per_s']:.0f} samples/s"
+    )
+    record.save(m.run_dir, weights, state, wall)
+    if not go_on:
+        m.log(stop_reason(record, row["epoch"]))
+    return go_on
 
 
 def stop_reason(record: runs.Record, epoch: int) -> str:
@@ -218,47 +296,53 @@ def stop_reason(record: runs.Record, epoch: int) -> str:
     )
 
 
-def epoch_row(model: nn.Module, d: data.Splits, step: Step, bs: int, amp, epoch: int) -> dict:
-    """The epoch's metrics.csv row: clean (eval-mode) metrics on a fixed training subset of up to
-    10,000 examples and on the validation split, the weights' norm, the learning rate."""
+def epoch_rows(
+    model: fuse.Fused, d: data.Splits, step: Step, bs: int, amp, epoch: int
+) -> list[dict[str, Any]]:
+    """Each member's metrics.csv row: clean (eval-mode) metrics on a fixed training subset of up
+    to 10,000 examples and on the validation split, the weights' norm, the learning rate."""
     n_fit = min(len(d.x_train), 10_000)
-    train = diagnostics.evaluate(model, d.x_train[:n_fit], d.y_train[:n_fit], bs, amp)
-    val_loss, val_acc, val_ece = diagnostics.evaluate(model, d.x_val, d.y_val, bs, amp)
-    return {
-        "epoch": epoch,
-        "train_loss": train[0],
-        "train_acc": train[1],
-        "val_loss": val_loss,
-        "val_acc": val_acc,
-        "gen_gap": train[1] - val_acc,
-        "val_ece": val_ece,
-        "weight_norm": diagnostics.weight_norm(step.weights),
-        "lr": step.opt.param_groups[0]["lr"],
-    }
+    train = fuse.evaluate(model, d.x_train[:n_fit], d.y_train[:n_fit], bs, amp)
+    val = fuse.evaluate(model, d.x_val, d.y_val, bs, amp)
+    return [
+        {
+            "epoch": epoch,
+            "train_loss": t[0],
+            "train_acc": t[1],
+            "val_loss": v[0],
+            "val_acc": v[1],
+            "gen_gap": t[1] - v[1],
+            "val_ece": v[2],
+            "weight_norm": diagnostics.weight_norm([w.chunk(model.k)[j] for w in step.weights]),
+            "lr": step.opt.param_groups[0]["lr"],
+        }
+        for j, (t, v) in enumerate(zip(train, val, strict=True))
+    ]
 
 
 def finish(
-    cfg: DictConfig,
-    d: data.Splits,
-    model: nn.Module,
-    step: Step,
-    record: runs.Record,
-    run_dir: Path,
-    amp,
-    seconds: float,
+    m: Member, record: runs.Record, model: fuse.Fused, j: int, d: data.Splits, amp, wall: float
 ) -> dict[str, Any]:
-    """Test once (best weights with early stopping, else the last ones) and build the summary."""
-    s = record.summary(run_dir, cfg.seed, seconds)
-    s |= {"params": sum(p.numel() for p in model.parameters()), "device": str(d.x_train.device)}
+    """Test member j once, as its solo model (its best weights with early stopping, else its last
+    ones), build its summary and hand it to m.done."""
+    s = record.summary(m.run_dir, m.cfg.seed, wall)
+    solo = model.net
+    if model.k > 1:
+        with torch.random.fork_rng(devices=[]):  # the constructors' draws leave dropout masks be
+            solo = models.build(m.cfg, d.shape, d.num_classes).to(d.x_train.device)
+        s["fused_with"] = model.k
+    s |= {"params": sum(p.numel() for p in solo.parameters()), "device": str(d.x_train.device)}
     if s["status"] != "diverged":
+        solo.load_state_dict(model.member(j))
         if record.es:
-            model.load_state_dict(runs.load_checkpoint(run_dir / "best.pt")["model"])
-        bs = cfg.trainer.eval_batch_size
+            solo.load_state_dict(runs.load_checkpoint(m.run_dir / "best.pt")["model"])
+        bs = m.cfg.trainer.eval_batch_size
         s["test_loss"], s["test_acc"], s["test_ece"] = diagnostics.evaluate(
-            model, d.x_test, d.y_test, bs, amp
+            solo, d.x_test, d.y_test, bs, amp
         )
         s["tested"] = "best" if record.es else "last"
-        s["weight_norm"] = diagnostics.weight_norm(step.weights)
+        s["weight_norm"] = diagnostics.weight_norm(models.decayed(solo))
+    m.done(s)
     return s
 
 
@@ -338,7 +422,7 @@ def run(cfg: DictConfig) -> float:
             err_console.print(f"warning: {line}", soft_wrap=True)
             logfile.write(f"warning: {line}\n")
         try:
-            summary = fit(cfg, d, run_dir, log)
+            (summary,) = fit([Member(cfg, run_dir, log)], d)
         except KeyboardInterrupt:
             runs.mark_status(
                 run_dir, "interrupted", "interrupted; rerun with resume=true to continue"
