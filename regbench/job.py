@@ -73,6 +73,7 @@ class Job:
             train._fail(msg, 2)
         for d in [run_dir] if run_dir else self.dirs:
             err_console.print(f"error: {d.name}: {msg}", soft_wrap=True)
+            d.mkdir(parents=True, exist_ok=True)  # as Hydra makes a solo job's folder
             runs.record_failure(d, msg)
 
     def claim(self, m: DictConfig, job_dir: Path | None, stack: ExitStack) -> Member | None:
@@ -101,7 +102,8 @@ class Job:
             self.summaries[run_dir] = previous
             return None
         runs.mark_status(run_dir, "running")
-        log(f"run folder {run_dir} (fused job of seeds {list(self.cfg.seed)})")
+        fused = f"trainer.fuse={self.cfg.trainer.fuse}"
+        log(f"run folder {run_dir} (job of seeds {list(self.cfg.seed)}, {fused})")
         for line in warnings(m, data.val_size(m.data)):
             logfile.write(f"warning: {line}\n")
 
