@@ -107,7 +107,7 @@ DETERMINISTIC = {
     "none": ["reg=none"],
     "regs": [
         "reg=[bn,l2,wd,aug,earlystop]", "reg.earlystop.monitor=val_acc",
-        "reg.earlystop.patience=1", "reg.earlystop.min_delta=0.02",
+        "reg.earlystop.patience=1",
     ],
 }  # fmt: skip
 
@@ -139,6 +139,24 @@ def test_member_k_equals_the_solo_run_of_seed_k(tmp_path: Path, model: str, regs
         assert sf["status"] == so["status"] and sf["epochs_run"] == so["epochs_run"]
         assert sf["test_acc"] == pytest.approx(so["test_acc"], abs=1e-4)
         assert sf["fused_with"] == 3 and sf["params"] == so["params"]
+
+
+def test_early_stopped_members_are_tested_on_their_best_weights_while_others_go_on(
+    tmp_path: Path,
+) -> None:
+    common = ["model.hidden=[32,16]", "reg=earlystop", "reg.earlystop.monitor=val_acc",
+              "reg.earlystop.patience=1", "optim=sgd", *SMALL[:2], "trainer.epochs=4"]  # fmt: skip
+    job.run(make_cfg(*common, "seed=[0,1,2,3]", "trainer.fuse=4", f"out_dir={tmp_path / 'f'}"))
+    for s in range(4):
+        solo_run(make_cfg(*common, f"seed={s}", f"out_dir={tmp_path / 's'}"))
+    statuses = []
+    for f in sorted((tmp_path / "f").iterdir()):
+        o = tmp_path / "s" / f.name
+        sf, so = summary(f), summary(o)
+        statuses.append(sf["status"])
+        assert sf["status"] == so["status"] and sf["tested"] == "best"
+        assert sf["test_acc"] == so["test_acc"] and rows(f) == rows(o)
+    assert {"early_stopped", "completed"} <= set(statuses)  # stopped ones froze, others went on
 
 
 def test_dropout_members_are_distributed_as_solo_runs(tmp_path: Path) -> None:
