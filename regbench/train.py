@@ -46,18 +46,43 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
-def _progress(mode: str) -> Progress | None:
-    if mode == "none" or (mode == "auto" and not console.is_terminal) or mode == "plain":
-        return None
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        transient=True,
-    )
+class Bar:
+    """The progress bar of a terminal (rich), one epoch at a time; nothing in plain mode."""
+
+    def __init__(self, mode: str) -> None:
+        self.p: Progress | None = None
+        if not (mode == "none" or (mode == "auto" and not console.is_terminal) or mode == "plain"):
+            self.p = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+                console=console,
+                transient=True,
+            )
+            self.p.start()
+        self.task: Any = None
+
+    def epoch(self, title: str, steps: int) -> None:
+        if self.p:
+            if self.task is not None:
+                self.p.remove_task(self.task)
+            self.task = self.p.add_task(title, total=steps, info="")
+
+    def advance(self) -> None:
+        if self.p:
+            self.p.update(self.task, advance=1)
+
+    def stop(self) -> None:
+        if self.p:
+            self.p.stop()
+
+
+def elapsed(t0: float, device: torch.device) -> float:
+    if device.type == "cuda":  # kernels run asynchronously: wait for them before reading the clock
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
 
 
 # ---- the loop -----------------------------------------------------------------------------------
@@ -93,19 +118,13 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
     load_step(step, saved, members)
     live = torch.ones(k, dtype=torch.bool, device=device)  # members still training
     summaries: list[dict[str, Any]] = [{} for _ in members]
-    progress = _progress(tc.progress)
-    if progress:
-        progress.start()
+    bar = Bar(tc.progress)
     for epoch in range(len(records[0].rows) + 1, tc.epochs + 1):
         model.train()
         t0 = time.perf_counter()
         loss_sum = torch.zeros(k, device=device)
         perms = [rng.permutation(n, device) for rng in rngs]
-        task = (
-            progress.add_task(f"epoch {epoch}/{tc.epochs}", total=per_epoch, info="")
-            if progress
-            else None
-        )
+        bar.epoch(f"epoch {epoch}/{tc.epochs}", per_epoch)
         for i in range(per_epoch):
             idx = [p[i * bs : (i + 1) * bs] for p in perms]  # each member its own batch
             xs = [d.x_train[j] for j in idx]
@@ -114,13 +133,8 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
             with amp:
                 out = model(torch.cat(xs, 1))
             loss_sum += step(out, torch.stack([d.y_train[j] for j in idx]), live)
-            if progress:
-                progress.update(task, advance=1)
-        if progress:
-            progress.remove_task(task)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
+            bar.advance()
+        seconds = elapsed(t0, device)
         timing = {"seconds": round(seconds, 4), "samples_per_s": round(per_epoch * bs / seconds, 1)}
         rows = epoch_rows(model, d, step, tc.eval_batch_size, amp, epoch)
         for j in live.nonzero().flatten().tolist():
@@ -132,8 +146,7 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
                 summaries[j] = finish(members[j], records[j], model, j, d, amp, wall)
         if not live.any():
             break
-    if progress:
-        progress.stop()
+    bar.stop()
     for j in live.nonzero().flatten().tolist():
         wall = time.perf_counter() - start
         summaries[j] = finish(members[j], records[j], model, j, d, amp, wall)
