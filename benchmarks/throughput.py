@@ -118,8 +118,9 @@ def loop_table(root: Path | None) -> list[str]:
 
 
 # ---- 2. fused K seeds against the same K seeds one after another (seed-epochs/s) ---------------
-def fit_seconds(cfg: DictConfig, d: data.Splits, seeds: list[int]) -> float:
-    """Wall seconds of fit() for these seeds as one job (evaluation and checkpoints included)."""
+def fit_seconds(cfg: DictConfig, d: data.Splits, seeds: list[int]) -> tuple[float, float]:
+    """fit() for these seeds as one job: (training seconds, the sum of metrics.csv's per-epoch
+    `seconds`; wall seconds, evaluation and checkpoint writes included)."""
     with tempfile.TemporaryDirectory() as tmp:
         members = []
         for s in seeds:
@@ -129,11 +130,14 @@ def fit_seconds(cfg: DictConfig, d: data.Splits, seeds: list[int]) -> float:
             members.append(train.Member(c, Path(tmp) / str(s), lambda line: None))
         t0 = time.perf_counter()
         train.fit(members, d)
-        return time.perf_counter() - t0
+        wall = time.perf_counter() - t0
+        lines = (Path(tmp) / str(seeds[0]) / "metrics.csv").read_text().splitlines()[1:]
+        return sum(float(ln.split(",")[-2]) for ln in lines), wall
 
 
-def solo_seconds(cfg: DictConfig, d: data.Splits, seeds: list[int]) -> float:
-    return sum(fit_seconds(cfg, d, [s]) for s in seeds)
+def solo_seconds(cfg: DictConfig, d: data.Splits, seeds: list[int]) -> tuple[float, float]:
+    each = [fit_seconds(cfg, d, [s]) for s in seeds]
+    return sum(t for t, _ in each), sum(w for _, w in each)
 
 
 def fusion_rows(label: str, cfg: DictConfig, d: data.Splits, ks: list[int]) -> list[str]:
@@ -141,22 +145,25 @@ def fusion_rows(label: str, cfg: DictConfig, d: data.Splits, ks: list[int]) -> l
     epochs = cfg.trainer.epochs
     for k in ks:
         seeds = list(range(k))
-        r = median_round_robin({
-            "solo": partial(solo_seconds, cfg, d, seeds),
-            "fused": partial(fit_seconds, cfg, d, seeds),
-        })  # fmt: skip
+        got: dict[str, list[tuple[float, float]]] = {"solo": [], "fused": []}
+        for _ in range(ROUNDS):
+            got["solo"].append(solo_seconds(cfg, d, seeds))
+            got["fused"].append(fit_seconds(cfg, d, seeds))
+        (st, sw), (ft, fw) = (
+            [statistics.median(x[i] for x in got[key]) for i in (0, 1)] for key in ("solo", "fused")
+        )
         out.append(
-            f"| {label} | {k} | {k * epochs / r['solo']:.2f} | {k * epochs / r['fused']:.2f} | "
-            f"**{r['solo'] / r['fused']:.2f}×** |"
+            f"| {label} | {k} | {k * epochs / st:.1f} | {k * epochs / ft:.1f} | **{st / ft:.2f}×** "
+            f"| {k * epochs / sw:.1f} | {k * epochs / fw:.1f} | **{sw / fw:.2f}×** |"
         )
     return out
 
 
 def fusion_table(root: Path | None, device: str) -> list[str]:
-    out = ["| model, data, device | K | solo runs in a row (seed-epochs/s) | fused (seed-epochs/s) | fused / solo |"]  # fmt: skip
-    out.append("| --- | --- | --- | --- | --- |")
+    out = ["| model, data, device | K | training: solo runs in a row | fused | fused / solo | wall: solo runs in a row | fused | fused / solo |"]  # fmt: skip
+    out.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
     if device == "cpu":
-        cfg = cfg_of("trainer.epochs=5", "trainer.device=cpu")  # the default mlp on digits
+        cfg = cfg_of("trainer.epochs=10", "trainer.device=cpu")  # the default mlp on digits
         out += fusion_rows("mlp, digits, CPU", cfg, data.load(cfg.data, torch.device("cpu")), [1, 2, 4, 8])  # fmt: skip
         if root is not None:
             cfg = cfg_of("model=cnn", "data=mnist", f"data.root={root}", "data.subset=2000",
@@ -164,9 +171,9 @@ def fusion_table(root: Path | None, device: str) -> list[str]:
             out += fusion_rows("cnn, MNIST (2k), CPU", cfg, data.load(cfg.data, torch.device("cpu")), [4])  # fmt: skip
         return out
     if not torch.cuda.is_available():
-        return out + ["| mlp and cnn, MNIST, CUDA | 16 | not measured here (no GPU) | | |"]
+        return out + ["| mlp and cnn, MNIST, CUDA | 16 | not measured here (no GPU) | | | | | |"]
     if root is None:
-        return out + ["| (MNIST not found: not measured) | | | | |"]
+        return out + ["| (MNIST not found: not measured) | | | | | | | |"]
     for model in ("mlp", "cnn"):  # bf16 autocast: trainer.precision=auto on CUDA
         cfg = cfg_of(f"model={model}", "data=mnist", f"data.root={root}", "trainer.epochs=2",
                      "trainer.device=cuda", "trainer.deterministic=false")  # fmt: skip
@@ -215,6 +222,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mnist-root", default=str(REPO.parent / "shared" / "datasets"))
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--only", default="loop,fused,start-up", help="sections, comma-separated")
     args = p.parse_args()
     shared = Path(args.mnist_root)
     root = None
@@ -223,10 +231,14 @@ def main() -> None:
         shutil.copytree(shared / "MNIST" / "raw", root / "MNIST" / "raw")
     print(f"# throughput, {time.strftime('%Y-%m-%d %H:%M %Z')}, torch {torch.__version__}, "
           f"{os.cpu_count()} CPUs, {torch.get_num_threads()} threads, load average {os.getloadavg()}")  # fmt: skip
-    sections = [("fused seeds", lambda: fusion_table(root, args.device))]
-    if args.device == "cpu":
-        sections = [("loop", lambda: loop_table(root)), *sections, ("start-up", lambda: startup_table(root))]  # fmt: skip
+    sections = [
+        ("loop", lambda: loop_table(root)),
+        ("fused", lambda: fusion_table(root, args.device)),
+        ("start-up", lambda: startup_table(root)),
+    ]
     for title, table in sections:
+        if title not in args.only.split(",") or (args.device == "cuda" and title != "fused"):
+            continue
         print(f"\n## {title}\n")
         print("\n".join(table()), flush=True)
     print(f"\nload average at the end {os.getloadavg()}")

@@ -123,16 +123,18 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
         model.train()
         t0 = time.perf_counter()
         loss_sum = torch.zeros(k, device=device)
-        perms = [rng.permutation(n, device) for rng in rngs]
+        perms = torch.stack([rng.permutation(n, device) for rng in rngs])  # (K, n)
         bar.epoch(f"epoch {epoch}/{tc.epochs}", per_epoch)
         for i in range(per_epoch):
-            idx = [p[i * bs : (i + 1) * bs] for p in perms]  # each member its own batch
-            xs = [d.x_train[j] for j in idx]
+            idx = perms[:, i * bs : (i + 1) * bs]  # each member its own batch
+            x, y = d.x_train[idx], d.y_train[idx]  # (K, B, C, H, W), (K, B)
             if "aug" in reg:  # each member its own draws, exactly those of its solo run
-                xs = [data.augment(x, reg.aug, rng.aug) for x, rng in zip(xs, rngs, strict=True)]
+                x = torch.stack(
+                    [data.augment(a, reg.aug, r.aug) for a, r in zip(x, rngs, strict=True)]
+                )
             with amp:
-                out = model(torch.cat(xs, 1))
-            loss_sum += step(out, torch.stack([d.y_train[j] for j in idx]), live)
+                out = model(x.transpose(0, 1).flatten(1, 2))  # (B, K*C, H, W)
+            loss_sum += step(out, y, live)
             bar.advance()
         seconds = elapsed(t0, device)
         timing = {"seconds": round(seconds, 4), "samples_per_s": round(per_epoch * bs / seconds, 1)}
