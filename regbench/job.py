@@ -161,7 +161,6 @@ class Job:
                     empty.rmdir()
                 except OSError:  # another job's folder is still in it
                     pass
-        accs = [s.get("best_val_acc") for s in self.summaries.values()]
         if not self.multirun:
             for run_dir, s in self.summaries.items():
                 console.print(train._summary_table(s, run_dir))
@@ -169,7 +168,7 @@ class Job:
                 train._fail("a run of the job diverged or failed; see its train.log", 1)
             if len(self.summaries) < len(self.members):
                 train._fail("a run of the job did not finish; see the lines above", 1)
-        accs = [a for a in accs if isinstance(a, float)]
+        accs = [a for s in self.summaries.values() if isinstance(a := s.get("best_val_acc"), float)]
         return sum(accs) / len(accs) if accs else math.nan
 
 
