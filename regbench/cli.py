@@ -94,6 +94,11 @@ def train(
 
     Overrides are Hydra's: group=option, reg=[a,b,...] for several regularizers, key.sub=value.
     The run folder (config.yaml, metrics.csv, summary.json, best.pt, last.pt) goes to out_dir.
+
+    Several seeds: seed=[0,1,2,3] trainer.fuse=4 trains the four runs as one fused model (each
+    still its own run folder, as its solo run would write it); trainer.fuse=1 (the default) runs
+    them one after another in this process. Fusion pays for mlp on a CPU and on a GPU; conv
+    models (cnn, vgg, resnet) on a CPU run slower fused (benchmarks/README.md).
     """
     overrides = list(ctx.args)
     try:
@@ -103,7 +108,7 @@ def train(
     if cfg:
         typer.echo(OmegaConf.to_yaml(composed), nl=False)
         return
-    from regbench.train import hydra_app  # torch loads here, not for --help or a bad override
+    from regbench.job import hydra_app  # torch loads here, not for --help or a bad override
 
     sys.argv = ["regbench", *searchpath_override(), *overrides]
     try:
@@ -114,7 +119,7 @@ def train(
 
 def _multirun(argv: list[str], launcher: str) -> int:
     """Hydra's multirun over argv; its exit code. The index is updated by the caller either way."""
-    from regbench.train import hydra_app
+    from regbench.job import hydra_app
 
     sys.argv = ["regbench", "--multirun", *argv]
     before = os.environ.get("HYDRA_FULL_ERROR")
@@ -150,6 +155,8 @@ def sweep(
     win). Launchers: hydra/launcher=joblib (local processes), submitit_local, submitit_slurm, ray;
     search: hydra/sweeper=optuna. Runs go to out_dir/sweeps/<sweep_name>/<run>/, the index to
     sweep.json there. A rerun skips finished runs, resumes interrupted ones, reruns failed ones.
+    trainer.fuse=K trains runs that differ only in seed K at a time as one fused model (same run
+    folders); it pays for mlp on a CPU and on a GPU, not for conv models on a CPU.
     """
     from rich.console import Console
 

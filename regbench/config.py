@@ -84,7 +84,8 @@ def run_name(cfg: DictConfig, extra: str = "") -> str:
 
     The dataset is named when it is not the default: digits and MNIST runs never share a name.
     """
-    name = f"{cfg.model.name}-{'+'.join(cfg.reg.keys())}-{cfg.optim.name}-s{cfg.seed}"
+    seed = "+".join(map(str, cfg.seed)) if OmegaConf.is_list(cfg.seed) else cfg.seed
+    name = f"{cfg.model.name}-{'+'.join(cfg.reg.keys())}-{cfg.optim.name}-s{seed}"
     seeds = cfg.get("seeds")
     if seeds is not None and seeds.name != "all":  # which source follows seed, the rest pinned
         name += f"-seeds={seeds.name}"
@@ -97,10 +98,15 @@ def run_name(cfg: DictConfig, extra: str = "") -> str:
     return name
 
 
+FUSED_DIR = ".fused"  # in a sweep folder: Hydra's own (empty) folders of fused jobs, while they run
+
+
 def _sweep_run_name(*, _root_: DictConfig) -> str:
     # hydra.sweep.subdir: the job's folder inside a sweep, named from the job's own config so that
     # rerunning the same sweep maps every job to the same folder (resume, skip finished runs).
-    return run_name(_root_, _root_.hydra.job.override_dirname)
+    name = run_name(_root_, _root_.hydra.job.override_dirname)
+    # a fused job (seed=[0,1,2]): its members write the solo runs' folders; Hydra's is hidden
+    return f"{FUSED_DIR}/{name}" if OmegaConf.is_list(_root_.seed) else name
 
 
 if not OmegaConf.has_resolver("regbench.run_name"):
@@ -347,6 +353,7 @@ class Trainer(_Strict):
     deterministic: StrictBool
     progress: Literal["auto", "bar", "plain", "none"]
     loggers: list[Literal["tensorboard", "mlflow"]]
+    fuse: PosInt
 
 
 class Config(_Strict):
@@ -382,7 +389,10 @@ class Config(_Strict):
     init: Init
     seeds: Seeds
     trainer: Trainer
-    seed: Annotated[int, Field(ge=0)]
+    seed: (
+        Annotated[int, Field(ge=0)]
+        | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    )
     resume: StrictBool
     out_dir: str
     name: Name | None
@@ -427,6 +437,8 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"missing value for '{key}'") from None
         msg = err["msg"][:1].lower() + err["msg"][1:]  # lower() would mangle a quoted pattern
         raise ConfigError(f"invalid value for '{key}' ({err.get('input')!r}): {msg}") from None
+    if OmegaConf.is_list(cfg.seed) and len(set(cfg.seed)) < len(cfg.seed):
+        raise ConfigError(f"seed={list(cfg.seed)} names a seed twice; list each seed once")
     if "bn" in cfg.reg and cfg.trainer.batch_size < 2:  # batch norm trains on batch statistics
         raise ConfigError("reg=bn needs trainer.batch_size of at least 2")
     for logger in cfg.trainer.loggers:  # optional extras: missing, one line before any run

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,9 +69,72 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     return d.images.astype(np.float32)[:, None], d.target.astype(np.int64)  # raw pixels: 0..16
 
 
+# the original archives, below data.root: what a decoded copy is keyed by
+ARCHIVES = {
+    "mnist": "MNIST/raw/*.gz",
+    "fashion_mnist": "FashionMNIST/raw/*.gz",
+    "cifar10": "cifar-10-python.tar.gz",
+    "cifar100": "cifar-100-python.tar.gz",
+}
+
+
+def _cache_files(name: str, root: Path, train: bool) -> list[Path]:
+    """Where the decoded arrays may be kept: beside the dataset, else in the user's cache folder;
+    named by the md5 of the archives, so changed archives are decoded afresh."""
+    archives = sorted(root.glob(ARCHIVES[name]))
+    if not archives:
+        return []
+    key = hashlib.md5()
+    for a in archives:
+        key.update(a.name.encode() + hashlib.md5(a.read_bytes()).digest())
+    file = f"{name}-{'train' if train else 'test'}-{key.hexdigest()}.npz"
+    user = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "regbench"
+    return [root / ".regbench-cache" / file, user / file]
+
+
+def _read_cache(files: list[Path]) -> tuple[np.ndarray, np.ndarray] | None:
+    for f in files:
+        try:
+            with np.load(f) as z:
+                return z["x"], z["y"]
+        except (OSError, ValueError, KeyError):  # absent or damaged: decode the archives
+            continue
+    return None
+
+
+def _write_cache(files: list[Path], x: np.ndarray, y: np.ndarray) -> None:
+    """Write to a temporary file in the same folder and rename: readers never see half a file."""
+    for f in files:
+        tmp: str | None = None
+        try:
+            f.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=f.parent, prefix=f".{f.name}.", suffix=".tmp")
+            with os.fdopen(fd, "wb") as out:
+                np.savez(out, x=x, y=y)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, f)
+            return
+        except OSError:  # a read-only dataset folder: the user's cache folder instead
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+
+
 def _torchvision(
     name: str, root: Path, download: bool, train: bool
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Decoded once (torchvision), then read from a cache of the decoded arrays keyed by the
+    archives' md5: no torchvision import and no decoding at the start of every run."""
+    files = _cache_files(name, root, train)
+    cached = _read_cache(files)
+    if cached is None:
+        cached = _decode(name, root, download, train)
+        _write_cache(files, *cached)
+    x, y = cached
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # MNIST: NHW, CIFAR: NHWC
+    return x.astype(np.float32), y  # raw pixels: 0..255 (data.preprocess scales them)
+
+
+def _decode(name: str, root: Path, download: bool, train: bool) -> tuple[np.ndarray, np.ndarray]:
     import torchvision
     from torchvision.datasets.utils import check_integrity
 
@@ -101,9 +167,7 @@ def _torchvision(
         raise ConfigError(
             f"dataset {name} in {root / folder} is unreadable ({type(exc).__name__}); {hint}"
         ) from None
-    x = np.asarray(ds.data)
-    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # MNIST: NHW, CIFAR: NHWC
-    return x.astype(np.float32), np.asarray(ds.targets, dtype=np.int64)  # raw pixels: 0..255
+    return np.asarray(ds.data), np.asarray(ds.targets, dtype=np.int64)
 
 
 def split_seed(cfg: DictConfig, seed: int) -> int:

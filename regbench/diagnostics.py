@@ -39,7 +39,11 @@ def evaluate(
     for i in range(0, len(x), bs):
         with amp:
             logits.append(model(x[i : i + bs]).float())
-    out = torch.cat(logits)
+    return scores(torch.cat(logits), y)
+
+
+def scores(out: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
+    """Mean cross-entropy, accuracy and ECE of logits `out` (N, classes) for labels y."""
     loss = F.cross_entropy(out, y).item()
     acc = (out.argmax(1) == y).sum().item() / len(y)
     return loss, acc, calibration_error(out.softmax(1), y)

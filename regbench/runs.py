@@ -342,18 +342,16 @@ class Record:
             return False
         return True
 
-    def save(self, run_dir: Path, model: torch.nn.Module, state: dict[str, Any], wall: float):
+    def save(self, run_dir: Path, weights: dict[str, Any], state: dict[str, Any], wall: float):
         """best.pt (if improved), last.pt, then metrics.csv: a kill between two writes leaves rows
         that a resume rewrites identically. A diverged run keeps the last finite checkpoint."""
         if self.improved:
-            save_checkpoint(
-                run_dir / "best.pt", {"model": model.state_dict(), "epoch": len(self.rows)}
-            )
+            save_checkpoint(run_dir / "best.pt", {"model": weights, "epoch": len(self.rows)})
         if self.status != "diverged":
             save_checkpoint(
                 run_dir / "last.pt",
                 {
-                    "model": model.state_dict(),
+                    "model": weights,
                     **state,
                     "rows": self.rows,
                     "best": self.best,

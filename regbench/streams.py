@@ -42,12 +42,12 @@ class Streams:
     def __init__(self, cfg: DictConfig, device: torch.device) -> None:
         self.order = torch.Generator().manual_seed(source_seed(stream_value(cfg, "order"), "order"))
         self.aug = torch.Generator(device).manual_seed(source_seed(stream_value(cfg, "aug"), "aug"))
-        self._dropout = source_seed(stream_value(cfg, "dropout"), "dropout")
+        self.dropout_seed = source_seed(stream_value(cfg, "dropout"), "dropout")
 
     def start_dropout(self) -> None:
         """Seed the global generator for dropout masks; call after the model is built (module
         constructors draw their throw-away default weights from it)."""
-        torch.manual_seed(self._dropout)
+        torch.manual_seed(self.dropout_seed)
 
     def permutation(self, n: int, device: torch.device) -> torch.Tensor:
         return torch.randperm(n, generator=self.order).to(device)

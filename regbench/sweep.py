@@ -25,13 +25,22 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
 from regbench import data, runs
 from regbench.compose import compose_overrides
-from regbench.config import NAME_PATTERN, ConfigError, conf_dirs, group_options, validate, warnings
+from regbench.config import (
+    NAME_PATTERN,
+    ConfigError,
+    conf_dirs,
+    group_options,
+    run_name,
+    validate,
+    warnings,
+)
+from regbench.fuse import member_configs
 
 INDEX = "sweep.json"
 BAD = ("failed", "diverged")  # statuses that make the sweep command exit non-zero
@@ -98,8 +107,8 @@ def plan(args: list[str]) -> Plan:
     # the same command maps to the same folder (so a rerun resumes); launchers do not change it
     if "sweep_name" in keys:
         name = keys["sweep_name"].get_value_element_as_str()
-    else:
-        content = [o for o in job if not o.startswith("out_dir=")]  # the same sweep, any root
+    else:  # the same sweep from any root, fused or not (trainer.fuse says how, not what)
+        content = [o for o in job if not o.startswith(("out_dir=", "trainer.fuse="))]
         extra = [o for o in user if o in content]  # a study changed by the user's overrides
         name = base_name if study and not extra else f"{base_name}-{_short_hash(content)}"
         job.append(f"sweep_name={name}")
@@ -107,6 +116,7 @@ def plan(args: list[str]) -> Plan:
         raise ConfigError(
             f"invalid sweep_name {name!r}: one folder name of letters, digits and _.+=,- (no '/')"
         )
+    job = fuse_seeds(job, keys)
     # the sweep folder and Hydra's settings; job keys are left out as they may need a swept group
     where = [o for o in job if o.split("=", 1)[0] in ("sweep_name", "out_dir")]
     base_cfg = compose_overrides(where + hydra, with_hydra=True).hydra
@@ -136,18 +146,48 @@ def plan(args: list[str]) -> Plan:
         return p  # the sweeper (e.g. optuna) picks the runs as it goes: none to list up front
 
     for overrides in BasicSweeper.split_arguments(_parse(job), max_batch_size=None)[0]:
-        cfg = compose_overrides(overrides + hydra, with_hydra=True)
-        run_dir = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
-        entry = {"name": run_dir.name, "dir": str(run_dir), "overrides": overrides}
-        try:
-            validate(cfg)
-            entry |= status_of(run_dir)
-            if lines := warnings(cfg, data.val_size(cfg.data)):
-                p.warnings[run_dir.name] = lines
-        except ConfigError as exc:  # launched anyway: the job records the failure, the rest run
-            entry |= {"status": "failed", "error": str(exc), "best_val_acc": None}
-        p.runs.append(entry)
+        job_cfg = compose_overrides(overrides + hydra, with_hydra=True)
+        for cfg, run_dir, member_overrides in members(job_cfg, overrides):
+            entry = {"name": run_dir.name, "dir": str(run_dir), "overrides": member_overrides}
+            try:
+                validate(cfg)
+                entry |= status_of(run_dir)
+                if lines := warnings(cfg, data.val_size(cfg.data)):
+                    p.warnings[run_dir.name] = lines
+            except ConfigError as exc:  # launched anyway: the job records the failure
+                entry |= {"status": "failed", "error": str(exc), "best_val_acc": None}
+            p.runs.append(entry)
     return p
+
+
+def fuse_seeds(job: list[str], keys: dict[str, Override]) -> list[str]:
+    """trainer.fuse=K: the seed sweep becomes a sweep of seed lists of up to K seeds each
+    (seed=0,1,2,3 trainer.fuse=2 -> seed=[0,1],[2,3]); each list is one fused job (job.py)."""
+    fuse = keys.get("trainer.fuse")
+    if fuse is None:
+        return job
+    if fuse.is_sweep_override():
+        raise ConfigError("trainer.fuse cannot be swept; give one value, e.g. trainer.fuse=8")
+    k = int(fuse.get_value_element_as_str())
+    seed = keys.get("seed")
+    if k < 2 or seed is None or not seed.is_sweep_override():
+        return job
+    seeds = list(seed.sweep_string_iterator())
+    lists = ",".join(f"[{','.join(seeds[i : i + k])}]" for i in range(0, len(seeds), k))
+    return [o for o in job if _parse([o])[0].get_key_element() != "seed"] + [f"seed={lists}"]
+
+
+def members(cfg: DictConfig, overrides: list[str]) -> list[tuple[DictConfig, Path, list[str]]]:
+    """The runs of one sweep job: its config, run folder and overrides; a fused job (list-valued
+    seed) has one per seed, each in the folder its solo run would have."""
+    sweep_dir, dirname = Path(cfg.hydra.sweep.dir), cfg.hydra.job.override_dirname
+    if not OmegaConf.is_list(cfg.seed):
+        return [(cfg, sweep_dir / str(cfg.hydra.sweep.subdir), overrides)]
+    rest = [o for o in overrides if not o.startswith("seed=")]
+    return [
+        (m, sweep_dir / run_name(m, dirname), [*rest, f"seed={m.seed}"])
+        for m in member_configs(cfg)
+    ]
 
 
 # ---- status: the run folder is the source of truth ----------------------------------------------
@@ -252,10 +292,8 @@ class Tracker(Callback):
 
     _gpu: FileLock | None = None
 
-    def _record(self, config: DictConfig, status: dict[str, Any]) -> None:
-        run_dir = Path(config.hydra.runtime.output_dir)
-        entry = {"name": run_dir.name, "dir": str(run_dir)}
-        entry |= {"overrides": list(config.hydra.overrides.task)} | status
+    def _record(self, run_dir: Path, overrides: list[str], status: dict[str, Any]) -> None:
+        entry = {"name": run_dir.name, "dir": str(run_dir), "overrides": overrides} | status
 
         def change(index: dict[str, Any]) -> None:
             for i, r in enumerate(index["runs"]):
@@ -267,21 +305,22 @@ class Tracker(Callback):
         _update_index(run_dir.parent, change)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        run_dir = Path(config.hydra.runtime.output_dir)
-        if status_of(run_dir)["status"] not in runs.FINAL:  # a finished run is skipped as it is
+        for _, run_dir, overrides in members(config, list(config.hydra.overrides.task)):
+            if status_of(run_dir)["status"] in runs.FINAL:  # a finished run is skipped as it is
+                continue
             running = {"status": "running", "error": None, "best_val_acc": None}
-            self._record(config, running | {"logs": _logs(run_dir)})
-            if config.trainer.device == "auto":
+            self._record(run_dir, overrides, running | {"logs": _logs(run_dir)})
+            if config.trainer.device == "auto" and self._gpu is None:
                 self._gpu = _pick_gpu(run_dir)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if self._gpu is not None:
             self._gpu.release()
             self._gpu = None
-        run_dir = Path(config.hydra.runtime.output_dir)
         err = job_return.return_value if job_return.status.name == "FAILED" else None
         fallback = {"status": "failed", "error": f"{type(err).__name__}: {err}"} if err else None
-        self._record(config, status_of(run_dir, fallback))
+        for _, run_dir, overrides in members(config, list(config.hydra.overrides.task)):
+            self._record(run_dir, overrides, status_of(run_dir, fallback))
 
 
 # ---- reporting --------------------------------------------------------------------------------

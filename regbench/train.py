@@ -1,4 +1,4 @@
-"""The Hydra app: one run = claim a run folder, train with the one loop, write metrics and checkpoints."""
+"""One run = claim a run folder, train with the one loop, write metrics and checkpoints."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import time
 import traceback
 from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
-import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -22,14 +21,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from torch import nn
 
-from regbench import data, diagnostics, loggers, models, runs, streams
-from regbench.config import CONF_DIR, ConfigError, run_name, validate, warnings
+from regbench import data, diagnostics, fuse, loggers, models, runs, streams
+from regbench.config import ConfigError, run_name, validate, warnings
+from regbench.step import Step
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
-# ---- set-up: device, precision, seeds, optimizer, schedule --------------------------------------
+# ---- set-up: device, precision, progress display ----------------------------------------------------
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -46,175 +46,161 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
-def make_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
-    if cfg.name in ("sgd", "momentum", "nesterov"):
-        m = cfg.get("momentum", 0.0)
-        return torch.optim.SGD(
-            model.parameters(), cfg.lr, momentum=m, nesterov=cfg.name == "nesterov"
-        )
-    if cfg.name == "rmsprop":
-        return torch.optim.RMSprop(model.parameters(), cfg.lr, alpha=cfg.alpha, eps=cfg.eps)
-    if cfg.name == "adam":
-        return torch.optim.Adam(model.parameters(), cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
-    decay = {id(p) for p in models.decayed(model)}  # adamw: weights decay, biases and norms do not
-    groups = [
-        {
-            "params": [p for p in model.parameters() if id(p) in decay],
-            "weight_decay": cfg.weight_decay,
-        },
-        {"params": [p for p in model.parameters() if id(p) not in decay], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+class Bar:
+    """The progress bar of a terminal (rich), one epoch at a time; nothing in plain mode."""
+
+    def __init__(self, mode: str) -> None:
+        self.p: Progress | None = None
+        if not (mode == "none" or (mode == "auto" and not console.is_terminal) or mode == "plain"):
+            self.p = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+                console=console,
+                transient=True,
+            )
+            self.p.start()
+        self.task: Any = None
+
+    def epoch(self, title: str, steps: int) -> None:
+        if self.p:
+            if self.task is not None:
+                self.p.remove_task(self.task)
+            self.task = self.p.add_task(title, total=steps, info="")
+
+    def advance(self) -> None:
+        if self.p:
+            self.p.update(self.task, advance=1)
+
+    def stop(self) -> None:
+        if self.p:
+            self.p.stop()
 
 
-def make_schedule(cfg: DictConfig, opt: torch.optim.Optimizer, total: int, per_epoch: int):
-    """A per-batch learning-rate schedule over `total` batches (None: constant)."""
-    if cfg.name == "step":
-        return torch.optim.lr_scheduler.StepLR(opt, cfg.step_epochs * per_epoch, cfg.gamma)
-    if cfg.name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, total, cfg.min_lr)
-    if cfg.name == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(opt, cfg.max_lr, total, pct_start=cfg.pct_start)
-    return None
-
-
-def penalty(reg: DictConfig, weights: list[nn.Parameter], n_train: int) -> torch.Tensor | float:
-    """L2: lam/(2N) sum w^2 and L1: lam/N sum |w| over conv/linear weights, N = training examples."""
-    total: torch.Tensor | float = 0.0
-    if "l2" in reg:
-        total = total + reg.l2.lam / (2 * n_train) * sum((w.float() ** 2).sum() for w in weights)
-    if "l1" in reg:
-        total = total + reg.l1.lam / n_train * sum(w.float().abs().sum() for w in weights)
-    return total
-
-
-def _progress(mode: str) -> Progress | None:
-    if mode == "none" or (mode == "auto" and not console.is_terminal) or mode == "plain":
-        return None
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        transient=True,
-    )
+def elapsed(t0: float, device: torch.device) -> float:
+    if device.type == "cuda":  # kernels run asynchronously: wait for them before reading the clock
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
 
 
 # ---- the loop -----------------------------------------------------------------------------------
-class Step:
-    """One optimisation step: loss (+ penalties), backward, update, then the constraints that act
-    on the weights directly (decoupled weight decay, max-norm) and the learning-rate schedule."""
+@dataclass
+class Member:
+    """One run of a job (a fused job has several): its config, run folder and log; `done` gets
+    its summary the moment it finishes, while a fused job's other members may go on."""
 
-    def __init__(self, cfg: DictConfig, model: nn.Module, n_train: int, per_epoch: int) -> None:
-        self.reg, self.n = cfg.reg, n_train
-        self.weights = models.decayed(model)
-        self.opt = make_optimizer(cfg.optim, model)
-        total = cfg.trainer.epochs * per_epoch
-        self.sched = make_schedule(cfg.sched, self.opt, total, per_epoch)
-        self.smooth = self.reg.labelsmooth.eps if "labelsmooth" in self.reg else 0.0
-
-    def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        reg = self.reg
-        loss = F.cross_entropy(out.float(), y, label_smoothing=self.smooth)
-        loss = loss + penalty(reg, self.weights, self.n)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        with torch.no_grad():
-            if (
-                "wd" in reg
-            ):  # decoupled: shrink weights directly, outside the gradient (AdamW-style)
-                lr = self.opt.param_groups[0]["lr"]
-                torch._foreach_mul_(self.weights, 1 - lr * reg.wd.weight_decay)
-            if "maxnorm" in reg:  # each unit's incoming weights (dim 0: an output unit / filter)
-                for w in self.weights:
-                    w.copy_(torch.renorm(w, 2, 0, reg.maxnorm.c))
-        if self.sched is not None:
-            self.sched.step()
-        return loss.detach()
-
-    def state_dict(self) -> dict[str, Any]:
-        sched = self.sched.state_dict() if self.sched is not None else None
-        return {"optimizer": self.opt.state_dict(), "schedule": sched}
-
-    def load(self, state: dict[str, Any]) -> None:
-        self.opt.load_state_dict(state["optimizer"])
-        if self.sched is not None:
-            self.sched.load_state_dict(state["schedule"])
+    cfg: DictConfig
+    run_dir: Path
+    log: Callable[[str], None]
+    done: Callable[[dict[str, Any]], None] = lambda summary: None
+    on_epoch: Callable[[dict[str, Any]], None] = lambda row: None  # trainer.loggers
 
 
-def fit(
-    cfg: DictConfig,
-    d: data.Splits,
-    run_dir: Path,
-    log: Callable[[str], None],
-    on_epoch: Callable[[dict[str, Any]], None] = lambda row: None,
-) -> dict[str, Any]:
-    """Train cfg's model on the splits; write metrics.csv, best.pt, last.pt; return the summary."""
+def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
+    """Train the members (one run, or runs that differ only in seed, fused: see fuse.py) on the
+    splits in lock-step; write each one's metrics.csv, best.pt, last.pt; return their summaries."""
     start = time.perf_counter()
-    tc, reg = cfg.trainer, cfg.reg
-    device = d.x_train.device
+    cfg, k = members[0].cfg, len(members)
+    tc, reg, device = cfg.trainer, cfg.reg, d.x_train.device
     amp = autocast(device, tc.precision)
     torch.use_deterministic_algorithms(tc.deterministic, warn_only=True)
     torch.backends.cudnn.benchmark = not tc.deterministic
-    rng = streams.Streams(cfg, device)
-    model = models.build(cfg, d.shape, d.num_classes).to(device)
-    rng.start_dropout()  # after build: the global generator now draws dropout masks only
+    rngs = [streams.Streams(m.cfg, device) for m in members]
+    solos = [models.build(m.cfg, d.shape, d.num_classes) for m in members]
+    fuse.start_dropout(rngs)  # after build: the global generator now draws dropout masks only
     n, bs = len(d.x_train), tc.batch_size
     per_epoch = n // bs + (n % bs >= 2)  # a last batch of one sample would break batch norm
+    records = [runs.Record(reg.get("earlystop")) for _ in members]
+    saved = [resume(*a) for a in zip(members, records, solos, rngs, strict=True)]
+    model = fuse.Fused(solos).to(device)
     step = Step(cfg, model, n, per_epoch)
-    record = runs.Record(reg.get("earlystop"))
-    if (run_dir / "last.pt").exists():
-        record.resume(
-            run_dir / "last.pt", model, lambda ck: (step.load(ck), rng.restore(ck["rng"]))
-        )
-        log(f"resumed from {run_dir / 'last.pt'} after epoch {len(record.rows)}")
-    progress = _progress(tc.progress)
-    if progress:
-        progress.start()
-    for epoch in range(len(record.rows) + 1, tc.epochs + 1):
+    load_step(step, saved, members)
+    live = torch.ones(k, dtype=torch.bool, device=device)  # members still training
+    summaries: list[dict[str, Any]] = [{} for _ in members]
+    bar = Bar(tc.progress)
+    for epoch in range(len(records[0].rows) + 1, tc.epochs + 1):
         model.train()
         t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        perm = rng.permutation(n, device)
-        task = (
-            progress.add_task(f"epoch {epoch}/{tc.epochs}", total=per_epoch, info="")
-            if progress
-            else None
-        )
+        loss_sum = torch.zeros(k, device=device)
+        perms = torch.stack([rng.permutation(n, device) for rng in rngs])  # (K, n)
+        bar.epoch(f"epoch {epoch}/{tc.epochs}", per_epoch)
         for i in range(per_epoch):
-            idx = perm[i * bs : (i + 1) * bs]
-            x, y = d.x_train[idx], d.y_train[idx]
-            if "aug" in reg:
-                x = data.augment(x, reg.aug, rng.aug)
+            idx = perms[:, i * bs : (i + 1) * bs]  # each member its own batch
+            x, y = d.x_train[idx], d.y_train[idx]  # (K, B, C, H, W), (K, B)
+            if "aug" in reg:  # each member its own draws, exactly those of its solo run
+                x = torch.stack(
+                    [data.augment(a, reg.aug, r.aug) for a, r in zip(x, rngs, strict=True)]
+                )
             with amp:
-                out = model(x)
-            loss_sum += step(out, y)
-            if progress:
-                progress.update(task, advance=1)
-        if progress:
-            progress.remove_task(task)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-        row = epoch_row(model, d, step, tc.eval_batch_size, amp, epoch)
-        row |= {"seconds": round(seconds, 4), "samples_per_s": round(per_epoch * bs / seconds, 1)}
-        go_on = record.add(row, diverged=not math.isfinite(loss_sum.item()))
-        on_epoch(row)  # trainer.loggers
-        log(
-            f"epoch {epoch:3d}/{tc.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
-            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  {row['samples_per_s']:.0f} samples/s"
-        )
-        wall = time.perf_counter() - start
-        record.save(run_dir, model, {**step.state_dict(), "rng": rng.state()}, wall)
-        if not go_on:
-            log(stop_reason(record, epoch))
+                out = model(x.transpose(0, 1).flatten(1, 2))  # (B, K*C, H, W)
+            loss_sum += step(out, y, live)
+            bar.advance()
+        seconds = elapsed(t0, device)
+        timing = {"seconds": round(seconds, 4), "samples_per_s": round(per_epoch * bs / seconds, 1)}
+        rows = epoch_rows(model, d, step, tc.eval_batch_size, amp, epoch)
+        for j in live.nonzero().flatten().tolist():
+            state = {**step.member(j, k), "rng": rngs[j].state()}
+            wall = time.perf_counter() - start
+            if not end_epoch(members[j], records[j], rows[j] | timing, loss_sum[j].item(),
+                             model.member(j), state, wall):  # fmt: skip
+                live[j] = False  # stopped: tested now; its slices no longer count
+                summaries[j] = finish(members[j], records[j], model, j, d, amp, wall)
+        if not live.any():
             break
-    if progress:
-        progress.stop()
-    return finish(cfg, d, model, step, record, run_dir, amp, time.perf_counter() - start)
+    bar.stop()
+    for j in live.nonzero().flatten().tolist():
+        wall = time.perf_counter() - start
+        summaries[j] = finish(members[j], records[j], model, j, d, amp, wall)
+    return summaries
+
+
+def resume(
+    m: Member, record: runs.Record, solo: nn.Module, rng: streams.Streams
+) -> dict[str, Any] | None:
+    """Load the member's last.pt, if any, into its solo model, record and streams; return it."""
+    path = m.run_dir / "last.pt"
+    if not path.exists():
+        return None
+    ck: dict[str, Any] = {}
+    record.resume(path, solo, lambda c: (rng.restore(c["rng"]), ck.update(c)))
+    m.log(f"resumed from {path} after epoch {len(record.rows)}")
+    return ck
+
+
+def load_step(step: Step, saved: list[dict[str, Any] | None], members: list[Member]) -> None:
+    """The members' optimizer and schedule states, fused; all or none resume (a job groups its
+    members by the epochs they have done)."""
+    if all(ck is None for ck in saved):
+        return
+    if any(ck is None for ck in saved) or len({len(ck["rows"]) for ck in saved}) > 1:
+        raise ConfigError("members of a fused job must have done the same epochs")
+    try:
+        opt = fuse.fuse_optimizers([ck["optimizer"] for ck in saved])
+        step.load({"optimizer": opt, "schedule": saved[0]["schedule"]})
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(
+            f"checkpoint {members[0].run_dir / 'last.pt'} does not fit this run "
+            f"({type(exc).__name__}); delete it to start the run afresh"
+        ) from None
+
+
+def end_epoch(
+    m: Member, record: runs.Record, row: dict, loss: float, weights: dict, state: dict, wall: float
+) -> bool:
+    """Record, log and checkpoint one member's epoch; False when the member stops here."""
+    go_on = record.add(row, diverged=not math.isfinite(loss))
+    m.on_epoch(row)
+    m.log(
+        f"epoch {row['epoch']:3d}/{m.cfg.trainer.epochs}  train loss {row['train_loss']:.4f} "
+        f"acc {row['train_acc']:.4f}  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  "
+        f"{row['samples_per_s']:.0f} samples/s"
+    )
+    record.save(m.run_dir, weights, state, wall)
+    if not go_on:
+        m.log(stop_reason(record, row["epoch"]))
+    return go_on
 
 
 def stop_reason(record: runs.Record, epoch: int) -> str:
@@ -226,47 +212,53 @@ def stop_reason(record: runs.Record, epoch: int) -> str:
     )
 
 
-def epoch_row(model: nn.Module, d: data.Splits, step: Step, bs: int, amp, epoch: int) -> dict:
-    """The epoch's metrics.csv row: clean (eval-mode) metrics on a fixed training subset of up to
-    10,000 examples and on the validation split, the weights' norm, the learning rate."""
+def epoch_rows(
+    model: fuse.Fused, d: data.Splits, step: Step, bs: int, amp, epoch: int
+) -> list[dict[str, Any]]:
+    """Each member's metrics.csv row: clean (eval-mode) metrics on a fixed training subset of up
+    to 10,000 examples and on the validation split, the weights' norm, the learning rate."""
     n_fit = min(len(d.x_train), 10_000)
-    train = diagnostics.evaluate(model, d.x_train[:n_fit], d.y_train[:n_fit], bs, amp)
-    val_loss, val_acc, val_ece = diagnostics.evaluate(model, d.x_val, d.y_val, bs, amp)
-    return {
-        "epoch": epoch,
-        "train_loss": train[0],
-        "train_acc": train[1],
-        "val_loss": val_loss,
-        "val_acc": val_acc,
-        "gen_gap": train[1] - val_acc,
-        "val_ece": val_ece,
-        "weight_norm": diagnostics.weight_norm(step.weights),
-        "lr": step.opt.param_groups[0]["lr"],
-    }
+    train = fuse.evaluate(model, d.x_train[:n_fit], d.y_train[:n_fit], bs, amp)
+    val = fuse.evaluate(model, d.x_val, d.y_val, bs, amp)
+    return [
+        {
+            "epoch": epoch,
+            "train_loss": t[0],
+            "train_acc": t[1],
+            "val_loss": v[0],
+            "val_acc": v[1],
+            "gen_gap": t[1] - v[1],
+            "val_ece": v[2],
+            "weight_norm": diagnostics.weight_norm([w.chunk(model.k)[j] for w in step.weights]),
+            "lr": step.opt.param_groups[0]["lr"],
+        }
+        for j, (t, v) in enumerate(zip(train, val, strict=True))
+    ]
 
 
 def finish(
-    cfg: DictConfig,
-    d: data.Splits,
-    model: nn.Module,
-    step: Step,
-    record: runs.Record,
-    run_dir: Path,
-    amp,
-    seconds: float,
+    m: Member, record: runs.Record, model: fuse.Fused, j: int, d: data.Splits, amp, wall: float
 ) -> dict[str, Any]:
-    """Test once (best weights with early stopping, else the last ones) and build the summary."""
-    s = record.summary(run_dir, cfg.seed, seconds)
-    s |= {"params": sum(p.numel() for p in model.parameters()), "device": str(d.x_train.device)}
+    """Test member j once, as its solo model (its best weights with early stopping, else its last
+    ones), build its summary and hand it to m.done."""
+    s = record.summary(m.run_dir, m.cfg.seed, wall)
+    solo = model.net
+    if model.k > 1:
+        with torch.random.fork_rng(devices=[]):  # the constructors' draws leave dropout masks be
+            solo = models.build(m.cfg, d.shape, d.num_classes).to(d.x_train.device)
+        s["fused_with"] = model.k
+    s |= {"params": sum(p.numel() for p in solo.parameters()), "device": str(d.x_train.device)}
     if s["status"] != "diverged":
+        solo.load_state_dict(model.member(j))
         if record.es:
-            model.load_state_dict(runs.load_checkpoint(run_dir / "best.pt")["model"])
-        bs = cfg.trainer.eval_batch_size
+            solo.load_state_dict(runs.load_checkpoint(m.run_dir / "best.pt")["model"])
+        bs = m.cfg.trainer.eval_batch_size
         s["test_loss"], s["test_acc"], s["test_ece"] = diagnostics.evaluate(
-            model, d.x_test, d.y_test, bs, amp
+            solo, d.x_test, d.y_test, bs, amp
         )
         s["tested"] = "best" if record.es else "last"
-        s["weight_norm"] = diagnostics.weight_norm(step.weights)
+        s["weight_norm"] = diagnostics.weight_norm(models.decayed(solo))
+    m.done(s)
     return s
 
 
@@ -348,7 +340,7 @@ def run(cfg: DictConfig) -> float:
             logfile.write(f"warning: {line}\n")
         try:
             tracker = cleanup.enter_context(loggers.open_loggers(cfg, run_dir))
-            summary = fit(cfg, d, run_dir, log, tracker.epoch)
+            (summary,) = fit([Member(cfg, run_dir, log, on_epoch=tracker.epoch)], d)
         except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C; submitit requeued a SLURM job
             stopped = runs.stop_reason(exc)
             log(stopped)
@@ -385,8 +377,3 @@ def run(cfg: DictConfig) -> float:
         if summary["status"] == "diverged":
             _fail(f"run diverged (non-finite loss); see {run_dir / 'metrics.csv'}", 1)
     return summary["best_val_acc"] if summary["best_val_acc"] is not None else math.nan
-
-
-@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-def hydra_app(cfg: DictConfig) -> float:
-    return run(cfg)

@@ -11,7 +11,7 @@ import torch
 import yaml
 from torch import nn
 
-from regbench import data, diagnostics, models, runs, train
+from regbench import data, diagnostics, models, runs, step, train
 from regbench.config import group_options
 
 from .conftest import cli, make_cfg, summary, train_inprocess
@@ -218,11 +218,11 @@ def test_l2_penalty_equals_lambda_over_2n_sum_of_squared_weights():
     n = 100
     expected = 0.7 / (2 * n) * 35 * 4.0
     with torch.no_grad():
-        got = train.penalty(cfg.reg, models.decayed(net), n)
+        got = step.penalty(cfg.reg, models.decayed(net), n)
     assert float(got) == pytest.approx(expected)
     l1 = make_cfg("reg=l1", "reg.l1.lam=0.3").reg
     with torch.no_grad():
-        got = train.penalty(l1, models.decayed(net), n)
+        got = step.penalty(l1, models.decayed(net), n)
     assert float(got) == pytest.approx(0.3 / n * 35 * 2.0)
 
 

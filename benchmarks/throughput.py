@@ -1,0 +1,250 @@
+"""Training throughput: regbench's loop against the bare step and the tutorial loop, fused seeds
+against the same seeds one after another, and the start-up of an MNIST run before/after the cache.
+
+    python benchmarks/throughput.py [--mnist-root /work/shared/datasets] [--device cpu|cuda]
+
+Every number that is compared is a ratio of two measurements taken in this one process, round
+robin (a, b, a, b, ...) and the median kept, so a machine shared with other work affects both
+sides alike; the load average is printed with the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from regbench import data, fuse, models, train
+from regbench.config import CONF_DIR
+
+REPO = Path(__file__).resolve().parent.parent
+ROUNDS = 3
+
+
+def cfg_of(*overrides: str) -> DictConfig:
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=["trainer.progress=none", *overrides])
+
+
+def median_round_robin(fns: dict[str, Callable[[], float]]) -> dict[str, float]:
+    got: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(ROUNDS):
+        for k, fn in fns.items():
+            got[k].append(fn())
+    return {k: statistics.median(v) for k, v in got.items()}
+
+
+# ---- 1. the loop against the bare step and the tutorial loop (samples/s) ------------------------
+def regbench_loop(cfg: DictConfig, d: data.Splits) -> float:
+    """samples/s of fit's training epochs (its own metrics.csv measure, evaluation excluded)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        m = train.Member(fuse.member_configs(cfg)[0], Path(tmp), lambda line: None)
+        train.fit([m], d)
+        rows = (Path(tmp) / "metrics.csv").read_text().splitlines()
+    return float(rows[-1].split(",")[-1])  # the last epoch: warmed up
+
+
+def bare_step(cfg: DictConfig, d: data.Splits, steps: int) -> float:
+    """The same model, optimizer and batch size on one ready batch: forward, loss, backward, step."""
+    model = models.build(cfg, d.shape, d.num_classes).to(d.x_train.device).train()
+    opt = torch.optim.Adam(model.parameters(), cfg.optim.lr)
+    bs = cfg.trainer.batch_size
+    x, y = d.x_train[:bs], d.y_train[:bs]
+    for i in range(steps + 5):
+        if i == 5:
+            t0 = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return steps * bs / (time.perf_counter() - t0)
+
+
+def tutorial_loop(cfg: DictConfig, root: Path, n: int) -> float:
+    """The PyTorch tutorial's way: torchvision dataset + ToTensor/Normalize + DataLoader."""
+    import torchvision
+    from torchvision import transforms
+
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    ds = torchvision.datasets.MNIST(str(root), train=True, transform=tf)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(ds, range(n)), batch_size=cfg.trainer.batch_size, shuffle=True
+    )
+    model = models.build(cfg, (1, 28, 28), 10).train()
+    opt = torch.optim.Adam(model.parameters(), cfg.optim.lr)
+    t0 = time.perf_counter()
+    for x, y in loader:
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return n / (time.perf_counter() - t0)
+
+
+def loop_table(root: Path | None) -> list[str]:
+    out = ["| model (MNIST, CPU) | regbench loop | bare step | tutorial loop | loop / bare |"]
+    out.append("| --- | --- | --- | --- | --- |")
+    if root is None:
+        return out + ["| (MNIST not found: not measured) | | | | |"]
+    n = 6400
+    for model in ("mlp", "cnn"):
+        cfg = cfg_of(f"model={model}", "data=mnist", f"data.root={root}", f"data.subset={n}",
+                     "trainer.epochs=2", "trainer.device=cpu")  # fmt: skip
+        d = data.load(cfg.data, torch.device("cpu"))
+        steps = n // cfg.trainer.batch_size
+        r = median_round_robin({
+            "loop": partial(regbench_loop, cfg, d),
+            "bare": partial(bare_step, cfg, d, steps),
+            "tutorial": partial(tutorial_loop, cfg, root, n),
+        })  # fmt: skip
+        out.append(
+            f"| {model} | {r['loop']:,.0f} | {r['bare']:,.0f} | {r['tutorial']:,.0f} | "
+            f"{r['loop'] / r['bare']:.2f} |"
+        )
+    return out
+
+
+# ---- 2. fused K seeds against the same K seeds one after another (seed-epochs/s) ---------------
+def fit_seconds(cfg: DictConfig, d: data.Splits, seeds: list[int]) -> tuple[float, float]:
+    """fit() for these seeds as one job: (training seconds, the sum of metrics.csv's per-epoch
+    `seconds`; wall seconds, evaluation and checkpoint writes included)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        members = []
+        for s in seeds:
+            c = fuse.member_configs(cfg)[0]
+            c.seed = s
+            (Path(tmp) / str(s)).mkdir()
+            members.append(train.Member(c, Path(tmp) / str(s), lambda line: None))
+        t0 = time.perf_counter()
+        train.fit(members, d)
+        wall = time.perf_counter() - t0
+        lines = (Path(tmp) / str(seeds[0]) / "metrics.csv").read_text().splitlines()[1:]
+        return sum(float(ln.split(",")[-2]) for ln in lines), wall
+
+
+def solo_seconds(cfg: DictConfig, d: data.Splits, seeds: list[int]) -> tuple[float, float]:
+    each = [fit_seconds(cfg, d, [s]) for s in seeds]
+    return sum(t for t, _ in each), sum(w for _, w in each)
+
+
+def fusion_rows(label: str, cfg: DictConfig, d: data.Splits, ks: list[int]) -> list[str]:
+    out = []
+    epochs = cfg.trainer.epochs
+    for k in ks:
+        seeds = list(range(k))
+        got: dict[str, list[tuple[float, float]]] = {"solo": [], "fused": []}
+        for _ in range(ROUNDS):
+            got["solo"].append(solo_seconds(cfg, d, seeds))
+            got["fused"].append(fit_seconds(cfg, d, seeds))
+        (st, sw), (ft, fw) = (
+            [statistics.median(x[i] for x in got[key]) for i in (0, 1)] for key in ("solo", "fused")
+        )
+        out.append(
+            f"| {label} | {k} | {k * epochs / st:.1f} | {k * epochs / ft:.1f} | **{st / ft:.2f}×** "
+            f"| {k * epochs / sw:.1f} | {k * epochs / fw:.1f} | **{sw / fw:.2f}×** |"
+        )
+    return out
+
+
+def fusion_table(root: Path | None, device: str) -> list[str]:
+    out = ["| model, data, device | K | training: solo runs in a row | fused | fused / solo | wall: solo runs in a row | fused | fused / solo |"]  # fmt: skip
+    out.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    if device == "cpu":
+        cfg = cfg_of("trainer.epochs=10", "trainer.device=cpu")  # the default mlp on digits
+        out += fusion_rows("mlp, digits, CPU", cfg, data.load(cfg.data, torch.device("cpu")), [1, 2, 4, 8])  # fmt: skip
+        if root is not None:
+            cfg = cfg_of("model=cnn", "data=mnist", f"data.root={root}", "data.subset=2000",
+                         "trainer.epochs=2", "trainer.device=cpu")  # fmt: skip
+            out += fusion_rows("cnn, MNIST (2k), CPU", cfg, data.load(cfg.data, torch.device("cpu")), [4])  # fmt: skip
+        return out
+    if not torch.cuda.is_available():
+        return out + ["| mlp and cnn, MNIST, CUDA | 16 | not measured here (no GPU) | | | | | |"]
+    if root is None:
+        return out + ["| (MNIST not found: not measured) | | | | | | | |"]
+    for model in ("mlp", "cnn"):  # bf16 autocast: trainer.precision=auto on CUDA
+        cfg = cfg_of(f"model={model}", "data=mnist", f"data.root={root}", "trainer.epochs=2",
+                     "trainer.device=cuda", "trainer.deterministic=false")  # fmt: skip
+        d = data.load(cfg.data, torch.device("cuda"))
+        out += fusion_rows(f"{model}, MNIST, CUDA bf16", cfg, d, [16])
+    return out
+
+
+# ---- 3. start-up of an MNIST run: decoding the archives vs the decoded cache ---------------------
+def run_seconds(root: Path, out: Path) -> float:
+    cmd = [sys.executable, "-m", "regbench", "train", "data=mnist", f"data.root={root}",
+           "data.subset=640", "trainer.epochs=1", "model.hidden=[32]", "trainer.device=cpu",
+           "trainer.progress=none", f"out_dir={out}"]  # fmt: skip
+    t0 = time.perf_counter()
+    subprocess.run(
+        cmd, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
+    return time.perf_counter() - t0
+
+
+def startup_table(shared: Path | None) -> list[str]:
+    out = ["| MNIST run, 1 epoch of 640 examples (wall s) | archives decoded (no cache) | decoded cache | ratio |"]  # fmt: skip
+    out.append("| --- | --- | --- | --- |")
+    if shared is None:
+        return out + ["| (MNIST not found: not measured) | | | |"]
+    cold, warm = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "data"
+        shutil.copytree(shared / "MNIST" / "raw", root / "MNIST" / "raw")
+        env_cache = os.environ.get("XDG_CACHE_HOME")
+        os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")  # never the user's cache
+        for i in range(ROUNDS):
+            shutil.rmtree(root / ".regbench-cache", ignore_errors=True)
+            shutil.rmtree(Path(tmp) / "cache", ignore_errors=True)
+            cold.append(run_seconds(root, Path(tmp) / f"c{i}"))
+            warm.append(run_seconds(root, Path(tmp) / f"w{i}"))
+        if env_cache is None:
+            os.environ.pop("XDG_CACHE_HOME")
+        else:
+            os.environ["XDG_CACHE_HOME"] = env_cache
+    c, w = statistics.median(cold), statistics.median(warm)
+    return out + [f"| mlp, CPU | {c:.2f} | {w:.2f} | {c / w:.2f}× faster |"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--mnist-root", default=str(REPO.parent / "shared" / "datasets"))
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--only", default="loop,fused,start-up", help="sections, comma-separated")
+    args = p.parse_args()
+    shared = Path(args.mnist_root)
+    root = None
+    if (shared / "MNIST" / "raw").is_dir():  # a private copy: the cache is written beside it
+        root = Path(tempfile.mkdtemp()) / "data"
+        shutil.copytree(shared / "MNIST" / "raw", root / "MNIST" / "raw")
+    print(f"# throughput, {time.strftime('%Y-%m-%d %H:%M %Z')}, torch {torch.__version__}, "
+          f"{os.cpu_count()} CPUs, {torch.get_num_threads()} threads, load average {os.getloadavg()}")  # fmt: skip
+    sections = [
+        ("loop", lambda: loop_table(root)),
+        ("fused", lambda: fusion_table(root, args.device)),
+        ("start-up", lambda: startup_table(root)),
+    ]
+    for title, table in sections:
+        if title not in args.only.split(",") or (args.device == "cuda" and title != "fused"):
+            continue
+        print(f"\n## {title}\n")
+        print("\n".join(table()), flush=True)
+    print(f"\nload average at the end {os.getloadavg()}")
+    if root is not None:
+        shutil.rmtree(root.parent)
+
+
+if __name__ == "__main__":
+    main()

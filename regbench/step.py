@@ -1,0 +1,113 @@
+"""One optimisation step of K members (one for a solo run): the optimizer, the learning-rate
+schedule, the penalties in the loss and the constraints that act on the weights directly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from torch import nn
+
+from regbench import fuse, models
+
+
+def make_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if cfg.name in ("sgd", "momentum", "nesterov"):
+        m = cfg.get("momentum", 0.0)
+        return torch.optim.SGD(
+            model.parameters(), cfg.lr, momentum=m, nesterov=cfg.name == "nesterov"
+        )
+    if cfg.name == "rmsprop":
+        return torch.optim.RMSprop(model.parameters(), cfg.lr, alpha=cfg.alpha, eps=cfg.eps)
+    if cfg.name == "adam":
+        return torch.optim.Adam(model.parameters(), cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    decay = {id(p) for p in models.decayed(model)}  # adamw: weights decay, biases and norms do not
+    groups = [
+        {
+            "params": [p for p in model.parameters() if id(p) in decay],
+            "weight_decay": cfg.weight_decay,
+        },
+        {"params": [p for p in model.parameters() if id(p) not in decay], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+
+
+def make_schedule(cfg: DictConfig, opt: torch.optim.Optimizer, total: int, per_epoch: int):
+    """A per-batch learning-rate schedule over `total` batches (None: constant)."""
+    if cfg.name == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, cfg.step_epochs * per_epoch, cfg.gamma)
+    if cfg.name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, total, cfg.min_lr)
+    if cfg.name == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, cfg.max_lr, total, pct_start=cfg.pct_start)
+    return None
+
+
+def penalty(reg: DictConfig, weights: list[nn.Parameter], n_train: int) -> torch.Tensor | float:
+    """L2: lam/(2N) sum w^2 and L1: lam/N sum |w| over conv/linear weights, N = training examples."""
+    total: torch.Tensor | float = 0.0
+    if "l2" in reg:
+        total = total + reg.l2.lam / (2 * n_train) * sum((w.float() ** 2).sum() for w in weights)
+    if "l1" in reg:
+        total = total + reg.l1.lam / n_train * sum(w.float().abs().sum() for w in weights)
+    return total
+
+
+class Step:
+    """One optimisation step: loss (+ penalties), backward, update, then the constraints that act
+    on the weights directly (decoupled weight decay, max-norm) and the learning-rate schedule."""
+
+    def __init__(self, cfg: DictConfig, model: nn.Module, n_train: int, per_epoch: int) -> None:
+        self.reg, self.n = cfg.reg, n_train
+        self.weights = models.decayed(model)
+        self.opt = make_optimizer(cfg.optim, model)
+        total = cfg.trainer.epochs * per_epoch
+        self.sched = make_schedule(cfg.sched, self.opt, total, per_epoch)
+        self.smooth = self.reg.labelsmooth.eps if "labelsmooth" in self.reg else 0.0
+
+    def __call__(self, out: torch.Tensor, y: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        """out (K, B, classes), y (K, B), live (K,) bool; returns each member's mean loss. The loss
+        is the sum of the live members' mean losses: each member's gradient is its solo gradient."""
+        reg = self.reg
+        losses = (
+            F.cross_entropy(
+                out.flatten(0, 1).float(),
+                y.flatten(),
+                label_smoothing=self.smooth,
+                reduction="none",
+            )
+            .view(len(y), -1)
+            .mean(1)
+        )
+        loss = torch.where(live, losses, 0.0).sum() + penalty(reg, self.weights, self.n)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            if (
+                "wd" in reg
+            ):  # decoupled: shrink weights directly, outside the gradient (AdamW-style)
+                lr = self.opt.param_groups[0]["lr"]
+                torch._foreach_mul_(self.weights, 1 - lr * reg.wd.weight_decay)
+            if "maxnorm" in reg:  # each unit's incoming weights (dim 0: an output unit / filter)
+                for w in self.weights:
+                    w.copy_(torch.renorm(w, 2, 0, reg.maxnorm.c))
+        if self.sched is not None:
+            self.sched.step()
+        return losses.detach()
+
+    def state_dict(self) -> dict[str, Any]:
+        sched = self.sched.state_dict() if self.sched is not None else None
+        return {"optimizer": self.opt.state_dict(), "schedule": sched}
+
+    def member(self, k: int, n: int) -> dict[str, Any]:
+        """Member k's optimizer and schedule state (of n), as the solo run's checkpoint holds it."""
+        state = self.state_dict()
+        return state | {"optimizer": fuse.member_optimizer(state["optimizer"], k, n)}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.opt.load_state_dict(state["optimizer"])
+        if self.sched is not None:
+            self.sched.load_state_dict(state["schedule"])
