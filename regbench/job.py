@@ -163,7 +163,8 @@ class Job:
                     pass
         if not self.multirun:
             for run_dir, s in self.summaries.items():
-                console.print(train._summary_table(s, run_dir))
+                console.print(f"summary of {run_dir}", soft_wrap=True)
+                console.print(train._summary_table(s))
             if any(s.get("status") in ("diverged", "failed") for s in self.summaries.values()):
                 train._fail("a run of the job diverged or failed; see its train.log", 1)
             if len(self.summaries) < len(self.members):
