@@ -16,7 +16,6 @@ from regbench import __version__, compare
 from regbench.compose import compose_config, explain
 from regbench.config import (
     GROUPS,
-    KEY_CHOICES,
     USER_CONF_DEFAULT,
     USER_CONF_ENV,
     ConfigError,
@@ -24,6 +23,7 @@ from regbench.config import (
     searchpath_override,
     user_conf_dir,
 )
+from regbench.schema import KEY_CHOICES
 
 
 def _help() -> str:

@@ -10,7 +10,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from regbench.config import CONF_DIR, ConfigError, group_options, searchpath_override, validate
+from regbench.config import CONF_DIR, ConfigError, group_options, searchpath_override
+from regbench.schema import validate
 
 # Hydra plugins that are optional extras of regbench (pyproject's optional-dependencies)
 PLUGIN_EXTRAS = {

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from regbench.config import ConfigError, Data, user_conf_dir
+from regbench.config import ConfigError, user_conf_dir
+from regbench.schema import Data
 
 if TYPE_CHECKING:
     from torch import nn

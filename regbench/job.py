@@ -22,7 +22,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from regbench import data, fuse, runs, train
-from regbench.config import CONF_DIR, FUSED_DIR, ConfigError, run_name, validate, warnings
+from regbench.config import CONF_DIR, FUSED_DIR, ConfigError, run_name
+from regbench.schema import validate, warnings
 from regbench.train import Member, console, err_console
 
 

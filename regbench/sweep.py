@@ -31,16 +31,9 @@ from rich.table import Table
 
 from regbench import data, runs
 from regbench.compose import compose_overrides
-from regbench.config import (
-    NAME_PATTERN,
-    ConfigError,
-    conf_dirs,
-    group_options,
-    run_name,
-    validate,
-    warnings,
-)
+from regbench.config import ConfigError, conf_dirs, group_options, run_name
 from regbench.fuse import member_configs
+from regbench.schema import NAME_PATTERN, validate, warnings
 
 INDEX = "sweep.json"
 BAD = ("failed", "diverged")  # statuses that make the sweep command exit non-zero

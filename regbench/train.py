@@ -22,7 +22,9 @@ from rich.table import Table
 from torch import nn
 
 from regbench import data, diagnostics, fuse, loggers, models, runs, streams
-from regbench.config import ConfigError, run_name, validate, warnings
+from regbench.config import ConfigError, run_name
+from regbench.record import Record
+from regbench.schema import validate, warnings
 from regbench.step import Step
 
 console = Console(highlight=False)
@@ -112,7 +114,7 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
     fuse.start_dropout(rngs)  # after build: the global generator now draws dropout masks only
     n, bs = len(d.x_train), tc.batch_size
     per_epoch = n // bs + (n % bs >= 2)  # a last batch of one sample would break batch norm
-    records = [runs.Record(reg.get("earlystop")) for _ in members]
+    records = [Record(reg.get("earlystop")) for _ in members]
     saved = [resume(*a) for a in zip(members, records, solos, rngs, strict=True)]
     model = fuse.Fused(solos).to(device)
     step = Step(cfg, model, n, per_epoch)
@@ -157,7 +159,7 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
 
 
 def resume(
-    m: Member, record: runs.Record, solo: nn.Module, rng: streams.Streams
+    m: Member, record: Record, solo: nn.Module, rng: streams.Streams
 ) -> dict[str, Any] | None:
     """Load the member's last.pt, if any, into its solo model, record and streams; return it."""
     path = m.run_dir / "last.pt"
@@ -187,7 +189,7 @@ def load_step(step: Step, saved: list[dict[str, Any] | None], members: list[Memb
 
 
 def end_epoch(
-    m: Member, record: runs.Record, row: dict, loss: float, weights: dict, state: dict, wall: float
+    m: Member, record: Record, row: dict, loss: float, weights: dict, state: dict, wall: float
 ) -> bool:
     """Record, log and checkpoint one member's epoch; False when the member stops here."""
     go_on = record.add(row, diverged=not math.isfinite(loss))
@@ -203,7 +205,7 @@ def end_epoch(
     return go_on
 
 
-def stop_reason(record: runs.Record, epoch: int) -> str:
+def stop_reason(record: Record, epoch: int) -> str:
     if record.status == "diverged":
         return f"loss is not finite at epoch {epoch}: the run diverged (try a smaller optim.lr)"
     return (
@@ -237,7 +239,7 @@ def epoch_rows(
 
 
 def finish(
-    m: Member, record: runs.Record, model: fuse.Fused, j: int, d: data.Splits, amp, wall: float
+    m: Member, record: Record, model: fuse.Fused, j: int, d: data.Splits, amp, wall: float
 ) -> dict[str, Any]:
     """Test member j once, as its solo model (its best weights with early stopping, else its last
     ones), build its summary and hand it to m.done."""

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from scipy import stats
 from torch import nn
 
-from regbench import config, data, inspection, models
+from regbench import data, inspection, models, schema
 from tests.conftest import cli, make_cfg
 
 NARROW = {
@@ -206,9 +206,9 @@ def test_hue_on_one_channel_is_identity_and_warns() -> None:
     assert torch.equal(data.augment(x, aug_cfg("hue=0.3"), torch.Generator().manual_seed(0)), x)
     for dataset in ("digits", "mnist", "fashion_mnist"):
         cfg = make_cfg(f"data={dataset}", "reg=aug", "reg.aug.hue=0.3")
-        (line,) = config.warnings(cfg, None)
+        (line,) = schema.warnings(cfg, None)
         assert "reg.aug.hue=0.3" in line and "does nothing" in line
-    assert config.warnings(make_cfg("data=cifar10", "reg=aug", "reg.aug.hue=0.3"), None) == []
+    assert schema.warnings(make_cfg("data=cifar10", "reg=aug", "reg.aug.hue=0.3"), None) == []
 
 
 # ---- regbench inspect --------------------------------------------------------------------------

@@ -1,0 +1,408 @@
+"""The typed schema every composed config is checked against before any work, and the warnings
+for known-bad combinations: one `error:` line (ConfigError) or `warning:` lines, never a traceback."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Annotated, Any, Literal, get_args
+
+from omegaconf import DictConfig, OmegaConf
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictInt,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from regbench.config import ConfigError
+
+# trainer.loggers: the modules each needs (its extra in pyproject.toml)
+LOGGER_MODULES = {"tensorboard": ["tensorboard"], "mlflow": ["mlflow", "sqlalchemy", "alembic"]}
+
+
+# ---- the schema: every key of conf/ with its type and valid range --------------------------------
+class _Strict(BaseModel):
+    # allow_inf_nan=False: optim.lr=inf passes "greater than 0" but can only diverge
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _bool_is_not_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads true as 1: trainer.epochs=true would train one epoch
+        field = cls.model_fields.get(info.field_name or "")
+        items = value if isinstance(value, (list, tuple)) else [value]  # model.hidden=[true]
+        if (
+            field is not None
+            and field.annotation is not bool
+            and any(isinstance(v, bool) for v in items)
+        ):
+            raise ValueError("true/false is not a valid value here")
+        return value
+
+
+PosInt = Annotated[int, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+Activation = Literal["relu", "leaky_relu", "elu", "tanh", "sigmoid"]  # models.ACTIVATIONS
+Pool = Literal["max", "avg"]  # models.POOLS
+Preprocess = Literal["standardize", "minmax", "mean_image", "none"]  # data.preprocess
+
+
+class Data(_Strict):
+    name: Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100"]
+    root: str
+    download: StrictBool
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] | None
+    val_fraction: Annotated[float, Field(gt=0, lt=1)]
+    split_seed: StrictInt | None  # null: the split follows `seed`
+    subset: PosInt | None
+    label_noise: Fraction
+    preprocess: Preprocess
+
+
+NAME_PATTERN = r"^[A-Za-z0-9_.+=,-]+$"  # run and sweep folder names: one folder, no path
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class UserData(Data):
+    """data._target_: the user's dataset; its other keys are the callable's own arguments."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    target: str = Field(alias="_target_")
+    name: Name  # type: ignore[assignment]
+    root: str = "data"  # the packaged datasets' keys, unused by a user's dataset
+    download: StrictBool = False
+    test_fraction: None = None  # the callable returns its own test split
+
+
+class UserModel(BaseModel):
+    """model._target_: the user's model; its other keys are the callable's own arguments."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    target: str = Field(alias="_target_")
+    name: Name
+
+
+def _kind(v: object) -> str | None:
+    # which schema checks a model/optim/sched node: the user's _target_ configs, else by name
+    # (a callable discriminator: the bool check below is a before-validator on every field)
+    if isinstance(v, dict):
+        return "user" if "_target_" in v else v.get("name")
+    return None
+
+
+class MLP(_Strict):
+    name: Literal["mlp"]
+    hidden: list[PosInt]
+    activation: Activation
+
+
+class CNN(_Strict):
+    name: Literal["cnn"]
+    channels: Annotated[list[PosInt], Field(min_length=1)]
+    kernel_size: PosInt
+    hidden: PosInt
+    activation: Activation
+    pool: Pool
+
+
+class VGG(_Strict):
+    name: Literal["vgg"]
+    depth: Literal[11, 16]
+    width: PosInt
+    activation: Activation
+    pool: Pool
+
+
+class ResNet(_Strict):
+    name: Literal["resnet"]
+    depth: Literal[18, 20]
+    width: PosInt | None
+    activation: Activation
+
+
+class Dropout(_Strict):
+    p: Fraction
+    input: Fraction
+    where: Literal["classifier", "all"]
+
+
+class MaxNorm(_Strict):
+    c: Annotated[float, Field(gt=0)]
+
+
+class BatchNorm(_Strict):
+    momentum: Annotated[float, Field(gt=0, le=1)]
+
+
+class Penalty(_Strict):
+    lam: NonNegFloat
+
+
+class WeightDecay(_Strict):
+    weight_decay: NonNegFloat
+
+
+class Augment(_Strict):
+    flip: Annotated[float, Field(ge=0, le=1)]
+    translate: Annotated[int, Field(ge=0)]
+    rotate: Annotated[float, Field(ge=0, le=180)]
+    shear: Annotated[float, Field(ge=0, lt=90)]
+    scale: Annotated[float, Field(ge=0, lt=1)]
+    brightness: NonNegFloat
+    contrast: Annotated[float, Field(ge=0, lt=1)]
+    hue: Annotated[float, Field(ge=0, le=0.5)]
+    noise: NonNegFloat
+    erase: Annotated[float, Field(ge=0, le=1)]
+
+
+class EarlyStop(_Strict):
+    monitor: Literal["val_loss", "val_acc"]
+    patience: PosInt
+    min_delta: NonNegFloat
+
+
+class LabelSmooth(_Strict):
+    eps: Fraction
+
+
+class Reg(_Strict):
+    none: dict | None = None
+    dropout: Dropout | None = None
+    bn: BatchNorm | None = None
+    l2: Penalty | None = None
+    l1: Penalty | None = None
+    wd: WeightDecay | None = None
+    aug: Augment | None = None
+    earlystop: EarlyStop | None = None
+    labelsmooth: LabelSmooth | None = None
+    maxnorm: MaxNorm | None = None
+
+
+PosFloat = Annotated[float, Field(gt=0)]
+Beta = Annotated[float, Field(ge=0, lt=1)]
+
+
+class SGD(_Strict):
+    name: Literal["sgd"]
+    lr: PosFloat
+
+
+class Momentum(_Strict):
+    name: Literal["momentum", "nesterov"]
+    lr: PosFloat
+    momentum: Beta
+
+
+class RMSprop(_Strict):
+    name: Literal["rmsprop"]
+    lr: PosFloat
+    alpha: Beta
+    eps: PosFloat
+
+
+class Adam(_Strict):
+    name: Literal["adam"]
+    lr: PosFloat
+    betas: tuple[Beta, Beta]
+    eps: PosFloat
+
+
+class AdamW(Adam):
+    name: Literal["adamw"]  # type: ignore[assignment]
+    weight_decay: NonNegFloat
+
+
+class NoSched(_Strict):
+    name: Literal["none"]
+
+
+class StepSched(_Strict):
+    name: Literal["step"]
+    step_epochs: PosInt
+    gamma: Annotated[float, Field(gt=0, le=1)]
+
+
+class CosineSched(_Strict):
+    name: Literal["cosine"]
+    min_lr: NonNegFloat
+
+
+class OneCycleSched(_Strict):
+    name: Literal["onecycle"]
+    max_lr: PosFloat
+    pct_start: Annotated[float, Field(gt=0, lt=1)]
+
+
+class Init(_Strict):
+    name: Literal[
+        "default", "glorot_uniform", "glorot_normal", "he_normal", "normal_0.01", "normal_1"
+    ]
+
+
+SeedValue = Annotated[StrictInt, Field(ge=0)] | None
+
+
+class Seeds(_Strict):
+    name: Literal["all", "init", "order", "aug", "dropout", "split", "everything"]
+    init: SeedValue
+    order: SeedValue
+    aug: SeedValue
+    dropout: SeedValue
+
+
+class Trainer(_Strict):
+    epochs: PosInt
+    batch_size: PosInt
+    eval_batch_size: PosInt
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
+    precision: Literal["auto", "fp32", "bf16"]
+    deterministic: StrictBool
+    progress: Literal["auto", "bar", "plain", "none"]
+    loggers: list[Literal["tensorboard", "mlflow"]]
+    fuse: PosInt
+
+
+class Config(_Strict):
+    data: Annotated[
+        Annotated[Data, Tag("builtin")] | Annotated[UserData, Tag("user")],
+        Discriminator(lambda v: "user" if isinstance(v, dict) and "_target_" in v else "builtin"),
+    ]
+    model: Annotated[
+        Annotated[MLP, Tag("mlp")]
+        | Annotated[CNN, Tag("cnn")]
+        | Annotated[VGG, Tag("vgg")]
+        | Annotated[ResNet, Tag("resnet")]
+        | Annotated[UserModel, Tag("user")],
+        Discriminator(_kind),
+    ]
+    reg: Reg
+    optim: Annotated[
+        Annotated[SGD, Tag("sgd")]
+        | Annotated[Momentum, Tag("momentum")]
+        | Annotated[Momentum, Tag("nesterov")]
+        | Annotated[RMSprop, Tag("rmsprop")]
+        | Annotated[Adam, Tag("adam")]
+        | Annotated[AdamW, Tag("adamw")],
+        Discriminator(_kind),
+    ]
+    sched: Annotated[
+        Annotated[NoSched, Tag("none")]
+        | Annotated[StepSched, Tag("step")]
+        | Annotated[CosineSched, Tag("cosine")]
+        | Annotated[OneCycleSched, Tag("onecycle")],
+        Discriminator(_kind),
+    ]
+    init: Init
+    seeds: Seeds
+    trainer: Trainer
+    seed: (
+        Annotated[int, Field(ge=0)]
+        | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    )
+    resume: StrictBool
+    out_dir: str
+    name: Name | None
+    sweep_name: Name
+
+
+# keys with a fixed set of choices that are not config groups: `regbench --help` lists them
+KEY_CHOICES = {
+    "model.activation": ", ".join(get_args(Activation)),
+    "model.pool": ", ".join(get_args(Pool)) + " (cnn, vgg)",
+    "data.preprocess": ", ".join(get_args(Preprocess)),
+    "reg.aug.*": ", ".join(Augment.model_fields) + " (strengths, 0: off)",
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check the composed config against the schema before any work; raise ConfigError (one line)."""
+    # before the schema: reg=[] leaves no reg key, which the schema would report as "missing"
+    if not cfg.get("reg"):
+        raise ConfigError("no regularizer selected; use reg=none for the baseline")
+    if "none" in cfg.reg and len(cfg.reg) > 1:
+        raise ConfigError("reg=none cannot be combined with other regularizers; drop 'none'")
+    data = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(data, dict)
+    data.pop("hydra", None)
+    try:
+        Config.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err["loc"]]
+        if loc[0] in ("data", "model", "optim", "sched") and len(loc) > 2:
+            del loc[1]  # pydantic puts the union member's tag in the location: model.cnn.hidden
+        key = ".".join(loc)
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(f"unknown key '{key}'; remove it or check its spelling") from None
+        if err["type"] == "union_tag_invalid":  # optim.name=foo: the input is the whole node
+            ctx = err.get("ctx", {})
+            raise ConfigError(
+                f"invalid value for '{key}.name' ({ctx.get('tag')!r}); choose from: {ctx.get('expected_tags')}"
+            ) from None
+        if err["type"] == "missing":  # the input is the whole parent node: too long for one line
+            raise ConfigError(f"missing value for '{key}'") from None
+        msg = err["msg"][:1].lower() + err["msg"][1:]  # lower() would mangle a quoted pattern
+        raise ConfigError(f"invalid value for '{key}' ({err.get('input')!r}): {msg}") from None
+    if OmegaConf.is_list(cfg.seed) and len(set(cfg.seed)) < len(cfg.seed):
+        raise ConfigError(f"seed={list(cfg.seed)} names a seed twice; list each seed once")
+    if "bn" in cfg.reg and cfg.trainer.batch_size < 2:  # batch norm trains on batch statistics
+        raise ConfigError("reg=bn needs trainer.batch_size of at least 2")
+    for logger in cfg.trainer.loggers:  # optional extras: missing, one line before any run
+        missing = [m for m in LOGGER_MODULES[logger] if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ConfigError(
+                f"trainer.loggers={logger} needs the {logger} extra ({missing[0]} is not "
+                f"installed): pip install -e '.[{logger}]'"
+            )
+    if "_target_" in cfg.model or "_target_" in cfg.data:
+        from regbench import extend  # the user's callables: importable, accepting what they get
+
+        extend.check(cfg)
+
+
+ADAPTIVE = ("adam", "rmsprop")  # per-parameter step sizes: an L2 gradient is rescaled with the rest
+DIGIT_DATASETS = ("digits", "mnist")
+ONE_CHANNEL = ("digits", "mnist", "fashion_mnist")
+
+
+def warnings(cfg: DictConfig, n_val: int | None) -> list[str]:
+    """Known-bad combinations: the run goes on, the user is told why it may mislead."""
+    reg, out = cfg.reg, []
+    if "l2" in reg and cfg.optim.name in ADAPTIVE:
+        out.append(
+            f"reg=l2 with optim={cfg.optim.name}: an L2 penalty is not weight decay under an "
+            "adaptive optimizer (Loshchilov & Hutter 2019); consider reg=wd or optim=adamw"
+        )
+    if "dropout" in reg and reg.dropout.where == "all" and "bn" in reg:
+        out.append(
+            "channel dropout (reg.dropout.where=all) with reg=bn: dropout shifts the variance that "
+            "batch norm's running statistics see at evaluation (Li et al. 2019)"
+        )
+    if "bn" in reg and cfg.trainer.batch_size < 16:
+        out.append(
+            f"reg=bn with trainer.batch_size={cfg.trainer.batch_size}: batch statistics of fewer "
+            "than 16 examples are noisy; use a larger batch"
+        )
+    if "aug" in reg and reg.aug.flip > 0 and cfg.data.get("name") in DIGIT_DATASETS:
+        out.append(
+            f"reg.aug.flip={reg.aug.flip} on {cfg.data.name}: digits are not mirror-symmetric; "
+            "set reg.aug.flip=0"
+        )
+    if "aug" in reg and reg.aug.hue > 0 and cfg.data.get("name") in ONE_CHANNEL:
+        out.append(
+            f"reg.aug.hue={reg.aug.hue} on {cfg.data.name}: one channel has no colour to shift, the "
+            "hue shift does nothing; set reg.aug.hue=0"
+        )
+    if "earlystop" in reg and n_val is not None and n_val < 100:
+        out.append(
+            f"reg=earlystop with a validation split of {n_val} examples: the stopping epoch will "
+            "follow noise; raise data.val_fraction"
+        )
+    return out
