@@ -277,7 +277,7 @@ def augment(x: torch.Tensor, cfg: DictConfig, gen: torch.Generator) -> torch.Ten
         x = (x - mean) * r.uniform(1 - cfg.contrast, 1 + cfg.contrast).view(n, 1, 1, 1) + mean
     if cfg.brightness > 0:
         x = x + r.uniform(-cfg.brightness, cfg.brightness).view(n, 1, 1, 1)
-    if cfg.hue > 0 and x.shape[1] == 3:  # one channel has no hue: schema.warnings says so
+    if cfg.hue > 0 and x.shape[1] == 3:  # one channel has no hue: pitfalls.warnings says so
         x = _hue(x, r.uniform(-cfg.hue, cfg.hue) * (2 * math.pi))
     if cfg.noise > 0:
         x = x + cfg.noise * torch.randn(x.shape, device=x.device, generator=gen, dtype=x.dtype)

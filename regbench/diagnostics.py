@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -30,20 +31,61 @@ def calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = ECE
 
 
 @torch.no_grad()
-def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int, amp
-) -> tuple[float, float, float]:
-    """Mean cross-entropy, accuracy and ECE in eval mode (dropout off, batch norm on running stats)."""
+def predict(model: nn.Module, x: torch.Tensor, bs: int, amp) -> torch.Tensor:
+    """Logits (N, classes) in eval mode (dropout off, batch norm on running statistics)."""
     model.eval()
     logits = []
     for i in range(0, len(x), bs):
         with amp:
             logits.append(model(x[i : i + bs]).float())
-    return scores(torch.cat(logits), y)
+    return torch.cat(logits)
+
+
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int, amp
+) -> tuple[float, float, float]:
+    """Mean cross-entropy, accuracy and ECE in eval mode."""
+    return scores(predict(model, x, bs, amp), y)
+
+
+DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
+
+
+def has_dropout(model: nn.Module) -> bool:
+    return any(isinstance(m, DROPOUT) and m.p > 0 for m in model.modules())
+
+
+@torch.no_grad()
+def mc_dropout(
+    model: nn.Module, x: torch.Tensor, bs: int, amp, passes: int, seed: int
+) -> torch.Tensor:
+    """Monte-Carlo dropout (Gal & Ghahramani 2016): log of the mean softmax over `passes` forward
+    passes with dropout on and batch norm on its running statistics, (N, classes).
+
+    The masks come from torch's global generator seeded with `seed` inside a fork of it, so the
+    generator (a fused job's other members' dropout stream) is left exactly as it was.
+    """
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, DROPOUT):
+            m.train()
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        log_probs = []
+        for _ in range(passes):
+            out = []
+            for i in range(0, len(x), bs):
+                with amp:
+                    out.append(model(x[i : i + bs]).float().log_softmax(1))
+            log_probs.append(torch.cat(out))
+    model.eval()
+    return torch.logsumexp(torch.stack(log_probs), 0) - math.log(passes)
 
 
 def scores(out: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
-    """Mean cross-entropy, accuracy and ECE of logits `out` (N, classes) for labels y."""
+    """Mean cross-entropy, accuracy and ECE of logits `out` (N, classes) for labels y (log
+    probabilities are logits too: their softmax is the probabilities)."""
     loss = F.cross_entropy(out, y).item()
     acc = (out.argmax(1) == y).sum().item() / len(y)
     return loss, acc, calibration_error(out.softmax(1), y)

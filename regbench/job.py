@@ -23,7 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from regbench import data, fuse, runs, train
 from regbench.config import CONF_DIR, FUSED_DIR, ConfigError, run_name
-from regbench.schema import validate, warnings
+from regbench.pitfalls import warnings
+from regbench.schema import validate
 from regbench.train import Member, console, err_console
 
 

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 from filelock import FileLock, Timeout
@@ -281,6 +282,21 @@ def write_metrics(run_dir: Path, rows: list[dict[str, float]]) -> None:
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+TEST_OUTPUTS = "test_outputs.npz"
+
+
+def write_test_outputs(
+    run_dir: Path, labels: torch.Tensor, outputs: dict[str, torch.Tensor]
+) -> None:
+    """The tested model's log-softmax outputs on the test split (float32, (N, classes); with
+    MC dropout also `mc_log_probs`) and the labels: ensembles are formed from them afterwards
+    (`regbench compare --ensemble`) without retraining."""
+    buf = io.BytesIO()
+    arrays = {k: v.detach().float().cpu().numpy() for k, v in outputs.items()}
+    np.savez(buf, labels=labels.cpu().numpy().astype(np.int32), **arrays)
+    write_atomic(run_dir / TEST_OUTPUTS, buf.getvalue())
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

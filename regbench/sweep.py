@@ -33,7 +33,8 @@ from regbench import data, runs
 from regbench.compose import compose_overrides
 from regbench.config import ConfigError, conf_dirs, group_options, run_name
 from regbench.fuse import member_configs
-from regbench.schema import NAME_PATTERN, validate, warnings
+from regbench.pitfalls import warnings
+from regbench.schema import NAME_PATTERN, validate
 
 INDEX = "sweep.json"
 BAD = ("failed", "diverged")  # statuses that make the sweep command exit non-zero

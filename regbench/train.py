@@ -23,8 +23,9 @@ from torch import nn
 
 from regbench import data, diagnostics, fuse, loggers, models, runs, streams
 from regbench.config import ConfigError, run_name
+from regbench.pitfalls import warnings
 from regbench.record import Record
-from regbench.schema import validate, warnings
+from regbench.schema import validate
 from regbench.step import Step
 
 console = Console(highlight=False)
@@ -254,13 +255,28 @@ def finish(
         solo.load_state_dict(model.member(j))
         if record.es:
             solo.load_state_dict(runs.load_checkpoint(m.run_dir / "best.pt")["model"])
-        bs = m.cfg.trainer.eval_batch_size
-        s["test_loss"], s["test_acc"], s["test_ece"] = diagnostics.evaluate(
-            solo, d.x_test, d.y_test, bs, amp
-        )
+        s |= test(m, solo, d, amp)
         s["tested"] = "best" if record.es else "last"
         s["weight_norm"] = diagnostics.weight_norm(models.decayed(solo))
     m.done(s)
+    return s
+
+
+def test(m: Member, solo: nn.Module, d: data.Splits, amp) -> dict[str, Any]:
+    """The one look at the test split: loss, accuracy, ECE; with trainer.mc_dropout=T also those of
+    the mean of T passes with dropout on. The outputs go to the run folder for ensembles."""
+    tc, s = m.cfg.trainer, {}
+    logits = diagnostics.predict(solo, d.x_test, tc.eval_batch_size, amp)
+    s["test_loss"], s["test_acc"], s["test_ece"] = diagnostics.scores(logits, d.y_test)
+    outputs = {"log_probs": logits.log_softmax(1)}
+    if tc.mc_dropout and not diagnostics.has_dropout(solo):
+        m.log(f"trainer.mc_dropout={tc.mc_dropout}: the model has no dropout to sample; no MC test")
+    elif tc.mc_dropout:  # the masks: a sub-stream of the run's dropout seed
+        seed = streams.source_seed(streams.stream_value(m.cfg, "dropout"), "dropout", 1)
+        lp = diagnostics.mc_dropout(solo, d.x_test, tc.eval_batch_size, amp, tc.mc_dropout, seed)
+        s["mc_test_loss"], s["mc_test_acc"], s["mc_test_ece"] = diagnostics.scores(lp, d.y_test)
+        outputs["mc_log_probs"] = lp
+    runs.write_test_outputs(m.run_dir, d.y_test, outputs)
     return s
 
 
@@ -273,12 +289,15 @@ def _summary_table(summary: dict[str, Any]) -> Table:
         "epochs_run",
         "best_val_acc",
         "test_acc",
+        "mc_test_acc",
         "gen_gap",
         "wall_seconds",
         "params",
         "device",
     ):
         v = summary.get(key)
+        if key == "mc_test_acc" and v is None:  # only with trainer.mc_dropout and dropout
+            continue
         t.add_row(key, f"{v:.4f}" if isinstance(v, float) and key != "wall_seconds" else str(v))
     return t
 

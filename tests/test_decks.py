@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from scipy import stats
 from torch import nn
 
-from regbench import data, inspection, models, schema
+from regbench import data, inspection, models, pitfalls
 from tests.conftest import cli, make_cfg
 
 NARROW = {
@@ -206,9 +206,9 @@ def test_hue_on_one_channel_is_identity_and_warns() -> None:
     assert torch.equal(data.augment(x, aug_cfg("hue=0.3"), torch.Generator().manual_seed(0)), x)
     for dataset in ("digits", "mnist", "fashion_mnist"):
         cfg = make_cfg(f"data={dataset}", "reg=aug", "reg.aug.hue=0.3")
-        (line,) = schema.warnings(cfg, None)
+        (line,) = pitfalls.warnings(cfg, None)
         assert "reg.aug.hue=0.3" in line and "does nothing" in line
-    assert schema.warnings(make_cfg("data=cifar10", "reg=aug", "reg.aug.hue=0.3"), None) == []
+    assert pitfalls.warnings(make_cfg("data=cifar10", "reg=aug", "reg.aug.hue=0.3"), None) == []
 
 
 # ---- regbench inspect --------------------------------------------------------------------------
@@ -260,6 +260,7 @@ def test_inspect_draws_one_curve_per_value_and_writes_a_png(tmp_path: Path) -> N
         ("activations", 18, ["tanh", "sigmoid", "relu", "bn"]),
         ("init", 24, ["normal_0.01", "normal_1", "glorot_uniform", "he_normal"]),
         ("preprocess", 9, ["standardize", "minmax", "none"]),
+        ("ensembles", 16, ["mlp-none-adam-s7", "mlp-dropout-adam-s0"]),
     ],
 )
 def test_decks_studies_plan_their_grids(tmp_path: Path, study: str, runs: int, values) -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from regbench import data, diagnostics, models, schema, streams
+from regbench import data, diagnostics, models, pitfalls, streams
 from regbench.train import run
 from tests.conftest import cli, make_cfg, summary
 
@@ -228,17 +228,17 @@ WARNED = {
 def test_each_warning_fires_for_its_combination_only(case: str) -> None:
     overrides, text = WARNED[case]
     cfg = make_cfg(*overrides)
-    (line,) = schema.warnings(cfg, data.val_size(cfg.data))
+    (line,) = pitfalls.warnings(cfg, data.val_size(cfg.data))
     assert text in line
     clean = make_cfg(*[o for o in overrides if not o.startswith(("reg.", "trainer.", "data."))])
-    fixed = [w for w in schema.warnings(clean, data.val_size(clean.data)) if text in w]
+    fixed = [w for w in pitfalls.warnings(clean, data.val_size(clean.data)) if text in w]
     assert fixed == [] or case.startswith("l2")  # l2 + adam warns on its own
 
 
 def test_clean_configs_warn_nothing() -> None:
     for overrides in ([], ["reg=[dropout,bn]", "model=cnn"], ["reg=l2", "optim=sgd"], ["reg=aug"]):
         cfg = make_cfg(*overrides)
-        assert schema.warnings(cfg, data.val_size(cfg.data)) == []
+        assert pitfalls.warnings(cfg, data.val_size(cfg.data)) == []
 
 
 def test_warning_is_one_stderr_line_and_the_run_goes_on(tmp_path: Path) -> None:

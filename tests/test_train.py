@@ -16,7 +16,7 @@ from regbench.config import group_options
 
 from .conftest import cli, make_cfg, summary, train_inprocess
 
-FILES = ("config.yaml", "metrics.csv", "summary.json", "best.pt", "last.pt")
+FILES = ("config.yaml", "metrics.csv", "summary.json", "best.pt", "last.pt", "test_outputs.npz")
 TIMING = ("seconds", "samples_per_s")
 
 

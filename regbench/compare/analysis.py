@@ -17,7 +17,7 @@ import numpy as np
 
 from regbench.compare import stats
 from regbench.compare.groups import Group, factorial_cells
-from regbench.compare.load import STATUS_ORDER, CompareError, Run, test_size
+from regbench.compare.load import STATUS_ORDER, CompareError, Run, read_test_outputs, test_size
 
 METRICS = (
     "test_acc",
@@ -30,11 +30,22 @@ METRICS = (
     "test_ece",
     "weight_norm",
     "overfit_epoch",
+    "mc_test_acc",
+    "mc_test_loss",
+    "mc_test_ece",
 )
-LOWER_IS_BETTER = ("test_loss", "best_val_loss", "gen_gap", "test_ece", "weight_norm")
+LOWER_IS_BETTER = (
+    "test_loss",
+    "best_val_loss",
+    "gen_gap",
+    "test_ece",
+    "weight_norm",
+    "mc_test_loss",
+    "mc_test_ece",
+)
 # means shown beside the metric (the last four only where runs record them: newer folders)
 EXTRA_MEANS = ("best_val_acc", "gen_gap", "best_epoch", "epochs_run", "wall_seconds")
-NEWER = ("final_val_acc", "test_ece", "weight_norm", "overfit_epoch")
+NEWER = ("final_val_acc", "test_ece", "weight_norm", "overfit_epoch", "mc_test_acc")
 
 
 @dataclass(frozen=True)
@@ -203,6 +214,80 @@ def factorial_records(
         for e, p in zip(effects, adjusted, strict=True)
     ]
     return records, x, y, names
+
+
+def ensemble_sizes(n: int) -> list[int]:
+    """The ensemble sizes shown for up to n members: 1, 2, 4, ... below n."""
+    return [2**i for i in range(max(n - 1, 1).bit_length()) if 2**i < max(n, 2)]
+
+
+Outputs = list[tuple[np.ndarray, np.ndarray | None]]  # per run: log_probs, mc_log_probs or None
+
+
+def _outputs(g: Group, notes: list[str]) -> tuple[np.ndarray | None, Outputs]:
+    """The test labels and, per usable run of the group in seed order, its stored log-softmax
+    outputs (and MC dropout's, if any); runs without readable outputs on the same labels are
+    left out, with a note."""
+    got: Outputs = []
+    labels = None
+    for r in sorted((r for r in g.runs if r.usable), key=lambda r: (r.seed is None, r.seed or 0)):
+        out = read_test_outputs(r, "log_probs")
+        if isinstance(out, str):
+            notes.append(f"{r.path}: {out}; left out of the ensembles")
+            continue
+        if labels is not None and not np.array_equal(out[0], labels):
+            notes.append(f"{r.path}: its test labels differ from its group's; left out")
+            continue
+        labels, mc = out[0], read_test_outputs(r, "mc_log_probs")
+        got.append((out[1], None if isinstance(mc, str) else mc[1]))
+    return labels, got
+
+
+def _ensemble(labels: np.ndarray, out: Outputs, sizes: list[int], inf: Inference) -> dict[str, Any]:
+    """One group's ensemble numbers (see ensemble_records)."""
+    lp = np.stack([o[0] for o in out])  # (members, n, classes)
+    whole = stats.ensemble_log_probs(lp)
+    curve = stats.ensemble_curve(lp, labels, [m for m in sizes if m < len(out)])
+    gain = stats.ensemble_gain(lp, labels, inf.level)
+    r = {f"ens{m}_acc": acc for m, (acc, _, _) in zip(sizes, curve, strict=False)}
+    r |= {"all_acc": float(stats.correct(whole, labels).mean()), "gain": gain.diff}
+    r |= {"gain_low": gain.low, "gain_high": gain.high, "gain_p": gain.p}
+    r |= {
+        "single_nll": float(stats.nll(lp, labels).mean()),
+        "all_nll": float(stats.nll(whole, labels)),
+    }
+    mc = [(usual, sampled) for usual, sampled in out if sampled is not None]
+    if mc:
+        usual_acc = stats.correct(np.stack([u for u, _ in mc]), labels).mean(-1)  # (runs,)
+        mc_acc = stats.correct(np.stack([m for _, m in mc]), labels).mean(-1)
+        c = stats.paired(mc_acc, usual_acc, "t", inf.level, inf.reps, inf.seed)
+        r |= {"mc_runs": len(mc), "mc_usual_acc": float(usual_acc.mean())}
+        r |= {"mc_acc": float(mc_acc.mean()), "mc_delta": c.diff}
+        r |= {"mc_low": c.low, "mc_high": c.high, "mc_p": c.p}
+    return r
+
+
+def ensemble_records(
+    groups: Sequence[Group], inf: Inference
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per group, from its runs' stored test outputs (ensemble: the members' softmax averaged):
+    accuracy of single runs (ens1) and of the disjoint ensembles of 2, 4, ... seeds in seed order,
+    the ensemble of all with its gain over a single run (t interval over test examples) and NLLs;
+    MC dropout against the same runs' usual (weight-scaled) evaluation, paired by run.
+    Also notes on the runs left out."""
+    notes: list[str] = []
+    outputs = [_outputs(g, notes) for g in groups]
+    sizes = ensemble_sizes(max(len(out) for _, out in outputs))
+    records = []
+    for g, (labels, out) in zip(groups, outputs, strict=True):
+        r: dict[str, Any] = {
+            **g.labels,
+            "members": len(out),
+            **{f"ens{m}_acc": None for m in sizes},
+        }
+        r |= {"all_acc": None, "gain": None}
+        records.append(r | (_ensemble(labels, out, sizes, inf) if labels is not None else {}))
+    return records, notes
 
 
 def sort_order(records: Sequence[dict[str, Any]], sort: str | None, metric: str) -> list[int]:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from regbench.compare import analysis, figures, report
+from regbench.compare import analysis, figures, report, tables
 from regbench.compare.analysis import METRICS, Inference
 from regbench.compare.groups import Group, baseline_of, filter_runs, get_key, group_runs
 from regbench.compare.load import CompareError, Run, load_runs
@@ -86,6 +86,14 @@ Factors = Annotated[
     str | None,
     typer.Option(
         help="Regularizers of the --factorial design, e.g. dropout,bn. Default: all present."
+    ),
+]
+Ensemble = Annotated[
+    bool,
+    typer.Option(
+        "--ensemble",
+        help="Test accuracy of ensembles of each group's seeds (softmax averaged, from the runs' "
+        "stored test outputs) beside single runs; MC dropout where runs have it.",
     ),
 ]
 Curves = Annotated[
@@ -169,12 +177,14 @@ def compare_command(
     summary: Summary = False,
     factorial: Factorial = False,
     factors: Factors = None,
+    ensemble: Ensemble = False,
     curves: Curves = CURVES,
     format: Format = "table",
     out: Out = None,
 ) -> None:
     """Compare runs: seeds grouped, mean ± std per group; paired and corrected inference against
-    a baseline, P(better), seeds needed; factorial effects; spread per source of randomness."""
+    a baseline, P(better), seeds needed; factorial effects; spread per source of randomness;
+    ensembles of seeds."""
     err = Console(stderr=True)
     inf = Inference(metric, test, correction, alpha, reps=reps, seed=bootstrap_seed)
     try:
@@ -184,6 +194,8 @@ def compare_command(
         if out is not None:
             _check_curves(runs, _split(curves))
         result = _analyse(runs, groups, keys, inf, baseline, sort, factorial, _split(factors))
+        if ensemble:
+            _ensembles(result, labels=list(groups[0].labels), err=err)
     except CompareError as e:
         say(err, f"error: {e}")
         raise typer.Exit(code=2) from None
@@ -212,6 +224,7 @@ def _analyse(
     records = analysis.group_records(groups, inf.metric)
     labels = list(groups[0].labels)
     result: dict[str, Any] = {"inf": inf, "summary": [], "effects": None, "design": None}
+    result["ensembles"] = None
     if baseline:
         compared = analysis.baseline_records(groups, baseline_of(groups, baseline, keys), inf)
         for r, c in zip(records, compared, strict=True):
@@ -222,22 +235,38 @@ def _analyse(
     result["groups"] = shown = [groups[i] for i in order]
     result["runs"] = report.run_records(runs, groups)
     result["skipped"] = [r for r in runs if r.problem]
-    caption = report.group_caption(len(result["skipped"]))
-    sections = [report.group_section(result["records"], labels, inf.metric, caption)]
+    caption = tables.group_caption(len(result["skipped"]))
+    sections = [tables.group_section(result["records"], labels, inf.metric, caption)]
     if baseline:
         m = sum(r.get("p_adj") is not None for r in records)
-        caption = report.baseline_caption(inf, m, analysis.noise_floor(groups, inf.metric))
-        sections.append(report.baseline_section(result["records"], labels, inf, caption))
-        result["summary"] = report.summary_lines(result["records"], shown, inf)
+        caption = tables.baseline_caption(inf, m, analysis.noise_floor(groups, inf.metric))
+        sections.append(tables.baseline_section(result["records"], labels, inf, caption))
+        result["summary"] = tables.summary_lines(result["records"], shown, inf)
     if "seeds" in labels:
-        sections.append(report.spread_section(result["records"], labels, inf.metric))
+        sections.append(tables.spread_section(result["records"], labels, inf.metric))
     if factorial_data:
         effects, x, y, names = factorial_data
-        sections.append(report.effects_section(effects, inf, names, len(y)))
+        sections.append(tables.effects_section(effects, inf, names, len(y)))
         result["effects"] = effects
         result["design"] = (x, y, names)
     result["sections"] = sections
     return result
+
+
+def _ensembles(result: dict[str, Any], labels: list[str], err: Console) -> None:
+    """Add the ensembles table (groups in table order) to the result; say which runs it left out."""
+    records, notes = analysis.ensemble_records(result["groups"], result["inf"])
+    if not any(r["members"] for r in records):
+        raise CompareError(
+            "--ensemble: no finished run has readable test outputs (test_outputs.npz, written "
+            "at the test by regbench since ensembles exist); train the runs again"
+        )
+    for note in notes:
+        say(err, f"warning: {note}")
+    result["ensembles"] = records
+    result["sections"].append(tables.ensemble_section(records, labels))
+    if any(r.get("mc_acc") is not None for r in records):
+        result["sections"].append(tables.mc_section(records, labels))
 
 
 def _print(result: dict[str, Any], format: str, summary: bool, err: Console) -> None:
@@ -263,6 +292,7 @@ def _print(result: dict[str, Any], format: str, summary: bool, err: Console) -> 
                 "metric": result["inf"].metric,
                 "groups": result["records"],
                 "effects": result["effects"],
+                "ensembles": result["ensembles"],
                 "summary": result["summary"],
                 "runs": result["runs"],
             }
@@ -281,6 +311,9 @@ def _write(out: Path, result: dict[str, Any], as_html: bool, columns: list[str])
     pngs = figures.write_figures(out, groups, metric, columns)
     if any(s.title.endswith("source of randomness") for s in result["sections"]):
         pngs.append(figures.spread_figure(out, groups, metric))
+    if result["ensembles"] is not None:
+        (out / "ensembles.csv").write_text(report.render_csv(result["ensembles"]))
+        pngs.append(figures.ensemble_figure(out, result["ensembles"], groups))
     if result["design"] is not None:
         (out / "effects.csv").write_text(report.render_csv(result["effects"]))
         pngs.append(figures.interaction_figure(out, *result["design"], metric))

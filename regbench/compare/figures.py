@@ -204,6 +204,35 @@ def interaction_figure(
     return "interactions.png"
 
 
+def ensemble_figure(out: Path, records: Sequence[dict[str, Any]], groups: Sequence[Group]) -> str:
+    """Test accuracy against ensemble size (1, 2, 4, ..., all), a line per group with outputs;
+    MC dropout's mean as a hollow marker at size 1."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ticks: set[int] = set()
+    shown = [(r, g) for r, g in zip(records, groups, strict=True) if r["members"]]
+    for r, g in shown[:MAX_PLOTTED_GROUPS]:
+        sizes = [int(k[3:-4]) for k in r if k.startswith("ens") and r[k] is not None]
+        xs, ys = [*sizes, r["members"]], [*(r[f"ens{m}_acc"] for m in sizes), r["all_acc"]]
+        ticks |= set(xs)
+        line = ax.plot(xs, ys, marker="o", label=f"{_clip(g.name)} ({r['members']} seeds)")[0]
+        if r.get("mc_acc") is not None:
+            ax.plot([1], [r["mc_acc"]], marker="D", fillstyle="none", color=line.get_color(),
+                    linestyle="none", label=f"{_clip(g.name)}: MC dropout, single run")  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(ticks), [str(t) for t in sorted(ticks)])
+    ax.minorticks_off()
+    ax.set_xlabel("ensemble size (runs whose softmax outputs are averaged)")
+    ax.set_ylabel("test accuracy (mean over disjoint ensembles)")
+    ax.set_title("Ensembles of seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    _save(fig, out / "ensembles.png")
+    plt.close(fig)
+    return "ensembles.png"
+
+
 def _se(v: np.ndarray) -> float:
     return float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) >= 2 else 0.0
 

@@ -10,12 +10,14 @@ import csv
 import json
 import math
 import os
+import zipfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 FINAL_OK = ("completed", "early_stopped")  # the only statuses averaged into statistics
@@ -34,6 +36,9 @@ SUMMARY_VALUES: dict[str, tuple[float, float, bool, bool]] = {
     "final_train_acc": (0, 1, False, False),
     "gen_gap": (-1, 1, False, True),
     "test_ece": (0, 1, False, False),
+    "mc_test_acc": (0, 1, False, False),  # trainer.mc_dropout: the mean of T passes, dropout on
+    "mc_test_loss": (0, INF, False, False),
+    "mc_test_ece": (0, 1, False, False),
     "weight_norm": (0, INF, False, False),
     "overfit_epoch": (1, INF, True, True),  # null: validation loss never rose 5% above its minimum
     "best_epoch": (1, INF, True, True),
@@ -44,6 +49,7 @@ SUMMARY_VALUES: dict[str, tuple[float, float, bool, bool]] = {
 # where the test set's size is fixed by the dataset (digits: test_fraction of its 1,797 images)
 TEST_SIZES = {"mnist": 10_000, "fashion_mnist": 10_000, "cifar10": 10_000, "cifar100": 10_000}
 DIGITS_IMAGES = 1797
+TEST_OUTPUTS = "test_outputs.npz"  # runs.TEST_OUTPUTS (not imported: runs pulls in torch)
 
 
 class CompareError(Exception):
@@ -205,3 +211,23 @@ def test_size(run: Run) -> int | None:
     if data.get("name") == "digits" and isinstance(data.get("test_fraction"), (int, float)):
         return round(DIGITS_IMAGES * data["test_fraction"]) or None
     return TEST_SIZES.get(str(data.get("name")))
+
+
+def read_test_outputs(run: Run, key: str) -> tuple[np.ndarray, np.ndarray] | str:
+    """(labels (n,), log-probabilities (n, classes)) the run stored at its test (key: log_probs,
+    or mc_log_probs with MC dropout), or why they cannot be used."""
+    path = run.path / TEST_OUTPUTS
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if key not in z or "labels" not in z:
+                return f"{TEST_OUTPUTS} holds no {key}"
+            labels, lp = z["labels"], z[key]
+    except FileNotFoundError:
+        return f"no {TEST_OUTPUTS} (written by runs since `compare --ensemble` exists)"
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        return f"{TEST_OUTPUTS} unreadable ({_short(e)})"
+    if lp.ndim != 2 or labels.shape != (len(lp),) or not np.issubdtype(labels.dtype, np.integer):
+        return f"{TEST_OUTPUTS}: {key} is not one row of class scores per test label"
+    if np.isnan(lp).any() or (lp > 1e-3).any() or labels.min() < 0 or labels.max() >= lp.shape[1]:
+        return f"{TEST_OUTPUTS}: {key} holds values that are not log-probabilities of its labels"
+    return labels.astype(np.int64), lp.astype(np.float64)

@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 TESTS = ("t", "wilcoxon", "bootstrap")  # the paired tests; unpaired comparisons use Welch's t
 CORRECTIONS = {"holm": "holm", "bh": "fdr_bh", "none": None}  # --correction -> statsmodels name
@@ -199,6 +199,51 @@ def seeds_needed(diff: float, sd: float, is_paired: bool, alpha: float) -> float
 def noise_floor(accuracy: float, n_test: int) -> float:
     """Binomial standard error of an accuracy measured on n_test examples: sqrt(p (1 - p) / n)."""
     return float(stats.binom.std(n_test, accuracy) / n_test)
+
+
+def ensemble_log_probs(log_probs: np.ndarray) -> np.ndarray:
+    """log_probs: (members, n, classes), each member's log-softmax on the same n test examples ->
+    (n, classes), the log of the members' mean softmax (logsumexp: exact where a probability
+    underflows)."""
+    return special.logsumexp(log_probs, axis=0) - math.log(len(log_probs))
+
+
+def correct(log_probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """log_probs: (..., n, classes), labels: (n,) -> (..., n), 1.0 where the top class is the label."""
+    return (log_probs.argmax(-1) == labels).astype(float)
+
+
+def nll(log_probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """log_probs: (..., n, classes), labels: (n,) -> (...,) mean negative log-likelihood."""
+    return -log_probs[..., np.arange(len(labels)), labels].mean(-1)
+
+
+def ensemble_curve(
+    log_probs: np.ndarray, labels: np.ndarray, sizes: list[int]
+) -> list[tuple[float, float, int]]:
+    """log_probs: (members, n, classes) in seed order, labels: (n,). For each ensemble size m:
+    (mean accuracy, mean NLL, count) over the members // m disjoint ensembles of m consecutive
+    members (m = 1: the single runs)."""
+    out = []
+    for m in sizes:
+        chunks = len(log_probs) // m
+        lp = np.stack([ensemble_log_probs(log_probs[i * m : (i + 1) * m]) for i in range(chunks)])
+        out.append((float(correct(lp, labels).mean()), float(nll(lp, labels).mean()), chunks))
+    return out
+
+
+def ensemble_gain(log_probs: np.ndarray, labels: np.ndarray, level: float) -> Comparison:
+    """log_probs: (members, n, classes), labels: (n,). Accuracy of the ensemble of all members
+    minus the members' mean accuracy, with a t interval over the n test examples (per example:
+    ensemble right minus the share of members right). It says how sure this test set is of the
+    gain of these members; new seeds would give another ensemble."""
+    d = correct(ensemble_log_probs(log_probs), labels) - correct(log_probs, labels).mean(0)
+    diff = float(d.mean())
+    if len(d) < 2 or _flat(d, np.ones(1)):
+        return Comparison("paired t", len(d), diff, note="no spread")
+    res = stats.ttest_1samp(d, 0.0)
+    ci = res.confidence_interval(level)
+    return Comparison("paired t", len(d), diff, float(ci.low), float(ci.high), _number(res.pvalue))
 
 
 def factorial_effects(x: np.ndarray, y: np.ndarray, names: list[str], level: float) -> list[Effect]:
