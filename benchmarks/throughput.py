@@ -182,6 +182,42 @@ def fusion_table(root: Path | None, device: str) -> list[str]:
     return out
 
 
+# ---- 2b. torch.compile (trainer.compile=true) against eager --------------------------------------
+def epoch_seconds(cfg: DictConfig, d: data.Splits, seeds: list[int]) -> tuple[float, float]:
+    """(the last epoch's training seconds, wall seconds of the whole fit, compilation included)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        members = []
+        for s in seeds:
+            c = fuse.member_configs(cfg)[0]
+            c.seed = s
+            (Path(tmp) / str(s)).mkdir()
+            members.append(train.Member(c, Path(tmp) / str(s), lambda line: None))
+        t0 = time.perf_counter()
+        train.fit(members, d)
+        wall = time.perf_counter() - t0
+        last = (Path(tmp) / str(seeds[0]) / "metrics.csv").read_text().splitlines()[-1]
+        return float(last.split(",")[-2]), wall
+
+
+def compile_table(device: str) -> list[str]:
+    out = ["| model, data, device | K | eager: epoch s | compiled: epoch s | compiled / eager speed | eager: wall s | compiled: wall s (compilation included) |"]  # fmt: skip
+    out.append("| --- | --- | --- | --- | --- | --- | --- |")
+    for k in (1, 8):
+        cfg = cfg_of("trainer.epochs=5", f"trainer.device={device}")  # the default mlp on digits
+        d = data.load(cfg.data, torch.device(device))
+        got: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+        for _ in range(ROUNDS):
+            for compiled in (False, True):
+                cfg.trainer.compile = compiled
+                torch._dynamo.reset()  # each compiled fit pays its own compilation
+                got[compiled].append(epoch_seconds(cfg, d, list(range(k))))
+        (ee, ew), (ce, cw) = (
+            [statistics.median(x[i] for x in got[c]) for i in (0, 1)] for c in (False, True)
+        )
+        out.append(f"| mlp, digits, {device} | {k} | {ee:.3f} | {ce:.3f} | **{ee / ce:.2f}×** | {ew:.1f} | {cw:.1f} |")  # fmt: skip
+    return out
+
+
 # ---- 3. start-up of an MNIST run: decoding the archives vs the decoded cache ---------------------
 def run_seconds(root: Path, out: Path) -> float:
     cmd = [sys.executable, "-m", "regbench", "train", "data=mnist", f"data.root={root}",
@@ -222,7 +258,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mnist-root", default=str(REPO.parent / "shared" / "datasets"))
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--only", default="loop,fused,start-up", help="sections, comma-separated")
+    p.add_argument(
+        "--only", default="loop,fused,compile,start-up", help="sections, comma-separated"
+    )
     args = p.parse_args()
     shared = Path(args.mnist_root)
     root = None
@@ -234,10 +272,13 @@ def main() -> None:
     sections = [
         ("loop", lambda: loop_table(root)),
         ("fused", lambda: fusion_table(root, args.device)),
+        ("compile", lambda: compile_table(args.device)),
         ("start-up", lambda: startup_table(root)),
     ]
     for title, table in sections:
-        if title not in args.only.split(",") or (args.device == "cuda" and title != "fused"):
+        if title not in args.only.split(",") or (
+            args.device == "cuda" and title in ("loop", "start-up")
+        ):
             continue
         print(f"\n## {title}\n")
         print("\n".join(table()), flush=True)

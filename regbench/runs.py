@@ -43,6 +43,7 @@ BOOKKEEPING = (
     "data.root",
     "data.download",
     "trainer.device",
+    "trainer.compile",  # like the device: the same computation, other kernels
     "trainer.progress",
     "trainer.loggers",
 )

@@ -267,6 +267,7 @@ class Trainer(_Strict):
     progress: Literal["auto", "bar", "plain", "none"]
     loggers: list[Literal["tensorboard", "mlflow"]]
     fuse: PosInt
+    compile: StrictBool
     mc_dropout: Annotated[int, Field(ge=0)]
 
 

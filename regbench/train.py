@@ -118,6 +118,8 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
     records = [Record(reg.get("earlystop")) for _ in members]
     saved = [resume(*a) for a in zip(members, records, solos, rngs, strict=True)]
     model = fuse.Fused(solos).to(device)
+    if tc.compile:  # in place: the state_dict keeps its names, checkpoints stay solo-loadable
+        model.compile()
     step = Step(cfg, model, n, per_epoch)
     load_step(step, saved, members)
     live = torch.ones(k, dtype=torch.bool, device=device)  # members still training
