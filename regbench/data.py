@@ -8,11 +8,12 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from regbench.config import ConfigError
 
@@ -262,7 +263,15 @@ class _Draws:
         return self.rand(self.n) * (hi - lo) + lo
 
 
-def augment(x: torch.Tensor, cfg: DictConfig, gen: torch.Generator) -> torch.Tensor:
+def knobs(cfg: DictConfig) -> SimpleNamespace:
+    """reg.aug as plain numbers (same attribute names): augment reads a dozen of them per batch,
+    and a config lookup costs 10-50 µs."""
+    return SimpleNamespace(**OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+
+
+def augment(
+    x: torch.Tensor, cfg: DictConfig | SimpleNamespace, gen: torch.Generator
+) -> torch.Tensor:
     """Augment a whole training batch on its device; each transform draws per-sample parameters,
     all from `gen` (the run's augmentation stream, on x's device). A transform at strength 0
     draws nothing, so switching one on leaves the others' draws as they were."""
@@ -286,7 +295,7 @@ def augment(x: torch.Tensor, cfg: DictConfig, gen: torch.Generator) -> torch.Ten
     return x
 
 
-def _affine(x: torch.Tensor, cfg: DictConfig, r: _Draws) -> torch.Tensor:
+def _affine(x: torch.Tensor, cfg: DictConfig | SimpleNamespace, r: _Draws) -> torch.Tensor:
     """One affine warp per sample: zoom, shear, rotation about the centre, then an integer shift (a
     random crop of the zero-padded image); grid_sample fills what comes from outside with 0 (the
     mean under data.preprocess=standardize)."""

@@ -123,6 +123,7 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
     step = Step(cfg, model, n, per_epoch)
     load_step(step, saved, members)
     live = torch.ones(k, dtype=torch.bool, device=device)  # members still training
+    aug = data.knobs(reg.aug) if "aug" in reg else None  # plain numbers: read every step
     summaries: list[dict[str, Any]] = [{} for _ in members]
     bar = Bar(tc.progress)
     for epoch in range(len(records[0].rows) + 1, tc.epochs + 1):
@@ -134,10 +135,8 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
         for i in range(per_epoch):
             idx = perms[:, i * bs : (i + 1) * bs]  # each member its own batch
             x, y = d.x_train[idx], d.y_train[idx]  # (K, B, C, H, W), (K, B)
-            if "aug" in reg:  # each member its own draws, exactly those of its solo run
-                x = torch.stack(
-                    [data.augment(a, reg.aug, r.aug) for a, r in zip(x, rngs, strict=True)]
-                )
+            if aug:  # each member its own draws, exactly those of its solo run
+                x = torch.stack([data.augment(a, aug, r.aug) for a, r in zip(x, rngs, strict=True)])
             with amp:
                 out = model(x.transpose(0, 1).flatten(1, 2))  # (B, K*C, H, W)
             loss_sum += step(out, y, live)
@@ -283,22 +282,15 @@ def test(m: Member, solo: nn.Module, d: data.Splits, amp) -> dict[str, Any]:
 
 
 # ---- one run, as Hydra calls it -----------------------------------------------------------------
+# the summary lines `regbench train` prints (mc_test_acc only where there is one)
+SHOWN = "status best_epoch epochs_run best_val_acc test_acc mc_test_acc gen_gap wall_seconds params device"
+
+
 def _summary_table(summary: dict[str, Any]) -> Table:
     t = Table(show_header=False)  # the folder goes on its own line: a title wraps mid-word
-    for key in (
-        "status",
-        "best_epoch",
-        "epochs_run",
-        "best_val_acc",
-        "test_acc",
-        "mc_test_acc",
-        "gen_gap",
-        "wall_seconds",
-        "params",
-        "device",
-    ):
+    for key in SHOWN.split():
         v = summary.get(key)
-        if key == "mc_test_acc" and v is None:  # only with trainer.mc_dropout and dropout
+        if key == "mc_test_acc" and v is None:
             continue
         t.add_row(key, f"{v:.4f}" if isinstance(v, float) and key != "wall_seconds" else str(v))
     return t

@@ -218,11 +218,11 @@ def test_l2_penalty_equals_lambda_over_2n_sum_of_squared_weights():
     n = 100
     expected = 0.7 / (2 * n) * 35 * 4.0
     with torch.no_grad():
-        got = step.penalty(cfg.reg, models.decayed(net), n)
+        got = step.penalty(step.Knobs.of(cfg.reg), models.decayed(net), n)
     assert float(got) == pytest.approx(expected)
     l1 = make_cfg("reg=l1", "reg.l1.lam=0.3").reg
     with torch.no_grad():
-        got = step.penalty(l1, models.decayed(net), n)
+        got = step.penalty(step.Knobs.of(l1), models.decayed(net), n)
     assert float(got) == pytest.approx(0.3 / n * 35 * 2.0)
 
 
@@ -319,6 +319,9 @@ def test_each_augmentation_changes_a_batch_and_zero_strength_is_identity(knob):
     assert torch.equal(data.augment(x, base, gen), x)
     y = data.augment(x, cfg, gen)
     assert y.shape == x.shape and not torch.equal(y, x)
+    gen.manual_seed(0)
+    data.augment(x, base, gen)
+    assert torch.equal(data.augment(x, data.knobs(cfg), gen), y)  # fit's plain-number knobs
 
 
 def test_same_seed_gives_the_same_metrics_twice_on_cpu(tmp_path):
