@@ -24,6 +24,20 @@ STREAMS = ("init", "order", "aug", "dropout")  # streams.SOURCES; each can be pi
 # starts), else ./regbench_conf where it exists; its groups add to conf/'s, its modules import
 USER_CONF_ENV = "REGBENCH_CONFIG_DIR"
 USER_CONF_DEFAULT = "regbench_conf"
+# (here, not in runs.py: `regbench compare` reads it and must not import torch)
+# keys that do not change what a run computes: resume=true continues a run whatever they say
+BOOKKEEPING = (
+    "resume",
+    "out_dir",
+    "name",
+    "sweep_name",
+    "data.root",
+    "data.download",
+    "trainer.device",
+    "trainer.compile",  # like the device: the same computation, other kernels
+    "trainer.progress",
+    "trainer.loggers",
+)
 
 
 class ConfigError(ValueError):

@@ -18,7 +18,7 @@ import yaml
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
-from regbench.config import USER_CONF_DEFAULT, USER_CONF_ENV, ConfigError
+from regbench.config import BOOKKEEPING, USER_CONF_DEFAULT, USER_CONF_ENV, ConfigError
 
 METRICS = [
     "epoch",
@@ -34,19 +34,6 @@ METRICS = [
     "samples_per_s",
 ]
 FINAL = ("completed", "early_stopped", "diverged")  # finished for good: a rerun skips these
-# keys that do not change what a run computes: resume=true continues a run whatever they say
-BOOKKEEPING = (
-    "resume",
-    "out_dir",
-    "name",
-    "sweep_name",
-    "data.root",
-    "data.download",
-    "trainer.device",
-    "trainer.compile",  # like the device: the same computation, other kernels
-    "trainer.progress",
-    "trainer.loggers",
-)
 LOCK = ".lock"
 
 

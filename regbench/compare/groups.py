@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from regbench import runs
+from regbench import config
 from regbench.compare.load import CompareError, Run
 
 # Keys that never distinguish experiments: grouping on them would split seeds of one setting.
-# runs.BOOKKEEPING (display, device, paths, loggers) plus the seed; `hydra` is defensive.
-BOOKKEEPING = ("seed", *runs.BOOKKEEPING, "hydra")
+# config.BOOKKEEPING (display, device, paths, loggers) plus the seed; `hydra` is defensive.
+BOOKKEEPING = ("seed", *config.BOOKKEEPING, "hydra")
 # a display value says what it is only for these keys; others read key=value in joined names
 SELF_EXPLAINING = ("model", "reg", "optim", "data")
 # seed streams where null means "follows `seed`"
