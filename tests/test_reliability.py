@@ -449,6 +449,10 @@ BAD_INPUTS = {
     "hidden-bool": _static("model.hidden=[true]", says="'model.hidden'"),
     "sweep-name-slash": _static("sweep_name=a/b", says="'sweep_name'"),
     "logger-unknown": _static("trainer.loggers=[wandb]", says="'trainer.loggers.0'"),
+    # issue 14 and 11: the new trainer knobs
+    "mc-dropout-negative": _static("trainer.mc_dropout=-1", says="'trainer.mc_dropout' (-1)"),
+    "mc-dropout-bool": _static("trainer.mc_dropout=true", says="'trainer.mc_dropout' (True)"),
+    "compile-not-bool": _static("trainer.compile=2", says="'trainer.compile' (2)"),
     "user-model-missing": _static(
         "+model._target_=no_such_module.build", says="cannot import no_such_module"
     ),
