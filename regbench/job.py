@@ -1,4 +1,4 @@
-"""The Hydra task: one run (train.run), or a job of several seeds, `seed=[0,1,2,3]`.
+"""The Hydra task: one run (solo.run), or a job of several seeds, `seed=[0,1,2,3]`.
 
 A job's members are the runs those seeds make, each in the run folder its solo run would have
 (same name, same config.yaml). They are trained `trainer.fuse` at a time as one fused model
@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from regbench import data, fuse, runs, train
+from regbench import data, fuse, runs, solo, train
 from regbench.config import CONF_DIR, FUSED_DIR, ConfigError, run_name
 from regbench.pitfalls import warnings
 from regbench.schema import validate
@@ -72,7 +72,7 @@ class Job:
     def fail(self, msg: str, run_dir: Path | None = None) -> None:
         """A bad input: one line and exit 2 for `regbench train`; in a sweep, recorded per run."""
         if not self.multirun:
-            train._fail(msg, 2)
+            solo.fail(msg, 2)
         for d in [run_dir] if run_dir else self.dirs:
             err_console.print(f"error: {d.name}: {msg}", soft_wrap=True)
             d.mkdir(parents=True, exist_ok=True)  # as Hydra makes a solo job's folder
@@ -166,18 +166,18 @@ class Job:
         if not self.multirun:
             for run_dir, s in self.summaries.items():
                 console.print(f"summary of {run_dir}", soft_wrap=True)
-                console.print(train._summary_table(s))
+                console.print(solo.summary_table(s))
             if any(s.get("status") in ("diverged", "failed") for s in self.summaries.values()):
-                train._fail("a run of the job diverged or failed; see its train.log", 1)
+                solo.fail("a run of the job diverged or failed; see its train.log", 1)
             if len(self.summaries) < len(self.members):
-                train._fail("a run of the job did not finish; see the lines above", 1)
+                solo.fail("a run of the job did not finish; see the lines above", 1)
         accs = [a for s in self.summaries.values() if isinstance(a := s.get("best_val_acc"), float)]
         return sum(accs) / len(accs) if accs else math.nan
 
 
 def run(cfg: DictConfig) -> float:
     """A list-valued seed is a job of several runs; anything else is one run."""
-    return Job(cfg).run() if OmegaConf.is_list(cfg.seed) else train.run(cfg)
+    return Job(cfg).run() if OmegaConf.is_list(cfg.seed) else solo.run(cfg)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")

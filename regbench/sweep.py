@@ -117,7 +117,7 @@ def plan(args: list[str]) -> Plan:
     sweeper = base_cfg.runtime.choices["hydra/sweeper"]
     launcher = base_cfg.runtime.choices["hydra/launcher"]
     if sweeper == "optuna" and not any(h.startswith("hydra.sweeper.direction=") for h in hydra):
-        hydra.append("hydra.sweeper.direction=maximize")  # train.run returns best val acc
+        hydra.append("hydra.sweeper.direction=maximize")  # solo.run returns best val acc
     folder = "hydra.launcher.submitit_folder"
     if launcher.startswith("submitit") and not any(h.startswith(folder) for h in hydra):
         # the plugin's default .submitit/%j leaves an empty folder literally named %j behind

@@ -1,31 +1,25 @@
-"""One run = claim a run folder, train with the one loop, write metrics and checkpoints."""
+"""The one loop: K members (one run, or seeds fused) trained in lock-step on the splits, each with
+its metrics.csv, checkpoints and one test at the end (a run as a command runs it: solo.py)."""
 
 from __future__ import annotations
 
 import math
-import sys
 import time
-import traceback
 from collections.abc import Callable
-from contextlib import ExitStack, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 from torch import nn
 
-from regbench import data, diagnostics, fuse, loggers, models, runs, streams
-from regbench.config import ConfigError, run_name
-from regbench.pitfalls import warnings
+from regbench import data, diagnostics, fuse, models, runs, streams
+from regbench.config import ConfigError
 from regbench.record import Record
-from regbench.schema import validate
 from regbench.step import Step
 
 console = Console(highlight=False)
@@ -279,116 +273,3 @@ def test(m: Member, solo: nn.Module, d: data.Splits, amp) -> dict[str, Any]:
         outputs["mc_log_probs"] = lp
     runs.write_test_outputs(m.run_dir, d.y_test, outputs)
     return s
-
-
-# ---- one run, as Hydra calls it -----------------------------------------------------------------
-# the summary lines `regbench train` prints (mc_test_acc only where there is one)
-SHOWN = "status best_epoch epochs_run best_val_acc test_acc mc_test_acc gen_gap wall_seconds params device"
-
-
-def _summary_table(summary: dict[str, Any]) -> Table:
-    t = Table(show_header=False)  # the folder goes on its own line: a title wraps mid-word
-    for key in SHOWN.split():
-        v = summary.get(key)
-        if key == "mc_test_acc" and v is None:
-            continue
-        t.add_row(key, f"{v:.4f}" if isinstance(v, float) and key != "wall_seconds" else str(v))
-    return t
-
-
-def _fail(msg: str, code: int) -> None:
-    err_console.print(f"error: {msg}", soft_wrap=True)
-    sys.exit(code)
-
-
-def run(cfg: DictConfig) -> float:
-    """One run; returns the best validation accuracy (what sweepers maximise; NaN if none).
-
-    A single run (`regbench train`) reports errors as one line and a non-zero exit code. Inside a
-    multirun (`regbench sweep`) a failing job must never stop the others, so errors are recorded
-    in the job's summary.json and the job returns NaN instead of raising.
-    """
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    job_dir = Path(HydraConfig.get().runtime.output_dir) if multirun else None
-    try:
-        validate(cfg)
-        if job_dir is not None:
-            previous = runs.read_summary(job_dir)
-            if previous and previous.get("status") in runs.FINAL:  # a rerun skips finished jobs
-                console.print(f"[dim]{job_dir.name}[/dim]  already {previous['status']}: skipped")
-                return previous.get("best_val_acc") or math.nan
-        # data before the run folder: a missing dataset leaves no folder behind
-        d = data.load(cfg.data, resolve_device(cfg.trainer.device), cfg.seed)
-        if job_dir is not None:
-            run_dir, held = job_dir, runs.claim_sweep_job(job_dir, cfg)
-        else:
-            out = Path(cfg.out_dir)
-            run_dir, held = runs.claim(out, cfg.name or run_name(cfg), cfg, cfg.resume)
-    except ConfigError as exc:
-        if job_dir is None:
-            _fail(str(exc), 2)
-        err_console.print(f"error: {job_dir.name}: {exc}", soft_wrap=True)
-        runs.record_failure(job_dir, str(exc))
-        return math.nan
-
-    # claim() hands over the lock acquired once; `with held` would acquire it again and release it
-    # once (filelock counts), leaving the folder locked in this process until garbage collection
-    with ExitStack() as cleanup, open(run_dir / "train.log", "a") as logfile:
-        cleanup.callback(held.release)
-
-        def log(line: str) -> None:
-            logfile.write(line + "\n")
-            logfile.flush()
-            console.print(
-                f"[dim]{run_dir.name}[/dim]  {line}" if multirun else line, soft_wrap=True
-            )
-
-        previous = runs.read_summary(run_dir)
-        if previous and previous.get("status") in runs.FINAL:
-            log(f"already finished ({previous['status']}): nothing to do")
-            return previous.get("best_val_acc") or math.nan
-        runs.mark_status(run_dir, "running")
-        log(f"run folder {run_dir}{runs.slurm_job()}")
-        for line in warnings(cfg, len(d.x_val)):  # known-bad combinations: said, not refused
-            where = f"{run_dir.name}: " if multirun else ""
-            err_console.print(f"warning: {where}{line}", soft_wrap=True)
-            logfile.write(f"warning: {line}\n")
-        try:
-            tracker = cleanup.enter_context(loggers.open_loggers(cfg, run_dir))
-            (summary,) = fit([Member(cfg, run_dir, log, on_epoch=tracker.epoch)], d)
-        except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C; submitit requeued a SLURM job
-            stopped = runs.stop_reason(exc)
-            log(stopped)
-            runs.mark_status(run_dir, "interrupted", stopped)
-            if not multirun and isinstance(exc, KeyboardInterrupt):  # in-process callers (tests)
-                task = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
-                hint = runs.resume_command(run_dir, list(task))
-                err_console.print(f"interrupted: continue with {hint}", soft_wrap=True)
-            raise
-        except Exception as exc:  # ConfigError included: a bad checkpoint is found only here
-            stopped = runs.stop_reason(exc)  # SLURM's time limit: interrupted, not failed
-            if stopped:
-                log(stopped)
-                runs.mark_status(run_dir, "interrupted", stopped)
-                err_console.print(f"error: {run_dir.name}: {stopped}", soft_wrap=True)
-                return math.nan
-            line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if not isinstance(exc, ConfigError):
-                line = f"{type(exc).__name__}: {line}"
-                logfile.write(traceback.format_exc())
-            runs.mark_status(run_dir, "failed", line)
-            if not multirun:
-                _fail(
-                    f"{line} (log: {run_dir / 'train.log'})",
-                    2 if isinstance(exc, ConfigError) else 1,
-                )
-            err_console.print(f"error: {run_dir.name}: {line}", soft_wrap=True)
-            return math.nan
-        runs.write_summary(run_dir, summary)
-        tracker.finish(summary)
-    if not multirun:
-        console.print(f"summary of {run_dir}", soft_wrap=True)
-        console.print(_summary_table(summary))
-        if summary["status"] == "diverged":
-            _fail(f"run diverged (non-finite loss); see {run_dir / 'metrics.csv'}", 1)
-    return summary["best_val_acc"] if summary["best_val_acc"] is not None else math.nan

@@ -26,7 +26,7 @@ def make_cfg(*overrides: str) -> DictConfig:
 
 def train_inprocess(tmp: Path, *overrides: str) -> Path:
     """Run the real task function in this process (no interpreter start-up); return the run folder."""
-    from regbench.train import run
+    from regbench.solo import run
 
     cfg = make_cfg(f"out_dir={tmp}", *FAST, *overrides)
     before = set(tmp.iterdir()) if tmp.exists() else set()

@@ -17,7 +17,7 @@ from scipy import stats
 from torch import nn
 
 from regbench import fuse, job, models, runs
-from regbench.train import run as solo_run
+from regbench.solo import run as solo_run
 from tests.conftest import cli, make_cfg, summary
 from tests.test_reliability import cli_cmd, cli_env
 

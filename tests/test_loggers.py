@@ -121,7 +121,7 @@ def test_resumed_run_continues_its_mlflow_run(
 ) -> None:
     pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
     from regbench import runs
-    from regbench.train import run
+    from regbench.solo import run
     from tests.conftest import make_cfg
 
     overrides = [*TINY, "trainer.epochs=3", f"out_dir={tmp_path}", "trainer.loggers=[mlflow]"]

@@ -14,7 +14,7 @@ import pytest
 
 from regbench import runs
 from regbench.config import group_options
-from regbench.train import run
+from regbench.solo import run
 from tests.conftest import make_cfg, summary
 
 SEEDS = (0, 1)

@@ -129,7 +129,7 @@ def mnist_gz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def existing_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An out_dir holding one finished run: the bad-input tests must leave it byte-identical."""
-    from regbench.train import run
+    from regbench.solo import run
 
     out = tmp_path_factory.mktemp("existing") / "out"
     run(make_cfg("name=existing", "trainer.epochs=1", "trainer.progress=none", f"out_dir={out}"))
@@ -195,7 +195,7 @@ def test_kill_and_resume_matches_uninterrupted_run(
     Everything in metrics.csv and summary.json must match exactly except wall-clock timing
     (metrics.csv: seconds, samples_per_s; summary.json: wall_seconds), which never can.
     """
-    from regbench.train import run
+    from regbench.solo import run
 
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     run(make_cfg(*RESUMABLE, f"out_dir={whole}"))  # in this process: determinism across processes
@@ -243,7 +243,7 @@ def test_interrupt_after_any_epoch_then_resume_matches(
 
     Covers every epoch boundary, so every early-stopping counter value crosses a resume.
     """
-    from regbench.train import run
+    from regbench.solo import run
 
     run(make_cfg(*RESUMABLE, f"out_dir={tmp_path / 'whole'}"))
     whole = tmp_path / "whole" / "run"
@@ -342,7 +342,7 @@ def _other_model(path: Path) -> None:
 def test_bad_checkpoint_is_one_line_naming_the_file(
     spoil: Callable[[Path], None], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from regbench.train import run
+    from regbench.solo import run
 
     overrides = [
         "trainer.epochs=1",
@@ -525,7 +525,7 @@ def test_compare_on_empty_or_missing_folder(where: str, existing_out: Path, tmp_
 
 
 def test_same_name_other_config_gets_new_folder(tmp_path: Path) -> None:
-    from regbench.train import run
+    from regbench.solo import run
 
     out = tmp_path / "out"
     base = [
@@ -611,7 +611,7 @@ TINY = ["trainer.progress=none", "data.subset=128", "model.hidden=[16]"]
 
 
 def test_resume_in_read_only_run_folder_is_one_line(tmp_path: Path) -> None:
-    from regbench.train import run
+    from regbench.solo import run
 
     out = tmp_path / "out"
     run(make_cfg(*TINY, "trainer.epochs=1", "name=ro", f"out_dir={out}"))
@@ -682,7 +682,7 @@ def test_random_valid_configs_write_complete_run_folders(
     init: str,
     seed: int,
 ) -> None:
-    from regbench.train import run
+    from regbench.solo import run
 
     out = tmp_path_factory.mktemp("random")
     cfg = make_cfg(
@@ -718,7 +718,7 @@ def test_random_valid_configs_write_complete_run_folders(
 
 def test_run_releases_its_folder_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In one process (a sweep's jobs, these tests) a finished run must not keep its folder locked."""
-    from regbench.train import run
+    from regbench.solo import run
 
     taken: list[FileLock] = []
     lock = runs.lock

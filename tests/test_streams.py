@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from regbench import data, diagnostics, models, pitfalls, streams
-from regbench.train import run
+from regbench.solo import run
 from tests.conftest import cli, make_cfg, summary
 
 NARROW = {
