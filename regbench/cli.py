@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from hydra.errors import HydraException
@@ -24,6 +24,11 @@ from regbench.config import (
     user_conf_dir,
 )
 from regbench.schema import KEY_CHOICES
+
+if TYPE_CHECKING:  # imported when used: sweep and rich's console cost start-up time
+    from rich.console import Console
+
+    from regbench.sweep import Plan
 
 
 def _help() -> str:
@@ -142,6 +147,26 @@ def _multirun(argv: list[str], launcher: str) -> int:
     return 0
 
 
+def _dry_run(plan: Plan, console: Console) -> None:
+    """`regbench sweep --dry-run`: every run with its status and warnings, and what is left."""
+    from regbench import sweep as sw
+
+    if not plan.runs:
+        typer.echo(
+            f"hydra/sweeper={plan.sweeper} picks the runs as it goes; sweep folder {plan.dir}"
+        )
+        return
+    sw.print_runs({"runs": plan.runs}, console, f"{plan.name}: {len(plan.runs)} runs")
+    for name, lines in plan.warnings.items():
+        for line in lines:
+            typer.echo(f"warning: {name}: {line}")
+    done = sum(r["status"] in sw.runs.FINAL for r in plan.runs)
+    typer.echo(
+        f"{len(plan.runs)} runs, {done} already done, {len(plan.runs) - done} to run "
+        f"(sweep folder {plan.dir})"
+    )
+
+
 @app.command(context_settings=PASS_THROUGH, no_args_is_help=True)
 def sweep(
     ctx: typer.Context,
@@ -169,20 +194,7 @@ def sweep(
         _fail(str(exc))
     index_path = plan.dir / sw.INDEX
     if dry_run:
-        if not plan.runs:
-            typer.echo(
-                f"hydra/sweeper={plan.sweeper} picks the runs as it goes; sweep folder {plan.dir}"
-            )
-            return
-        sw.print_runs({"runs": plan.runs}, console, f"{plan.name}: {len(plan.runs)} runs")
-        for name, lines in plan.warnings.items():
-            for line in lines:
-                typer.echo(f"warning: {name}: {line}")
-        done = sum(r["status"] in sw.runs.FINAL for r in plan.runs)
-        typer.echo(
-            f"{len(plan.runs)} runs, {done} already done, {len(plan.runs) - done} to run "
-            f"(sweep folder {plan.dir})"
-        )
+        _dry_run(plan, console)
         return
     try:
         sw.write_index(plan, " ".join(["regbench", "sweep", *ctx.args]))

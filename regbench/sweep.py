@@ -82,6 +82,35 @@ def _short_hash(items: list[str]) -> str:
     return hashlib.sha1("\n".join(sorted(items)).encode()).hexdigest()[:8]
 
 
+def _hydra_defaults(
+    hydra: list[str], keys: dict[str, Override], swept: list[str], base_cfg: Any
+) -> list[str]:
+    """The Hydra settings a sweep needs unless the user gave them: optuna maximises, submitit's
+    folder, run folder names, Ray's object store."""
+    sweeper = base_cfg.runtime.choices["hydra/sweeper"]
+    launcher = base_cfg.runtime.choices["hydra/launcher"]
+    added: list[str] = []
+    if sweeper == "optuna" and not any(h.startswith("hydra.sweeper.direction=") for h in hydra):
+        added.append("hydra.sweeper.direction=maximize")  # solo.run returns best val acc
+    folder = "hydra.launcher.submitit_folder"
+    if launcher.startswith("submitit") and not any(h.startswith(folder) for h in hydra):
+        # the plugin's default .submitit/%j leaves an empty folder literally named %j behind
+        added.append(f"{folder}=${{hydra.sweep.dir}}/.submitit")
+    exclude = "hydra.job.config.override_dirname.exclude_keys"
+    if not any(h.startswith(exclude) for h in hydra):
+        # folder names: the run name plus only what varies (no `trainer.epochs=1` in every name)
+        names = list(base_cfg.job.config.override_dirname.exclude_keys)
+        names += [k for k in keys if k not in swept and k not in names]
+        added.append(f"{exclude}=[{','.join(names)}]")
+    if launcher == "ray" and not any(
+        "hydra.launcher.ray.init.object_store_memory" in h for h in hydra
+    ):
+        # hydra-ray-launcher 1.2.2 passes object_store_memory=75 MB to ray.init, which Ray refuses
+        # when joining a running cluster (address=auto); null leaves Ray's own default (hydra #2893)
+        added.append("+hydra.launcher.ray.init.object_store_memory=null")
+    return added
+
+
 def plan(args: list[str]) -> Plan:
     """Turn the command's arguments into the sweep: its name, folder, runs and Hydra's argv."""
     study = next((a.split("=", 1)[1] for a in args if a.startswith("study=")), None)
@@ -116,24 +145,7 @@ def plan(args: list[str]) -> Plan:
     base_cfg = compose_overrides(where + hydra, with_hydra=True).hydra
     sweeper = base_cfg.runtime.choices["hydra/sweeper"]
     launcher = base_cfg.runtime.choices["hydra/launcher"]
-    if sweeper == "optuna" and not any(h.startswith("hydra.sweeper.direction=") for h in hydra):
-        hydra.append("hydra.sweeper.direction=maximize")  # solo.run returns best val acc
-    folder = "hydra.launcher.submitit_folder"
-    if launcher.startswith("submitit") and not any(h.startswith(folder) for h in hydra):
-        # the plugin's default .submitit/%j leaves an empty folder literally named %j behind
-        hydra.append(f"{folder}=${{hydra.sweep.dir}}/.submitit")
-    exclude = "hydra.job.config.override_dirname.exclude_keys"
-    if not any(h.startswith(exclude) for h in hydra):
-        # folder names: the run name plus only what varies (no `trainer.epochs=1` in every name)
-        names = list(base_cfg.job.config.override_dirname.exclude_keys)
-        names += [k for k in keys if k not in swept and k not in names]
-        hydra.append(f"{exclude}=[{','.join(names)}]")
-    if launcher == "ray" and not any(
-        "hydra.launcher.ray.init.object_store_memory" in h for h in hydra
-    ):
-        # hydra-ray-launcher 1.2.2 passes object_store_memory=75 MB to ray.init, which Ray refuses
-        # when joining a running cluster (address=auto); null leaves Ray's own default (hydra #2893)
-        hydra.append("+hydra.launcher.ray.init.object_store_memory=null")
+    hydra += _hydra_defaults(hydra, keys, swept, base_cfg)
     hydra.append(CALLBACK)
     p = Plan(name, Path(base_cfg.sweep.dir), job + hydra, sweeper, launcher, [], swept)
     if sweeper != "basic":
