@@ -177,7 +177,7 @@ def test_dropout_members_are_distributed_as_solo_runs(tmp_path: Path) -> None:
 
 
 # ---- kill and resume; one member diverging ----------------------------------------------------
-KILLABLE = ["model.hidden=[64]", "reg=[bn,wd]", "trainer.epochs=6", "trainer.progress=none",
+KILLABLE = ["model.hidden=[64]", "reg=[bn,wd]", "optim=sgd", "trainer.epochs=6", "trainer.progress=none",
             "data.subset=600", "trainer.device=cpu", "seed=[0,1,2]", "trainer.fuse=3"]  # fmt: skip
 
 
@@ -188,7 +188,7 @@ def test_sigkill_mid_fused_job_then_rerun_equals_uninterrupted_job(tmp_path: Pat
         cli_cmd("train", *KILLABLE, f"out_dir={cut}"), env=cli_env(), cwd=tmp_path,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    first = cut / "mlp-bn+wd-adam-s0" / "metrics.csv"
+    first = cut / "mlp-bn+wd-sgd-s0" / "metrics.csv"
     try:
         while proc.poll() is None and not (
             first.exists() and len(first.read_text().splitlines()) >= 3
@@ -211,16 +211,31 @@ def test_sigkill_mid_fused_job_then_rerun_equals_uninterrupted_job(tmp_path: Pat
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("resumed from") == 3
     for n in names:
-        assert rows(cut / n) == rows(whole / n)
         a, b = summary(cut / n), summary(whole / n)
-        # fused_with: how the rerun grouped the members. A kill between two members' checkpoint
-        # writes leaves them an epoch apart; they resume in separate groups, with the same results.
+        # A kill between two members' checkpoint writes leaves them an epoch apart: the rerun
+        # trains them in separate groups (fused_with differs, or is gone for a member alone), the
+        # same computation in another layout, so equal to rounding (as fused vs solo, sgd) only.
+        regrouped = a.get("fused_with") != b.get("fused_with")
         for key in ("wall_seconds", "fused_with"):
-            a.pop(key), b.pop(key)
-        assert a == b
+            a.pop(key, None), b.pop(key, None)
+        if not regrouped:
+            assert rows(cut / n) == rows(whole / n) and a == b
+        else:
+            assert [{k: round(v, 4) for k, v in r.items()} for r in rows(cut / n)] == [
+                {k: round(v, 4) for k, v in r.items()} for r in rows(whole / n)
+            ]
+            assert a["status"] == b["status"] and a["test_acc"] == pytest.approx(
+                b["test_acc"], abs=1e-4
+            )
         for ck in ("best.pt", "last.pt"):
             wa, wb = weights(cut / n / ck), weights(whole / n / ck)
-            assert all(torch.equal(wa[k], wb[k]) for k in wa)
+            for k in wa:
+                if regrouped:
+                    assert (wa[k].double() - wb[k].double()).norm() <= 1e-4 * wb[
+                        k
+                    ].double().norm() + 1e-7
+                else:
+                    assert torch.equal(wa[k], wb[k]), k
 
 
 def test_a_nan_in_one_member_marks_it_diverged_and_leaves_the_others_alone(
@@ -311,3 +326,35 @@ def test_compiled_fused_job_trains_as_the_eager_one(tmp_path: Path) -> None:
             assert {k: round(v, 4) for k, v in ra.items()} == {
                 k: round(v, 4) for k, v in rb.items()
             }
+
+
+def test_members_killed_an_epoch_apart_resume_in_separate_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kill lands between two members' last.pt writes (member 0 has 3 epochs, 1 and 2 have 2):
+    the rerun trains {0} and {1, 2} as separate groups and ends where the whole job ends."""
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    job.run(make_cfg(*KILLABLE, f"out_dir={whole}"))
+    save, writes = runs.save_checkpoint, []
+
+    def killed_at_the_eighth_last_pt(path: Path, state: dict) -> None:
+        if path.name == "last.pt":
+            writes.append(path)
+            if len(writes) == 8:  # epoch 3: member 0 written, member 1 not
+                raise KeyboardInterrupt
+        save(path, state)
+
+    monkeypatch.setattr(runs, "save_checkpoint", killed_at_the_eighth_last_pt)
+    with pytest.raises(KeyboardInterrupt):
+        job.run(make_cfg(*KILLABLE, f"out_dir={cut}"))
+    monkeypatch.setattr(runs, "save_checkpoint", save)
+    job.run(make_cfg(*KILLABLE, f"out_dir={cut}", "resume=true"))
+    grouped = {n.name: summary(n).get("fused_with") for n in sorted(cut.iterdir())}
+    assert grouped == {"mlp-bn+wd-sgd-s0": None, "mlp-bn+wd-sgd-s1": 2, "mlp-bn+wd-sgd-s2": 2}
+    for n in grouped:
+        assert [{k: round(v, 4) for k, v in r.items()} for r in rows(cut / n)] == [
+            {k: round(v, 4) for k, v in r.items()} for r in rows(whole / n)
+        ]
+        wa, wb = weights(cut / n / "last.pt"), weights(whole / n / "last.pt")
+        for k in wa:
+            assert (wa[k].double() - wb[k].double()).norm() <= 1e-4 * wb[k].double().norm() + 1e-7
