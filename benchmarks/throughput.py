@@ -118,9 +118,9 @@ def loop_table(root: Path | None) -> list[str]:
 
 
 # ---- 2. fused K seeds against the same K seeds one after another (seed-epochs/s) ---------------
-def fit_seconds(cfg: DictConfig, d: data.Splits, seeds: list[int]) -> tuple[float, float]:
-    """fit() for these seeds as one job: (training seconds, the sum of metrics.csv's per-epoch
-    `seconds`; wall seconds, evaluation and checkpoint writes included)."""
+def timed_fit(cfg: DictConfig, d: data.Splits, seeds: list[int]) -> tuple[list[float], float]:
+    """fit() for these seeds as one job: (the first member's per-epoch training seconds from its
+    metrics.csv; wall seconds of the whole fit, evaluation and checkpoint writes included)."""
     with tempfile.TemporaryDirectory() as tmp:
         members = []
         for s in seeds:
@@ -132,7 +132,13 @@ def fit_seconds(cfg: DictConfig, d: data.Splits, seeds: list[int]) -> tuple[floa
         train.fit(members, d)
         wall = time.perf_counter() - t0
         lines = (Path(tmp) / str(seeds[0]) / "metrics.csv").read_text().splitlines()[1:]
-        return sum(float(ln.split(",")[-2]) for ln in lines), wall
+        return [float(ln.split(",")[-2]) for ln in lines], wall
+
+
+def fit_seconds(cfg: DictConfig, d: data.Splits, seeds: list[int]) -> tuple[float, float]:
+    """(training seconds of all epochs, wall seconds) of these seeds as one job."""
+    epochs, wall = timed_fit(cfg, d, seeds)
+    return sum(epochs), wall
 
 
 def solo_seconds(cfg: DictConfig, d: data.Splits, seeds: list[int]) -> tuple[float, float]:
@@ -185,18 +191,8 @@ def fusion_table(root: Path | None, device: str) -> list[str]:
 # ---- 2b. torch.compile (trainer.compile=true) against eager --------------------------------------
 def epoch_seconds(cfg: DictConfig, d: data.Splits, seeds: list[int]) -> tuple[float, float]:
     """(the last epoch's training seconds, wall seconds of the whole fit, compilation included)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        members = []
-        for s in seeds:
-            c = fuse.member_configs(cfg)[0]
-            c.seed = s
-            (Path(tmp) / str(s)).mkdir()
-            members.append(train.Member(c, Path(tmp) / str(s), lambda line: None))
-        t0 = time.perf_counter()
-        train.fit(members, d)
-        wall = time.perf_counter() - t0
-        last = (Path(tmp) / str(seeds[0]) / "metrics.csv").read_text().splitlines()[-1]
-        return float(last.split(",")[-2]), wall
+    epochs, wall = timed_fit(cfg, d, seeds)
+    return epochs[-1], wall
 
 
 def compile_table(device: str) -> list[str]:
