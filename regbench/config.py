@@ -24,8 +24,9 @@ STREAMS = ("init", "order", "aug", "dropout")  # streams.SOURCES; each can be pi
 # starts), else ./regbench_conf where it exists; its groups add to conf/'s, its modules import
 USER_CONF_ENV = "REGBENCH_CONFIG_DIR"
 USER_CONF_DEFAULT = "regbench_conf"
-# (here, not in runs.py: `regbench compare` reads it and must not import torch)
-# keys that do not change what a run computes: resume=true continues a run whatever they say
+# Run-folder names that `regbench compare` reads live here, not in runs.py: compare must not
+# import torch. Keys that do not change what a run computes: resume=true continues a run whatever
+# they say.
 BOOKKEEPING = (
     "resume",
     "out_dir",
@@ -38,6 +39,7 @@ BOOKKEEPING = (
     "trainer.progress",
     "trainer.loggers",
 )
+TEST_OUTPUTS = "test_outputs.npz"  # a run's test-split outputs, for compare --ensemble
 
 
 class ConfigError(ValueError):

@@ -18,7 +18,13 @@ import yaml
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
-from regbench.config import BOOKKEEPING, USER_CONF_DEFAULT, USER_CONF_ENV, ConfigError
+from regbench.config import (
+    BOOKKEEPING,
+    TEST_OUTPUTS,
+    USER_CONF_DEFAULT,
+    USER_CONF_ENV,
+    ConfigError,
+)
 
 METRICS = [
     "epoch",
@@ -270,9 +276,6 @@ def write_metrics(run_dir: Path, rows: list[dict[str, float]]) -> None:
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-
-
-TEST_OUTPUTS = "test_outputs.npz"
 
 
 def write_test_outputs(

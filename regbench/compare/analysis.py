@@ -221,6 +221,11 @@ def ensemble_sizes(n: int) -> list[int]:
     return [2**i for i in range(max(n - 1, 1).bit_length()) if 2**i < max(n, 2)]
 
 
+def record_sizes(record: dict[str, Any]) -> list[int]:
+    """The ensemble sizes an ensemble record has a column for (its `ens<m>_acc` keys)."""
+    return [int(k[3:-4]) for k in record if k.startswith("ens") and k.endswith("_acc")]
+
+
 Outputs = list[tuple[np.ndarray, np.ndarray | None]]  # per run: log_probs, mc_log_probs or None
 
 
@@ -231,31 +236,27 @@ def _outputs(g: Group, notes: list[str]) -> tuple[np.ndarray | None, Outputs]:
     got: Outputs = []
     labels = None
     for r in sorted((r for r in g.runs if r.usable), key=lambda r: (r.seed is None, r.seed or 0)):
-        out = read_test_outputs(r, "log_probs")
+        out = read_test_outputs(r)
         if isinstance(out, str):
             notes.append(f"{r.path}: {out}; left out of the ensembles")
             continue
         if labels is not None and not np.array_equal(out[0], labels):
             notes.append(f"{r.path}: its test labels differ from its group's; left out")
             continue
-        labels, mc = out[0], read_test_outputs(r, "mc_log_probs")
-        got.append((out[1], None if isinstance(mc, str) else mc[1]))
+        labels = out[0]
+        got.append(out[1:])
     return labels, got
 
 
 def _ensemble(labels: np.ndarray, out: Outputs, sizes: list[int], inf: Inference) -> dict[str, Any]:
     """One group's ensemble numbers (see ensemble_records)."""
     lp = np.stack([o[0] for o in out])  # (members, n, classes)
-    whole = stats.ensemble_log_probs(lp)
-    curve = stats.ensemble_curve(lp, labels, [m for m in sizes if m < len(out)])
+    below = [m for m in sizes if m < len(out)]
+    *curve, (all_acc, all_nll, _) = stats.ensemble_curve(lp, labels, [*below, len(out)])
     gain = stats.ensemble_gain(lp, labels, inf.level)
-    r = {f"ens{m}_acc": acc for m, (acc, _, _) in zip(sizes, curve, strict=False)}
-    r |= {"all_acc": float(stats.correct(whole, labels).mean()), "gain": gain.diff}
-    r |= {"gain_low": gain.low, "gain_high": gain.high, "gain_p": gain.p}
-    r |= {
-        "single_nll": float(stats.nll(lp, labels).mean()),
-        "all_nll": float(stats.nll(whole, labels)),
-    }
+    r = {f"ens{m}_acc": acc for m, (acc, _, _) in zip(below, curve, strict=True)}
+    r |= {"all_acc": all_acc, "gain": gain.diff, "gain_low": gain.low, "gain_high": gain.high}
+    r |= {"gain_p": gain.p, "single_nll": curve[0][1] if curve else all_nll, "all_nll": all_nll}
     mc = [(usual, sampled) for usual, sampled in out if sampled is not None]
     if mc:
         usual_acc = stats.correct(np.stack([u for u, _ in mc]), labels).mean(-1)  # (runs,)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from regbench.compare import stats
+from regbench.compare.analysis import record_sizes
 from regbench.compare.groups import Group
 from regbench.compare.load import Run
 
@@ -212,7 +213,7 @@ def ensemble_figure(out: Path, records: Sequence[dict[str, Any]], groups: Sequen
     ticks: set[int] = set()
     shown = [(r, g) for r, g in zip(records, groups, strict=True) if r["members"]]
     for r, g in shown[:MAX_PLOTTED_GROUPS]:
-        sizes = [int(k[3:-4]) for k in r if k.startswith("ens") and r[k] is not None]
+        sizes = [m for m in record_sizes(r) if r[f"ens{m}_acc"] is not None]
         xs, ys = [*sizes, r["members"]], [*(r[f"ens{m}_acc"] for m in sizes), r["all_acc"]]
         ticks |= set(xs)
         line = ax.plot(xs, ys, marker="o", label=f"{_clip(g.name)} ({r['members']} seeds)")[0]

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from regbench.config import TEST_OUTPUTS
+
 FINAL_OK = ("completed", "early_stopped")  # the only statuses averaged into statistics
 STATUSES = ("running", "completed", "early_stopped", "diverged", "failed")
 STATUS_ORDER = (*FINAL_OK, "diverged", "failed", "running", "incomplete", "corrupt")
@@ -49,7 +51,6 @@ SUMMARY_VALUES: dict[str, tuple[float, float, bool, bool]] = {
 # where the test set's size is fixed by the dataset (digits: test_fraction of its 1,797 images)
 TEST_SIZES = {"mnist": 10_000, "fashion_mnist": 10_000, "cifar10": 10_000, "cifar100": 10_000}
 DIGITS_IMAGES = 1797
-TEST_OUTPUTS = "test_outputs.npz"  # runs.TEST_OUTPUTS (not imported: runs pulls in torch)
 
 
 class CompareError(Exception):
@@ -213,21 +214,30 @@ def test_size(run: Run) -> int | None:
     return TEST_SIZES.get(str(data.get("name")))
 
 
-def read_test_outputs(run: Run, key: str) -> tuple[np.ndarray, np.ndarray] | str:
-    """(labels (n,), log-probabilities (n, classes)) the run stored at its test (key: log_probs,
-    or mc_log_probs with MC dropout), or why they cannot be used."""
+def read_test_outputs(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | str:
+    """(labels (n,), log-probabilities (n, classes), MC dropout's or None) the run stored at its
+    test, or why they cannot be used (a damaged MC array only leaves MC dropout out)."""
     path = run.path / TEST_OUTPUTS
     try:
         with np.load(path, allow_pickle=False) as z:
-            if key not in z or "labels" not in z:
-                return f"{TEST_OUTPUTS} holds no {key}"
-            labels, lp = z["labels"], z[key]
+            if "log_probs" not in z or "labels" not in z:
+                return f"{TEST_OUTPUTS} holds no log_probs"
+            labels, lp = z["labels"], z["log_probs"]
+            mc = z["mc_log_probs"] if "mc_log_probs" in z else None
     except FileNotFoundError:
         return f"no {TEST_OUTPUTS} (written by runs since `compare --ensemble` exists)"
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         return f"{TEST_OUTPUTS} unreadable ({_short(e)})"
+    if why := _not_log_probs(lp, labels):
+        return f"{TEST_OUTPUTS}: log_probs {why}"
+    mc = None if mc is None or _not_log_probs(mc, labels) else mc.astype(np.float64)
+    return labels.astype(np.int64), lp.astype(np.float64), mc
+
+
+def _not_log_probs(lp: np.ndarray, labels: np.ndarray) -> str | None:
+    """Why lp (n, classes) is not a row of log-probabilities per label in labels (n,); None if it is."""
     if lp.ndim != 2 or labels.shape != (len(lp),) or not np.issubdtype(labels.dtype, np.integer):
-        return f"{TEST_OUTPUTS}: {key} is not one row of class scores per test label"
+        return "is not one row of class scores per test label"
     if np.isnan(lp).any() or (lp > 1e-3).any() or labels.min() < 0 or labels.max() >= lp.shape[1]:
-        return f"{TEST_OUTPUTS}: {key} holds values that are not log-probabilities of its labels"
-    return labels.astype(np.int64), lp.astype(np.float64)
+        return "holds values that are not log-probabilities of its labels"
+    return None

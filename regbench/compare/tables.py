@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from regbench.compare.analysis import LOWER_IS_BETTER, Inference
+from regbench.compare.analysis import LOWER_IS_BETTER, Inference, record_sizes
 from regbench.compare.groups import Group
 
 CORRECTION_NAMES = {"holm": "Holm", "bh": "BH", "none": "unadjusted"}
@@ -235,7 +235,7 @@ def _interval(d: float | None, lo: float | None, hi: float | None) -> str:
 
 
 def ensemble_section(records: Sequence[dict[str, Any]], labels: Sequence[str]) -> Section:
-    sizes = [int(k[3:-4]) for k in records[0] if k.startswith("ens") and k.endswith("_acc")]
+    sizes = record_sizes(records[0])
     headers = [*labels, "runs", "single", *(f"ens of {m}" for m in sizes[1:]), "ens of all"]
     headers += ["Δ all − single [95% CI]", "NLL single → all"]
     rows = []
