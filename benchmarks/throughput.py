@@ -29,9 +29,11 @@ from omegaconf import DictConfig
 
 from regbench import data, fuse, models, train
 from regbench.config import CONF_DIR
+from regbench.step import make_optimizer
 
 REPO = Path(__file__).resolve().parent.parent
 ROUNDS = 3
+BARE_STEPS = 200
 
 
 def cfg_of(*overrides: str) -> DictConfig:
@@ -57,20 +59,25 @@ def regbench_loop(cfg: DictConfig, d: data.Splits) -> float:
     return float(rows[-1].split(",")[-1])  # the last epoch: warmed up
 
 
-def bare_step(cfg: DictConfig, d: data.Splits, steps: int) -> float:
-    """The same model, optimizer and batch size on one ready batch: forward, loss, backward, step."""
-    model = models.build(cfg, d.shape, d.num_classes).to(d.x_train.device).train()
-    opt = torch.optim.Adam(model.parameters(), cfg.optim.lr)
+def bare_step(cfg: DictConfig, d: data.Splits, steps: int, k: int = 1) -> float:
+    """Seed-samples/s of the bare step: the model (k > 1: k members fused, as fit fuses them) and
+    the optimizer fit gives it, on one ready batch per member: forward, loss, backward, step."""
+    solos = [models.build(cfg, d.shape, d.num_classes) for _ in range(k)]
+    model = (solos[0] if k == 1 else fuse.Fused(solos)).to(d.x_train.device).train()
+    opt = make_optimizer(cfg.optim, model, wide=k > 1)
     bs = cfg.trainer.batch_size
     x, y = d.x_train[:bs], d.y_train[:bs]
+    if k > 1:
+        x, y = model.widen(x), y.repeat(k)
     for i in range(steps + 5):
         if i == 5:
             t0 = time.perf_counter()
-        loss = F.cross_entropy(model(x), y)
+        out = model(x).reshape(-1, d.num_classes)  # (k*B, classes), member-major
+        loss = F.cross_entropy(out, y, reduction="sum") / bs  # the sum of the members' mean losses
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return steps * bs / (time.perf_counter() - t0)
+    return k * steps * bs / train.elapsed(t0, d.x_train.device)
 
 
 def tutorial_loop(cfg: DictConfig, root: Path, n: int) -> float:
@@ -152,22 +159,26 @@ def fusion_rows(label: str, cfg: DictConfig, d: data.Splits, ks: list[int]) -> l
     for k in ks:
         seeds = list(range(k))
         got: dict[str, list[tuple[float, float]]] = {"solo": [], "fused": []}
+        bare: dict[str, list[float]] = {"solo": [], "fused": []}
         for _ in range(ROUNDS):
             got["solo"].append(solo_seconds(cfg, d, seeds))
             got["fused"].append(fit_seconds(cfg, d, seeds))
+            bare["solo"].append(bare_step(cfg, d, BARE_STEPS))
+            bare["fused"].append(bare_step(cfg, d, BARE_STEPS, k))
         (st, sw), (ft, fw) = (
             [statistics.median(x[i] for x in got[key]) for i in (0, 1)] for key in ("solo", "fused")
         )
+        bs, bf = (statistics.median(bare[key]) for key in ("solo", "fused"))
         out.append(
             f"| {label} | {k} | {k * epochs / st:.1f} | {k * epochs / ft:.1f} | **{st / ft:.2f}×** "
-            f"| {k * epochs / sw:.1f} | {k * epochs / fw:.1f} | **{sw / fw:.2f}×** |"
+            f"| {k * epochs / sw:.1f} | {k * epochs / fw:.1f} | **{sw / fw:.2f}×** | {bf / bs:.2f}× |"
         )
     return out
 
 
 def fusion_table(root: Path | None, device: str) -> list[str]:
-    out = ["| model, data, device | K | training: solo runs in a row | fused | fused / solo | wall: solo runs in a row | fused | fused / solo |"]  # fmt: skip
-    out.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    out = ["| model, data, device | K | training: solo runs in a row | fused | fused / solo | wall: solo runs in a row | fused | fused / solo | bare step: fused / solo |"]  # fmt: skip
+    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     if device == "cpu":
         cfg = cfg_of("trainer.epochs=10", "trainer.device=cpu")  # the default mlp on digits
         out += fusion_rows("mlp, digits, CPU", cfg, data.load(cfg.data, torch.device("cpu")), [1, 2, 4, 8])  # fmt: skip
@@ -177,9 +188,9 @@ def fusion_table(root: Path | None, device: str) -> list[str]:
             out += fusion_rows("cnn, MNIST (2k), CPU", cfg, data.load(cfg.data, torch.device("cpu")), [4])  # fmt: skip
         return out
     if not torch.cuda.is_available():
-        return out + ["| mlp and cnn, MNIST, CUDA | 16 | not measured here (no GPU) | | | | | |"]
+        return out + ["| mlp and cnn, MNIST, CUDA | 16 | not measured here (no GPU) | | | | | | |"]
     if root is None:
-        return out + ["| (MNIST not found: not measured) | | | | | | | |"]
+        return out + ["| (MNIST not found: not measured) | | | | | | | | |"]
     for model in ("mlp", "cnn"):  # bf16 autocast: trainer.precision=auto on CUDA
         cfg = cfg_of(f"model={model}", "data=mnist", f"data.root={root}", "trainer.epochs=2",
                      "trainer.device=cuda", "trainer.deterministic=false")  # fmt: skip

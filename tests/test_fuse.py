@@ -25,7 +25,7 @@ NARROW = {
     "mlp": ["model.hidden=[32,16]"],
     "cnn": ["model.channels=[4,8]", "model.hidden=16"],
     "vgg": ["model.width=4"],
-    "resnet": ["model.width=4", "model.depth=20"],
+    "resnet": ["model.width=8", "model.depth=20"],
 }
 TIMING = ("seconds", "samples_per_s")
 SMALL = ["trainer.progress=none", "data.subset=200", "trainer.epochs=2"]
@@ -59,11 +59,11 @@ def test_fused_module_computes_each_solo_model_and_slices_back(model: str) -> No
         assert out.shape == (3, 16, 10)
         for k, (solo, x) in enumerate(zip(solos, xs, strict=True)):
             torch.testing.assert_close(out[k], solo(x), rtol=1e-5, atol=1e-5)
-    for k, solo in enumerate(solos):  # running statistics included
+    for k, solo in enumerate(solos):  # running statistics included, equal up to rounding
         fresh = models.build(cfgs[k], (1, 8, 8), 10)
         fresh.load_state_dict(fused.member(k), strict=True)
         for key, v in solo.state_dict().items():
-            assert torch.equal(fresh.state_dict()[key], v), key
+            torch.testing.assert_close(fresh.state_dict()[key], v, rtol=1e-5, atol=1e-7, msg=key)
 
 
 def test_parameter_free_modules_pass_through_and_unknown_ones_are_refused() -> None:
@@ -103,19 +103,31 @@ def test_optimizer_state_slices_and_fuses_back() -> None:
 # optim=sgd: Adam divides each gradient by its own running size, so a rounding difference in a
 # near-zero gradient becomes a step of size lr; a solo run differs from itself as much when only
 # the number of CPU threads changes (grouped and dense convolutions round differently, like that).
+# optim.lr=0.01, a resnet 8 wide, and bn apart from aug: the comparison holds where one rounding
+# difference stays a rounding difference. Measured (seeds 0-2, 2 epochs): the 4-wide resnet with bn
+# at lr 0.05 or 0.01 moves by up to 136 % when its classifier's weights are scaled by 1 + 1e-6
+# before training (seed 0), a solo run against itself; the 8-wide one with bn and aug together, at
+# chance on 180 images, has a member 1e-6 from its solo run after epoch 1 and 0.2-68 % after epoch
+# 2 (lr 0.01 / 0.05). With bn and aug apart, every member of every model stays within 3e-6.
+ES = ["reg.earlystop.monitor=val_acc", "reg.earlystop.patience=1"]
 DETERMINISTIC = {
     "none": ["reg=none"],
-    "regs": [
-        "reg=[bn,l2,wd,aug,earlystop]", "reg.earlystop.monitor=val_acc",
-        "reg.earlystop.patience=1",
-    ],
-}  # fmt: skip
+    "bn": ["reg=[bn,l2,wd,earlystop]", *ES],
+    "aug": ["reg=[l2,wd,aug,earlystop]", *ES],
+}
+
+
+def rounded(run_dir: Path) -> list[dict[str, float]]:
+    """metrics.csv rows to 4 decimals: a fused member's arithmetic rounds differently from its
+    solo run's (batched matmuls, grouped convolutions), so equal means equal to 4 decimals."""
+    return [{k: round(v, 4) for k, v in r.items()} for r in rows(run_dir)]
 
 
 @pytest.mark.parametrize("regs", list(DETERMINISTIC))
 @pytest.mark.parametrize("model", list(NARROW))
 def test_member_k_equals_the_solo_run_of_seed_k(tmp_path: Path, model: str, regs: str) -> None:
-    common = [f"model={model}", *NARROW[model], *DETERMINISTIC[regs], *SMALL, "optim=sgd"]
+    common = [f"model={model}", *NARROW[model], *DETERMINISTIC[regs], *SMALL, "optim=sgd",
+              "optim.lr=0.01"]  # fmt: skip
     job.run(make_cfg(*common, "seed=[0,1,2]", "trainer.fuse=3", f"out_dir={tmp_path / 'fused'}"))
     for s in range(3):
         solo_run(make_cfg(*common, f"seed={s}", f"out_dir={tmp_path / 'solo'}"))
@@ -131,10 +143,7 @@ def test_member_k_equals_the_solo_run_of_seed_k(tmp_path: Path, model: str, regs
             for key in a:  # the solo model's tensors, each within 1e-4 relative
                 diff = (a[key].double() - b[key].double()).norm()
                 assert diff <= 1e-4 * b[key].double().norm() + 1e-7, (ck, key)
-        for ra, rb in zip(rows(f), rows(o), strict=True):
-            assert {k: round(v, 4) for k, v in ra.items()} == {
-                k: round(v, 4) for k, v in rb.items()
-            }
+        assert rounded(f) == rounded(o)
         sf, so = summary(f), summary(o)
         assert sf["status"] == so["status"] and sf["epochs_run"] == so["epochs_run"]
         assert sf["test_acc"] == pytest.approx(so["test_acc"], abs=1e-4)
@@ -155,7 +164,8 @@ def test_early_stopped_members_are_tested_on_their_best_weights_while_others_go_
         sf, so = summary(f), summary(o)
         statuses.append(sf["status"])
         assert sf["status"] == so["status"] and sf["tested"] == "best"
-        assert sf["test_acc"] == so["test_acc"] and rows(f) == rows(o)
+        assert sf["test_acc"] == pytest.approx(so["test_acc"], abs=1e-4)
+        assert rounded(f) == rounded(o)
     assert {"early_stopped", "completed"} <= set(statuses)  # stopped ones froze, others went on
 
 
