@@ -128,7 +128,7 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
         bar.epoch(f"epoch {epoch}/{tc.epochs}", per_epoch)
         for i in range(per_epoch):
             idx = perms[:, i * bs : (i + 1) * bs]  # each member its own batch
-            x, y = d.x_train[idx], d.y_train[idx]  # (K, B, C, H, W), (K, B)
+            x, y = d.batch(idx)  # (K, B, C, H, W), (K, B)
             if aug:  # each member its own draws, exactly those of its solo run
                 x = torch.stack([data.augment(a, aug, r.aug) for a, r in zip(x, rngs, strict=True)])
             with amp:
