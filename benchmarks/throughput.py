@@ -68,6 +68,8 @@ def bare_step(
     fit does (data.Splits.batch): the data path that no loop over shuffled batches can skip."""
     solos = [models.build(cfg, d.shape, d.num_classes) for _ in range(k)]
     model = (solos[0] if k == 1 else fuse.Fused(solos)).to(d.x_train.device).train()
+    layout = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
+    model.to(memory_format=layout)
     opt = make_optimizer(cfg.optim, model, wide=k > 1)
     bs, n = cfg.trainer.batch_size, len(d.x_train)
     x, y = d.x_train[:bs], d.y_train[:bs]
@@ -81,7 +83,7 @@ def bare_step(
             j = i % (n // bs)
             xk, yk = d.batch(perms[:, j * bs : (j + 1) * bs])
             x, y = xk.transpose(0, 1).flatten(1, 2), yk.flatten()
-        out = model(x).reshape(-1, d.num_classes)  # (k*B, classes), member-major
+        out = model(x.contiguous(memory_format=layout)).reshape(-1, d.num_classes)  # member-major
         loss = F.cross_entropy(out, y, reduction="sum") / bs  # the sum of the members' mean losses
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -202,10 +204,12 @@ def fusion_table(root: Path | None, device: str) -> list[str]:
     if root is None:
         return out + ["| (MNIST not found: not measured) | | | | | | | | |"]
     for model in ("mlp", "cnn"):  # bf16 autocast: trainer.precision=auto on CUDA
+        nhwc = "true" if model == "cnn" else "false"
         cfg = cfg_of(f"model={model}", "data=mnist", f"data.root={root}", "trainer.epochs=2",
-                     "trainer.device=cuda", "trainer.deterministic=false")  # fmt: skip
+                     "trainer.device=cuda", "trainer.deterministic=false",
+                     f"trainer.channels_last={nhwc}")  # fmt: skip
         d = data.load(cfg.data, torch.device("cuda"))
-        out += fusion_rows(f"{model}, MNIST, CUDA bf16", cfg, d, [16])
+        out += fusion_rows(f"{model}, MNIST, CUDA bf16{', NHWC' * (nhwc == 'true')}", cfg, d, [16])
     return out
 
 

@@ -36,6 +36,7 @@ BOOKKEEPING = (
     "data.download",
     "trainer.device",
     "trainer.compile",  # like the device: the same computation, other kernels
+    "trainer.channels_last",  # likewise: another memory order, the same values
     "trainer.progress",
     "trainer.loggers",
 )

@@ -268,6 +268,7 @@ class Trainer(_Strict):
     loggers: list[Literal["tensorboard", "mlflow"]]
     fuse: PosInt
     compile: StrictBool
+    channels_last: StrictBool
     mc_dropout: Annotated[int, Field(ge=0)]
 
 

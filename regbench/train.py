@@ -112,6 +112,8 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
     records = [Record(reg.get("earlystop")) for _ in members]
     saved = [resume(*a) for a in zip(members, records, solos, rngs, strict=True)]
     model = fuse.Fused(solos).to(device)
+    layout = torch.channels_last if tc.channels_last else torch.contiguous_format
+    model.to(memory_format=layout)  # 4-d weights only; checkpoints load into either order
     if tc.compile:  # in place: the state_dict keeps its names, checkpoints stay solo-loadable
         model.compile()
     step = Step(cfg, model, n, per_epoch)
@@ -132,7 +134,7 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
             if aug:  # each member its own draws, exactly those of its solo run
                 x = torch.stack([data.augment(a, aug, r.aug) for a, r in zip(x, rngs, strict=True)])
             with amp:
-                out = model(x.transpose(0, 1).flatten(1, 2))  # (B, K*C, H, W)
+                out = model(x.transpose(0, 1).flatten(1, 2).contiguous(memory_format=layout))
             loss_sum += step(out, y, live)
             bar.advance()
         seconds = elapsed(t0, device)

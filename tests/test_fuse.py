@@ -338,6 +338,32 @@ def test_compiled_fused_job_trains_as_the_eager_one(tmp_path: Path) -> None:
             }
 
 
+@pytest.mark.parametrize("seeds", ["seed=0", "seed=[0,1]"])
+def test_channels_last_trains_as_the_default_memory_order(tmp_path: Path, seeds: str) -> None:
+    """trainer.channels_last=true (NHWC conv weights and batches), a solo run and a fused job: the
+    same runs to rounding, and checkpoints that load into the (NCHW) solo model."""
+    common = ["model=cnn", *NARROW["cnn"], "reg=[bn,aug]", "optim=sgd", *SMALL, seeds]
+    job.run(make_cfg(*common, "trainer.fuse=2", f"out_dir={tmp_path / 'nchw'}"))
+    job.run(make_cfg(*common, "trainer.fuse=2", "trainer.channels_last=true",
+                     f"out_dir={tmp_path / 'nhwc'}"))  # fmt: skip
+    folders = sorted((tmp_path / "nhwc").iterdir())
+    assert len(folders) == (2 if "[" in seeds else 1)
+    for c in folders:
+        e, seed = tmp_path / "nchw" / c.name, int(c.name[-1])
+        a, b = weights(c / "last.pt"), weights(e / "last.pt")
+        solo = models.build(make_cfg(*common[:-1], f"seed={seed}"), (1, 8, 8), 10)
+        solo.load_state_dict(a)
+        assert any(  # the NHWC weights went to disk as they were: the setting took effect
+            v.ndim == 4 and v.shape[1] > 1 and not v.is_contiguous()
+            and v.is_contiguous(memory_format=torch.channels_last) for v in a.values()
+        )  # fmt: skip
+        for key in b:
+            assert (a[key].double() - b[key].double()).norm() <= 1e-4 * b[
+                key
+            ].double().norm() + 1e-7, key
+        assert rounded(c) == rounded(e)
+
+
 def test_members_killed_an_epoch_apart_resume_in_separate_groups(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

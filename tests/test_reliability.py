@@ -453,6 +453,9 @@ BAD_INPUTS = {
     "mc-dropout-negative": _static("trainer.mc_dropout=-1", says="'trainer.mc_dropout' (-1)"),
     "mc-dropout-bool": _static("trainer.mc_dropout=true", says="'trainer.mc_dropout' (True)"),
     "compile-not-bool": _static("trainer.compile=2", says="'trainer.compile' (2)"),
+    "channels-last-not-bool": _static(
+        "trainer.channels_last=yes", says="'trainer.channels_last' ('yes')"
+    ),
     "user-model-missing": _static(
         "+model._target_=no_such_module.build", says="cannot import no_such_module"
     ),
