@@ -105,7 +105,7 @@ class Step:
         (with label smoothing the plain mean rounds differently: it takes the general form)."""
         k = self.k
         if len(y) == 1 and not k.smooth:
-            loss = F.cross_entropy(out[0].float(), y[0], label_smoothing=k.smooth)
+            loss = F.cross_entropy(out[0].float(), y[0])
             losses = loss.detach().view(1)
         else:
             losses = (
