@@ -36,8 +36,22 @@ def rows(run_dir: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in r.items() if k not in TIMING} for r in csv.DictReader(f)]
 
 
+def rounded(run_dir: Path) -> list[dict[str, float]]:
+    """metrics.csv rows to 4 decimals: a fused member's arithmetic rounds differently from its
+    solo run's (batched matmuls, grouped convolutions), so equal means equal to 4 decimals."""
+    return [{k: round(v, 4) for k, v in r.items()} for r in rows(run_dir)]
+
+
 def weights(path: Path) -> dict[str, torch.Tensor]:
     return runs.load_checkpoint(path)["model"]
+
+
+def assert_close_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    """Equal to rounding: every tensor of a within 1e-4 of b's, relative (+1e-7 near zero)."""
+    assert a.keys() == b.keys()
+    for key in b:
+        diff = (a[key].double() - b[key].double()).norm()
+        assert diff <= 1e-4 * b[key].double().norm() + 1e-7, key
 
 
 # ---- the conversion ------------------------------------------------------------------------------
@@ -117,12 +131,6 @@ DETERMINISTIC = {
 }
 
 
-def rounded(run_dir: Path) -> list[dict[str, float]]:
-    """metrics.csv rows to 4 decimals: a fused member's arithmetic rounds differently from its
-    solo run's (batched matmuls, grouped convolutions), so equal means equal to 4 decimals."""
-    return [{k: round(v, 4) for k, v in r.items()} for r in rows(run_dir)]
-
-
 @pytest.mark.parametrize("regs", list(DETERMINISTIC))
 @pytest.mark.parametrize("model", list(NARROW))
 def test_member_k_equals_the_solo_run_of_seed_k(tmp_path: Path, model: str, regs: str) -> None:
@@ -137,12 +145,8 @@ def test_member_k_equals_the_solo_run_of_seed_k(tmp_path: Path, model: str, regs
         assert (f / "config.yaml").read_text().replace("fused", "solo") == (
             o / "config.yaml"
         ).read_text()
-        for ck in ("last.pt", "best.pt"):
-            a, b = weights(f / ck), weights(o / ck)
-            assert a.keys() == b.keys()
-            for key in a:  # the solo model's tensors, each within 1e-4 relative
-                diff = (a[key].double() - b[key].double()).norm()
-                assert diff <= 1e-4 * b[key].double().norm() + 1e-7, (ck, key)
+        for ck in ("last.pt", "best.pt"):  # the solo model's tensors
+            assert_close_weights(weights(f / ck), weights(o / ck))
         assert rounded(f) == rounded(o)
         sf, so = summary(f), summary(o)
         assert sf["status"] == so["status"] and sf["epochs_run"] == so["epochs_run"]
@@ -231,20 +235,16 @@ def test_sigkill_mid_fused_job_then_rerun_equals_uninterrupted_job(tmp_path: Pat
         if not regrouped:
             assert rows(cut / n) == rows(whole / n) and a == b
         else:
-            assert [{k: round(v, 4) for k, v in r.items()} for r in rows(cut / n)] == [
-                {k: round(v, 4) for k, v in r.items()} for r in rows(whole / n)
-            ]
+            assert rounded(cut / n) == rounded(whole / n)
             assert a["status"] == b["status"] and a["test_acc"] == pytest.approx(
                 b["test_acc"], abs=1e-4
             )
         for ck in ("best.pt", "last.pt"):
             wa, wb = weights(cut / n / ck), weights(whole / n / ck)
-            for k in wa:
-                if regrouped:
-                    assert (wa[k].double() - wb[k].double()).norm() <= 1e-4 * wb[
-                        k
-                    ].double().norm() + 1e-7
-                else:
+            if regrouped:
+                assert_close_weights(wa, wb)
+            else:
+                for k in wa:
                     assert torch.equal(wa[k], wb[k]), k
 
 
@@ -328,14 +328,8 @@ def test_compiled_fused_job_trains_as_the_eager_one(tmp_path: Path) -> None:
         e, c = tmp_path / "eager" / f"mlp-bn-sgd-s{s}", tmp_path / "compiled" / f"mlp-bn-sgd-s{s}"
         a, b = weights(c / "last.pt"), weights(e / "last.pt")
         models.build(make_cfg(*common[:-2], f"seed={s}"), (1, 8, 8), 10).load_state_dict(a)
-        for key in b:
-            assert (a[key].double() - b[key].double()).norm() <= 1e-4 * b[
-                key
-            ].double().norm() + 1e-7
-        for ra, rb in zip(rows(c), rows(e), strict=True):
-            assert {k: round(v, 4) for k, v in ra.items()} == {
-                k: round(v, 4) for k, v in rb.items()
-            }
+        assert_close_weights(a, b)
+        assert rounded(c) == rounded(e)
 
 
 @pytest.mark.parametrize("seeds", ["seed=0", "seed=[0,1]"])
@@ -357,10 +351,7 @@ def test_channels_last_trains_as_the_default_memory_order(tmp_path: Path, seeds:
             v.ndim == 4 and v.shape[1] > 1 and not v.is_contiguous()
             and v.is_contiguous(memory_format=torch.channels_last) for v in a.values()
         )  # fmt: skip
-        for key in b:
-            assert (a[key].double() - b[key].double()).norm() <= 1e-4 * b[
-                key
-            ].double().norm() + 1e-7, key
+        assert_close_weights(a, b)
         assert rounded(c) == rounded(e)
 
 
@@ -388,9 +379,5 @@ def test_members_killed_an_epoch_apart_resume_in_separate_groups(
     grouped = {n.name: summary(n).get("fused_with") for n in sorted(cut.iterdir())}
     assert grouped == {"mlp-bn+wd-sgd-s0": None, "mlp-bn+wd-sgd-s1": 2, "mlp-bn+wd-sgd-s2": 2}
     for n in grouped:
-        assert [{k: round(v, 4) for k, v in r.items()} for r in rows(cut / n)] == [
-            {k: round(v, 4) for k, v in r.items()} for r in rows(whole / n)
-        ]
-        wa, wb = weights(cut / n / "last.pt"), weights(whole / n / "last.pt")
-        for k in wa:
-            assert (wa[k].double() - wb[k].double()).norm() <= 1e-4 * wb[k].double().norm() + 1e-7
+        assert rounded(cut / n) == rounded(whole / n)
+        assert_close_weights(weights(cut / n / "last.pt"), weights(whole / n / "last.pt"))
