@@ -16,33 +16,10 @@ from typing import Any
 import numpy as np
 
 from regbench.compare import stats
+from regbench.compare.choices import LOWER_IS_BETTER
 from regbench.compare.groups import Group, factorial_cells
 from regbench.compare.load import STATUS_ORDER, CompareError, Run, read_test_outputs, test_size
 
-METRICS = (
-    "test_acc",
-    "test_loss",
-    "best_val_acc",
-    "best_val_loss",
-    "final_val_acc",
-    "final_train_acc",
-    "gen_gap",
-    "test_ece",
-    "weight_norm",
-    "overfit_epoch",
-    "mc_test_acc",
-    "mc_test_loss",
-    "mc_test_ece",
-)
-LOWER_IS_BETTER = (
-    "test_loss",
-    "best_val_loss",
-    "gen_gap",
-    "test_ece",
-    "weight_norm",
-    "mc_test_loss",
-    "mc_test_ece",
-)
 # means shown beside the metric (the last four only where runs record them: newer folders)
 EXTRA_MEANS = ("best_val_acc", "gen_gap", "best_epoch", "epochs_run", "wall_seconds")
 NEWER = ("final_val_acc", "test_ece", "weight_norm", "overfit_epoch", "mc_test_acc")

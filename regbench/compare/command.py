@@ -1,26 +1,17 @@
-"""`regbench compare`: the Typer command that chains load -> analysis -> report/figures."""
+"""`regbench compare`: the Typer command, its options and their checks; the work is in pipeline.py."""
 
 from __future__ import annotations
 
-import html
-import json
-import os
-import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from regbench.compare import analysis, figures, report, tables
-from regbench.compare.analysis import METRICS, Inference
-from regbench.compare.groups import Group, baseline_of, filter_runs, get_key, group_runs
-from regbench.compare.load import CompareError, Run, load_runs
-from regbench.compare.stats import CORRECTIONS, TESTS
+from regbench.compare.choices import CORRECTIONS, CURVE_COLUMNS, FORMATS, METRICS, TESTS
+from regbench.compare.load import CompareError
 
-FORMATS = ("table", "md", "csv", "json", "html")
-WIDE = 250  # piped output has no terminal width: let tables take what they need
-CURVES = ",".join(figures.CURVE_COLUMNS)
+CURVES = ",".join(CURVE_COLUMNS)
 
 Paths = Annotated[
     list[Path],
@@ -129,39 +120,6 @@ def _check(format: str, metric: str, test: str, correction: str, alpha: float, r
         raise CompareError(f"--reps must be at least 100, got {reps}")
 
 
-def _groups(
-    paths: list[Path], by: list[str], filters: list[str], err: Console
-) -> tuple[list[Run], list[Group]]:
-    runs = load_runs(paths)
-    for r in runs:
-        for why in [r.problem] if r.problem else r.warnings:
-            say(err, f"warning: {'skipped ' if r.problem else ''}{report.shown(r.path)}: {why}")
-    kept = filter_runs(runs, filters)
-    if not kept:
-        raise CompareError(
-            f"no runs with a readable config match {' and '.join(filters)}"
-            if filters
-            else "no run folder has a readable config.yaml"
-        )
-    for k in by:
-        if all(get_key(r.config, k) is None for r in kept):
-            raise CompareError(f"--by key {k!r} is not in any run's config.yaml")
-    return runs, group_runs(kept, by or None)
-
-
-def _check_curves(runs: list[Run], columns: list[str]) -> None:
-    present = list(dict.fromkeys(c for r in runs for c in r.metrics if c != "epoch"))
-    for c in columns:
-        if c not in present:
-            raise CompareError(
-                f"--curves column {c!r} is in no run's metrics.csv; choose from: {', '.join(present)}"
-            )
-
-
-def say(console: Console, text: str) -> None:
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
 def compare_command(
     paths: Paths,
     by: By = None,
@@ -185,138 +143,33 @@ def compare_command(
     """Compare runs: seeds grouped, mean ± std per group; paired and corrected inference against
     a baseline, P(better), seeds needed; factorial effects; spread per source of randomness;
     ensembles of seeds."""
+    # imported here, not at the top: scipy and matplotlib behind it cost every `regbench train`
+    # and `sweep` 0.7-2 s of start-up (measured)
+    from regbench.compare import pipeline
+    from regbench.compare.analysis import Inference
+
     err = Console(stderr=True)
     inf = Inference(metric, test, correction, alpha, reps=reps, seed=bootstrap_seed)
     try:
         _check(format, metric, test, correction, alpha, reps)
         keys = _split(by)
-        runs, groups = _groups(paths, keys, filter, err)
+        runs, groups = pipeline.groups_of(paths, keys, filter, err)
         if out is not None:
-            _check_curves(runs, _split(curves))
-        result = _analyse(runs, groups, keys, inf, baseline, sort, factorial, _split(factors))
+            pipeline.check_curves(runs, _split(curves))
+        result = pipeline.analyse(
+            runs, groups, keys, inf, baseline, sort, factorial, _split(factors)
+        )
         if ensemble:
-            _ensembles(result, labels=list(groups[0].labels), err=err)
+            pipeline.add_ensembles(result, labels=list(groups[0].labels), err=err)
     except CompareError as e:
-        say(err, f"error: {e}")
+        pipeline.say(err, f"error: {e}")
         raise typer.Exit(code=2) from None
-    _print(result, format, summary, err)
+    pipeline.print_result(result, format, summary, err)
     if out is not None:
         try:
             out.mkdir(parents=True, exist_ok=True)
-            path = _write(out, result, format == "html", _split(curves))
+            path = pipeline.write_outputs(out, result, format == "html", _split(curves))
         except OSError as e:
-            say(err, f"error: cannot write the report to {out}: {e.strerror or e}")
+            pipeline.say(err, f"error: cannot write the report to {out}: {e.strerror or e}")
             raise typer.Exit(code=2) from None
-        say(err, f"wrote {path}")
-
-
-def _analyse(
-    runs: list[Run],
-    groups: list[Group],
-    keys: list[str],
-    inf: Inference,
-    baseline: str | None,
-    sort: str | None,
-    factorial: bool,
-    factors: list[str],
-) -> dict[str, Any]:
-    """Every record and table section the outputs need, in display order."""
-    records = analysis.group_records(groups, inf.metric)
-    labels = list(groups[0].labels)
-    result: dict[str, Any] = {"inf": inf, "summary": [], "effects": None, "design": None}
-    result["ensembles"] = None
-    if baseline:
-        compared = analysis.baseline_records(groups, baseline_of(groups, baseline, keys), inf)
-        for r, c in zip(records, compared, strict=True):
-            r.update(c)
-    factorial_data = analysis.factorial_records(groups, factors or None, inf) if factorial else None
-    order = analysis.sort_order(records, sort, inf.metric)
-    result["records"] = [records[i] for i in order]
-    result["groups"] = shown = [groups[i] for i in order]
-    result["runs"] = report.run_records(runs, groups)
-    result["skipped"] = [r for r in runs if r.problem]
-    caption = tables.group_caption(len(result["skipped"]))
-    sections = [tables.group_section(result["records"], labels, inf.metric, caption)]
-    if baseline:
-        m = sum(r.get("p_adj") is not None for r in records)
-        caption = tables.baseline_caption(inf, m, analysis.noise_floor(groups, inf.metric))
-        sections.append(tables.baseline_section(result["records"], labels, inf, caption))
-        result["summary"] = tables.summary_lines(result["records"], shown, inf)
-    if "seeds" in labels:
-        sections.append(tables.spread_section(result["records"], labels, inf.metric))
-    if factorial_data:
-        effects, x, y, names = factorial_data
-        sections.append(tables.effects_section(effects, inf, names, len(y)))
-        result["effects"] = effects
-        result["design"] = (x, y, names)
-    result["sections"] = sections
-    return result
-
-
-def _ensembles(result: dict[str, Any], labels: list[str], err: Console) -> None:
-    """Add the ensembles table (groups in table order) to the result; say which runs it left out."""
-    records, notes = analysis.ensemble_records(result["groups"], result["inf"])
-    if not any(r["members"] for r in records):
-        raise CompareError(
-            "--ensemble: no finished run has readable test outputs (test_outputs.npz, written "
-            "at the test by regbench since ensembles exist); train the runs again"
-        )
-    for note in notes:
-        say(err, f"warning: {note}")
-    result["ensembles"] = records
-    result["sections"].append(tables.ensemble_section(records, labels))
-    if any(r.get("mc_acc") is not None for r in records):
-        result["sections"].append(tables.mc_section(records, labels))
-
-
-def _print(result: dict[str, Any], format: str, summary: bool, err: Console) -> None:
-    sections, lines = result["sections"], result["summary"] if summary else []
-    if format == "table":
-        width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else WIDE
-        console = Console(width=width)
-        for s in sections:
-            console.print(report.render_rich(s))
-        for line in lines:
-            say(console, line)
-    elif format == "md":
-        sys.stdout.write(report.markdown(sections))
-        sys.stdout.write("".join(f"\n- {line}" for line in lines) + ("\n" if lines else ""))
-    elif format == "html":
-        sys.stdout.write("".join(report.render_html(s) for s in sections))
-        sys.stdout.write("".join(f"<p>{html.escape(line)}</p>\n" for line in lines))
-    else:  # csv and json carry the raw numbers; stdout stays parseable, so words go to stderr
-        if format == "csv":
-            sys.stdout.write(report.render_csv(result["records"]))
-        else:
-            data = {
-                "metric": result["inf"].metric,
-                "groups": result["records"],
-                "effects": result["effects"],
-                "ensembles": result["ensembles"],
-                "summary": result["summary"],
-                "runs": result["runs"],
-            }
-            sys.stdout.write(
-                json.dumps(report.finite(data), indent=2, default=str, allow_nan=False) + "\n"
-            )
-        for line in lines:
-            say(err, line)
-
-
-def _write(out: Path, result: dict[str, Any], as_html: bool, columns: list[str]) -> Path:
-    """groups.csv, runs.csv, effects.csv, the figures and report.md/html into out."""
-    metric, groups = result["inf"].metric, result["groups"]
-    (out / "groups.csv").write_text(report.render_csv(result["records"]))
-    (out / "runs.csv").write_text(report.render_csv(result["runs"]))
-    pngs = figures.write_figures(out, groups, metric, columns)
-    if any(s.title.endswith("source of randomness") for s in result["sections"]):
-        pngs.append(figures.spread_figure(out, groups, metric))
-    if result["ensembles"] is not None:
-        (out / "ensembles.csv").write_text(report.render_csv(result["ensembles"]))
-        pngs.append(figures.ensemble_figure(out, result["ensembles"], groups))
-    if result["design"] is not None:
-        (out / "effects.csv").write_text(report.render_csv(result["effects"]))
-        pngs.append(figures.interaction_figure(out, *result["design"], metric))
-    return report.write_report(
-        out, result["sections"], pngs, as_html, result["summary"], result["skipped"]
-    )
+        pipeline.say(err, f"wrote {path}")

@@ -16,7 +16,6 @@ from regbench.compare.groups import Group
 from regbench.compare.load import Run
 
 MAX_PLOTTED_GROUPS = 12  # more lines than this make a figure unreadable
-CURVE_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc")  # --curves default
 
 
 def _pyplot() -> Any:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special, stats
 
-TESTS = ("t", "wilcoxon", "bootstrap")  # the paired tests; unpaired comparisons use Welch's t
-CORRECTIONS = {"holm": "holm", "bh": "fdr_bh", "none": None}  # --correction -> statsmodels name
+from regbench.compare.choices import CORRECTIONS
+
 POWER = 0.8  # the power `seeds_needed` plans for
 MAX_SEEDS = 10_000  # beyond this a difference is reported as out of reach
 

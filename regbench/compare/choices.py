@@ -1,0 +1,32 @@
+"""The values `regbench compare`'s options accept, apart from the modules that use them: the
+command line reads them without importing scipy or matplotlib."""
+
+METRICS = (
+    "test_acc",
+    "test_loss",
+    "best_val_acc",
+    "best_val_loss",
+    "final_val_acc",
+    "final_train_acc",
+    "gen_gap",
+    "test_ece",
+    "weight_norm",
+    "overfit_epoch",
+    "mc_test_acc",
+    "mc_test_loss",
+    "mc_test_ece",
+)
+LOWER_IS_BETTER = (
+    "test_loss",
+    "best_val_loss",
+    "gen_gap",
+    "test_ece",
+    "weight_norm",
+    "mc_test_loss",
+    "mc_test_ece",
+)
+TESTS = ("t", "wilcoxon", "bootstrap")  # the paired tests; unpaired comparisons use Welch's t
+CORRECTIONS = {"holm": "holm", "bh": "fdr_bh", "none": None}  # --correction -> statsmodels name
+CURVE_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc")  # --curves default
+FORMATS = ("table", "md", "csv", "json", "html")
+WIDE = 250  # piped output has no terminal width: let tables take what they need
