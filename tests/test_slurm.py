@@ -7,6 +7,7 @@ drives the real command as a user on a login node would, and checks what SLURM i
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -150,22 +151,35 @@ def test_cancelled_and_timed_out_jobs_are_interrupted_and_a_rerun_resumes_them(
         assert (d / "metrics.csv").stat().st_mtime_ns == stamps[d] and len(starts(d)) == 1
 
 
+def seconds_per_epoch(slurm: Slurm, out: Path, *args: str) -> float:
+    """This machine's pace for a run, now, as a job runs it (one thread): wall seconds per epoch,
+    evaluation and checkpoints included, over 10 epochs."""
+    cmd = [sys.executable, "-m", "regbench", "train", *args, "trainer.epochs=10", f"out_dir={out}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=environment(slurm), cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    (run_dir,) = out.iterdir()
+    return summary(run_dir)["wall_seconds"] / 10
+
+
 def test_a_run_longer_than_the_time_limit_is_requeued_and_completes(
     slurm: Slurm, tmp_path: Path
 ) -> None:
-    # the CNN trains 600 epochs on digits: about 90 s on one idle CPU core, more on a busy
-    # one. USR2 15 s before the 1-minute limit: submitit calls the launcher's checkpoint() (the
-    # same job, resubmitted) and requeues it (at most max_num_timeout times); the run resumes
-    # from last.pt. A failing job next to it changes nothing for it.
-    res = sweep(slurm, tmp_path, "model=cnn", "optim.lr=0.001,-1", "trainer.epochs=600",
-                "hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=1",
+    # USR2 15 s before the 1-minute limit: submitit calls the launcher's checkpoint() (the same
+    # job, resubmitted) and requeues it (at most max_num_timeout times); the run resumes from
+    # last.pt. The run is sized to this machine's pace, measured first: about 100 s of training,
+    # 2-3 time limits (a fixed 600 epochs took 90 s on a fast day, and needed 11 limits on a VM
+    # running 4x slower). A failing job next to it changes nothing for it.
+    pace = seconds_per_epoch(slurm, tmp_path / "pace", "model=cnn")
+    epochs = math.ceil(100 / pace)
+    res = sweep(slurm, tmp_path / "grid", "model=cnn", "optim.lr=0.001,-1",
+                f"trainer.epochs={epochs}", "hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=1",
                 "hydra.launcher.signal_delay_s=15", "hydra.launcher.max_num_timeout=10")  # fmt: skip
     assert res.returncode == 1  # the failed run
-    runs = {r["name"].rsplit("=", 1)[1]: r for r in index(tmp_path)["runs"]}
+    runs = {r["name"].rsplit("=", 1)[1]: r for r in index(tmp_path / "grid")["runs"]}
     assert runs["-1"]["status"] == "failed" and "optim.lr" in runs["-1"]["error"]
     assert runs["0.001"]["status"] == "completed"
     long_run = Path(runs["0.001"]["dir"])
-    assert summary(long_run)["epochs_run"] == 600
+    assert summary(long_run)["epochs_run"] == epochs
     started = starts(long_run)
     assert len(started) >= 2, "finished inside one time limit: make the run longer"
     assert len({job for job, _ in started}) == 1  # one SLURM job, requeued
