@@ -29,4 +29,3 @@ TESTS = ("t", "wilcoxon", "bootstrap")  # the paired tests; unpaired comparisons
 CORRECTIONS = {"holm": "holm", "bh": "fdr_bh", "none": None}  # --correction -> statsmodels name
 CURVE_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc")  # --curves default
 FORMATS = ("table", "md", "csv", "json", "html")
-WIDE = 250  # piped output has no terminal width: let tables take what they need

@@ -144,7 +144,7 @@ def compare_command(
     a baseline, P(better), seeds needed; factorial effects; spread per source of randomness;
     ensembles of seeds."""
     # imported here, not at the top: scipy and matplotlib behind it cost every `regbench train`
-    # and `sweep` 0.7-2 s of start-up (measured)
+    # and `sweep` 2.2 s of start-up on this VM on a slow day (measured, python -X importtime)
     from regbench.compare import pipeline
     from regbench.compare.analysis import Inference
 

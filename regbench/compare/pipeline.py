@@ -14,9 +14,10 @@ from rich.console import Console
 
 from regbench.compare import analysis, figures, report, tables
 from regbench.compare.analysis import Inference
-from regbench.compare.choices import WIDE
 from regbench.compare.groups import Group, baseline_of, filter_runs, get_key, group_runs
 from regbench.compare.load import CompareError, Run, load_runs
+
+WIDE = 250  # piped output has no terminal width: let tables take what they need
 
 
 def say(console: Console, text: str) -> None:
