@@ -15,6 +15,14 @@ from omegaconf import DictConfig
 
 from regbench.config import CONF_DIR
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two workers share two cores: one thread each, in this process and in the CLI processes it
+    # starts (two 2-thread OpenMP pools on two cores run several times slower than one each)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 FAST = ["trainer.progress=none", "data.subset=256"]
 
@@ -61,3 +69,9 @@ def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("datasets")
     shutil.copytree(src, root / "MNIST" / "raw")
     return root
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The cluster tests first: mostly waiting on SLURM and Ray, they then overlap the rest of the
+    suite on the other worker instead of running alone at its end."""
+    items.sort(key=lambda item: item.get_closest_marker("cluster") is None)
