@@ -36,76 +36,81 @@ REGS = (
 OPTIMS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
 
 
+def run_config(run: Path, seed: int, setting: int, epochs: int) -> dict:
+    """A config.yaml as a run of an older regbench wrote it (compare reads it as such)."""
+    model, reg = MODELS[setting % 5], REGS[(setting // 5) % 4]
+    return {
+        "seed": seed,
+        "resume": False,
+        "out_dir": str(run),
+        "name": None,
+        "sweep_name": "b",
+        "data": {
+            "name": "mnist",
+            "root": "data",
+            "download": False,
+            "val_fraction": 0.1,
+            "test_fraction": 0.1,
+            "split_seed": 0,
+            "subset": None,
+        },
+        "model": {"name": model, "width": 64, "depth": 3, "batch_norm": True},
+        "reg": reg,
+        "optim": {
+            "name": OPTIMS[(setting // 20) % 5],
+            "lr": 0.01 * (1 + setting // 100),
+            "weight_decay": 0.0,
+            "momentum": 0.9,
+            "betas": [0.9, 0.999],
+        },
+        "sched": {"name": "cosine", "warmup_epochs": 0, "min_lr": 0.0},
+        "init": {"name": "default"},
+        "trainer": {
+            "epochs": epochs,
+            "batch_size": 128,
+            "device": "cpu",
+            "precision": "fp32",
+            "deterministic": True,
+            "patience": 5,
+            "num_workers": 2,
+            "log_every": 50,
+            "grad_clip": None,
+        },
+    }
+
+
+def run_summary(run: Path, seed: int, setting: int, epochs: int, acc: float) -> dict:
+    return {
+        "status": "completed" if seed else "early_stopped",
+        "run_name": run.name,
+        "best_epoch": epochs - 2,
+        "best_val_acc": acc,
+        "best_val_loss": 0.4,
+        "test_acc": acc - 0.01,
+        "test_loss": 0.45,
+        "final_train_acc": acc + 0.05,
+        "gen_gap": 0.05,
+        "epochs_run": epochs,
+        "wall_seconds": 100.0 + seed,
+        "params": 10_000 * (1 + setting % 5),
+        "device": "cpu",
+        "torch_version": "2.5.1",
+        "seed": seed,
+        "error": None,
+    }
+
+
 def make_runs(root: Path, n_runs: int, epochs: int) -> None:
     """n_runs folders: model x reg x optim settings, 10 seeds each, in sweep sub-folders."""
     for i in range(n_runs):
         seed, setting = i % 10, i // 10
-        model, reg = MODELS[setting % 5], REGS[(setting // 5) % 4]
-        optim = OPTIMS[(setting // 20) % 5]
-        run = root / "sweeps" / f"sweep{setting // 20}" / f"{model}-{setting}-s{seed}"
+        run = root / "sweeps" / f"sweep{setting // 20}" / f"{MODELS[setting % 5]}-{setting}-s{seed}"
         run.mkdir(parents=True)
-        config = {
-            "seed": seed,
-            "resume": False,
-            "out_dir": str(run),
-            "name": None,
-            "sweep_name": "b",
-            "data": {
-                "name": "mnist",
-                "root": "data",
-                "download": False,
-                "val_fraction": 0.1,
-                "test_fraction": 0.1,
-                "split_seed": 0,
-                "subset": None,
-            },
-            "model": {"name": model, "width": 64, "depth": 3, "batch_norm": True},
-            "reg": reg,
-            "optim": {
-                "name": optim,
-                "lr": 0.01 * (1 + setting // 100),
-                "weight_decay": 0.0,
-                "momentum": 0.9,
-                "betas": [0.9, 0.999],
-            },
-            "sched": {"name": "cosine", "warmup_epochs": 0, "min_lr": 0.0},
-            "init": {"name": "default"},
-            "trainer": {
-                "epochs": epochs,
-                "batch_size": 128,
-                "device": "cpu",
-                "precision": "fp32",
-                "deterministic": True,
-                "patience": 5,
-                "num_workers": 2,
-                "log_every": 50,
-                "grad_clip": None,
-            },
-        }
+        config = run_config(run, seed, setting, epochs)
         (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         acc = 0.8 + 0.01 * (setting % 7) + 0.002 * seed
-        (run / "summary.json").write_text(
-            json.dumps(
-                {
-                    "status": "completed" if seed else "early_stopped",
-                    "run_name": run.name,
-                    "best_epoch": epochs - 2,
-                    "best_val_acc": acc,
-                    "best_val_loss": 0.4,
-                    "test_acc": acc - 0.01,
-                    "test_loss": 0.45,
-                    "final_train_acc": acc + 0.05,
-                    "gen_gap": 0.05,
-                    "epochs_run": epochs,
-                    "wall_seconds": 100.0 + seed,
-                    "params": 10_000 * (1 + setting % 5),
-                    "device": "cpu",
-                    "torch_version": "2.5.1",
-                    "seed": seed,
-                    "error": None,
-                }
-            )
-        )
+        summary = run_summary(run, seed, setting, epochs, acc)
+        (run / "summary.json").write_text(json.dumps(summary))
         rows = ["epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,samples_per_s"]
         rows += [
             f"{e},{1 / e:.5f},{acc * e / epochs:.5f},{1.1 / e:.5f},{acc * e / epochs:.5f},"
