@@ -16,8 +16,8 @@ from omegaconf import DictConfig
 from regbench.config import CONF_DIR
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # two workers share two cores: one thread each, in this process and in the CLI processes it
-    # starts (two 2-thread OpenMP pools on two cores run several times slower than one each)
+    # one worker per core (-n auto): one thread each, in this process and in the CLI processes it
+    # starts (two 2-thread OpenMP pools on two cores ran 4x slower than one thread each: README)
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
