@@ -37,6 +37,7 @@ BOOKKEEPING = (
     "trainer.device",
     "trainer.compile",  # like the device: the same computation, other kernels
     "trainer.channels_last",  # likewise: another memory order, the same values
+    "trainer.eval_batch_size",  # likewise: the same forward passes, in other chunks
     "trainer.progress",
     "trainer.loggers",
 )

@@ -418,6 +418,7 @@ def test_bookkeeping_keys_do_not_split_groups(tmp_path: Path) -> None:
         config = yaml.safe_load((run / "config.yaml").read_text())
         config["data"]["root"] = f"/data{seed}"
         config["trainer"]["progress"] = "bar" if seed else "none"
+        config["trainer"]["eval_batch_size"] = 256 if seed else 1024
         (run / "config.yaml").write_text(yaml.safe_dump(config))
     make_run(tmp_path, "other-split", seed=5)
     config = yaml.safe_load((tmp_path / "other-split/config.yaml").read_text())

@@ -38,12 +38,13 @@ def test_resume_ignores_bookkeeping_and_continues_first_unfinished(tmp_path: Pat
     )
     _unfinish(second)
     _unfinish(third)
-    # other display, device spelling and loggers: still the same run
+    # other display, device spelling, evaluation chunks: still the same run
     r = cli(
         "train",
         *base[:-1],
         "trainer.device=auto",
         "trainer.progress=plain",
+        "trainer.eval_batch_size=100",
         "resume=true",
         cwd=tmp_path,
     )
