@@ -117,10 +117,27 @@ class Slurm:
             )
 
     def start(self) -> None:
-        r = self.root
         for d in ("etc", "state", "spool", "db"):
-            (r / d).mkdir()
-        r.chmod(0o755)
+            (self.root / d).mkdir()
+        self.root.chmod(0o755)
+        self._start_munge_and_mariadb()
+        self._write_configs()
+        r = self.root
+        self._daemon("slurmdbd", "slurmdbd", "-D")
+        _wait("slurmdbd", lambda: self._ok("sacctmgr", "-n", "list", "cluster"), r / "slurmdbd.log")
+        self.run("sacctmgr", "-i", "add", "cluster", CLUSTER)
+        self._daemon("slurmctld", "slurmctld", "-D", "-c")
+        _wait("slurmctld", lambda: self._ok("scontrol", "ping"), r / "slurmctld.log")
+        self._daemon("slurmd", "slurmd", "-D", "-N", NODE)
+        _wait(
+            "slurmd",
+            lambda: self.run("sinfo", "-h", "-o", "%T", check=False).stdout.strip() == "idle",
+            r / "slurmd.log",
+        )
+
+    def _start_munge_and_mariadb(self) -> None:
+        """munged (authentication) and mariadbd (slurmdbd's accounting store), on unix sockets."""
+        r = self.root
         key = r / "munge.key"
         key.write_bytes(os.urandom(1024))
         key.chmod(0o400)
@@ -145,6 +162,9 @@ class Slurm:
         )  # fmt: skip
         _wait("mariadbd", (r / "mysql.sock").exists, r / "mariadbd.out")
 
+    def _write_configs(self) -> None:
+        """slurmdbd.conf and slurm.conf: one node of 2 CPUs, one partition, free ports."""
+        r = self.root
         dbd_port, ctld_port, slurmd_port = _free_port(), _free_port(), _free_port()
         munge = f"AuthType=auth/munge\nAuthInfo=socket={r / 'munge.sock'}"
         dbd = self.etc / "slurmdbd.conf"
@@ -185,17 +205,6 @@ KillWait=5
 NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname={host} CPUs=2 State=UNKNOWN
 PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
 """
-        )
-        self._daemon("slurmdbd", "slurmdbd", "-D")
-        _wait("slurmdbd", lambda: self._ok("sacctmgr", "-n", "list", "cluster"), r / "slurmdbd.log")
-        self.run("sacctmgr", "-i", "add", "cluster", CLUSTER)
-        self._daemon("slurmctld", "slurmctld", "-D", "-c")
-        _wait("slurmctld", lambda: self._ok("scontrol", "ping"), r / "slurmctld.log")
-        self._daemon("slurmd", "slurmd", "-D", "-N", NODE)
-        _wait(
-            "slurmd",
-            lambda: self.run("sinfo", "-h", "-o", "%T", check=False).stdout.strip() == "idle",
-            r / "slurmd.log",
         )
 
     def idle(self, timeout: float = 120) -> None:

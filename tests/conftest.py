@@ -1,7 +1,10 @@
-"""Shared helpers: compose configs from conf/, run the real loop in-process or the real CLI."""
+"""Shared helpers: compose configs from conf/, run the real loop in-process or the real CLI, read
+what a run folder holds, check a one-line error."""
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
 import os
 import shutil
@@ -12,6 +15,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from typer.testing import CliRunner
 
 from regbench.config import CONF_DIR
 
@@ -23,8 +27,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
     torch.set_num_threads(1)
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "datasets"
 FAST = ["trainer.progress=none", "data.subset=256"]
+TIMING_COLUMNS = ("seconds", "samples_per_s")  # wall-clock: differs between any two runs
+TIMING_FIELDS = ("wall_seconds",)
 
 
 def make_cfg(*overrides: str) -> DictConfig:
@@ -43,21 +50,74 @@ def train_inprocess(tmp: Path, *overrides: str) -> Path:
     return new
 
 
+def cli_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "regbench", *args]
+
+
+def cli_env() -> dict[str, str]:
+    # this checkout's regbench, whatever an installed (editable) copy points to
+    return {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+
+
 def cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """The real console entry point, as a user runs it."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "regbench", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=timeout,
+        cli_cmd(*args), capture_output=True, text=True, cwd=cwd, env=cli_env(), timeout=timeout
     )
+
+
+def cli_inprocess(*args: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int | None, str, str]:
+    """The Typer app in this process (no interpreter start-up): exit code, stdout, stderr."""
+    from regbench.cli import app
+
+    monkeypatch.setattr(sys, "argv", list(sys.argv))  # `train` hands its overrides to Hydra there
+    r = CliRunner().invoke(app, list(args))
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+    return r.exit_code, r.stdout, r.stderr
+
+
+def assert_one_line_error(code: int | None, stdout: str, stderr: str) -> str:
+    """Exit code 2, stderr exactly one `error:` line, no traceback anywhere; returns the line."""
+    assert code == 2, (code, stdout, stderr)
+    assert "Traceback" not in stdout + stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and lines[0][7:].strip(), stderr
+    return lines[0]
 
 
 def summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
+
+
+def summary_untimed(run_dir: Path) -> dict:
+    s = summary(run_dir)
+    for key in TIMING_FIELDS:
+        s.pop(key)
+    return s
+
+
+def metrics_rows(run_dir: Path) -> list[dict[str, str]]:
+    """metrics.csv as written (strings, compared exactly), without the timing columns."""
+    with open(run_dir / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for col in TIMING_COLUMNS:
+            row.pop(col)
+    return rows
+
+
+def truncate(path: Path) -> None:
+    """Cut a file to half its length: what a copy or a write stopped midway leaves."""
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    """sha256 of every file below root, by relative path (hidden files and the lock included)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +129,38 @@ def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("datasets")
     shutil.copytree(src, root / "MNIST" / "raw")
     return root
+
+
+@pytest.fixture(scope="session")
+def mnist_gz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pristine copy of the MNIST .gz originals (no extracted or cached files beside them);
+    tests copy it again before damaging anything."""
+    src = SHARED / "MNIST" / "raw"
+    if len(list(src.glob("*.gz"))) < 4:
+        pytest.skip(f"MNIST originals not present in {src}")
+    dst = tmp_path_factory.mktemp("mnist-gz") / "MNIST" / "raw"
+    dst.mkdir(parents=True)
+    for gz in src.glob("*.gz"):
+        shutil.copy(gz, dst)
+    return dst.parent.parent
+
+
+@pytest.fixture
+def known_sweep(tmp_path: Path) -> Path:
+    """cnn/mlp x none/dropout, 3 seeds each, hand-made with known test accuracies (compare's tests)."""
+    from tests.runfolders import known_sweep
+
+    return known_sweep(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def existing_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An out_dir holding one finished run: the bad-input tests must leave it byte-identical."""
+    from regbench.solo import run
+
+    out = tmp_path_factory.mktemp("existing") / "out"
+    run(make_cfg("name=existing", "trainer.epochs=1", "trainer.progress=none", f"out_dir={out}"))
+    return out
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

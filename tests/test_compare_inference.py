@@ -21,7 +21,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower, TTestPower
 
 from tests.conftest import cli
-from tests.test_compare import make_run
+from tests.runfolders import make_run
 
 BASE = [0.944, 0.958, 0.946, 0.949, 0.957, 0.951]
 ARMS = {  # per seed 0..5; dropout clearly better, l2 a little, aug worse but only on 4 seeds

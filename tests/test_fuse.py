@@ -18,8 +18,7 @@ from torch import nn
 
 from regbench import fuse, job, models, runs
 from regbench.solo import run as solo_run
-from tests.conftest import cli, make_cfg, summary
-from tests.test_reliability import cli_cmd, cli_env
+from tests.conftest import cli, cli_cmd, cli_env, make_cfg, summary
 
 NARROW = {
     "mlp": ["model.hidden=[32,16]"],

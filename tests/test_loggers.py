@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli
-from tests.test_reliability import assert_one_line_error, cli_inprocess
+from tests.conftest import assert_one_line_error, cli, cli_inprocess
 
 TINY = ["trainer.progress=none", "data.subset=200", "model.hidden=[32]"]
 
