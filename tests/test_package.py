@@ -57,6 +57,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         env=_clean_env(),
     )
     assert built.returncode == 0, built.stdout + built.stderr
+    # a config group missing from pyproject's package list: setuptools warns and may drop it
+    assert "absent from the `packages` configuration" not in built.stdout + built.stderr
     (wheel,) = (tmp / "dist").glob("regbench-*.whl")
     env_dir = tmp / "venv"
     venv.create(env_dir, with_pip=False)
@@ -101,7 +103,8 @@ def test_wheel_installs_and_runs_from_an_empty_folder(installed: Path, tmp_path:
     ).stdout.split()
     venv_dir = installed.parent.resolve()
     assert all(Path(p).resolve().is_relative_to(venv_dir) for p in where), where  # not the checkout
-    assert (Path(where[1]) / "config.yaml").is_file()
+    installed_conf = sorted(str(p.relative_to(where[1])) for p in Path(where[1]).rglob("*.yaml"))
+    assert installed_conf == sorted(str(p.relative_to(REPO / "conf")) for p in (REPO / "conf").rglob("*.yaml"))  # fmt: skip
 
     version = run_installed(installed, "--version", cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.startswith("regbench "), version.stderr
