@@ -1,11 +1,12 @@
 """Training throughput: regbench's loop against the bare step and the tutorial loop, fused seeds
 against the same seeds one after another, and the start-up of an MNIST run before/after the cache.
 
-    python benchmarks/throughput.py [--mnist-root /work/shared/datasets] [--device cpu|cuda]
+    python benchmarks/throughput.py [--mnist-root ../shared/datasets] [--device cpu|cuda]
 
 Every number that is compared is a ratio of two measurements taken in this one process, round
-robin (a, b, a, b, ...) and the median kept, so a machine shared with other work affects both
-sides alike; the load average is printed with the tables.
+robin (a, b, a, b, ...), so a machine shared with other work affects both sides alike. The fused
+rows keep each round's ratio (paired, order alternating) and print their median and range; the
+other sections the median of each side. The load average is printed with the tables.
 """
 
 from __future__ import annotations
@@ -165,39 +166,54 @@ def solo_seconds(cfg: DictConfig, d: data.Splits, seeds: list[int]) -> tuple[flo
     return sum(t for t, _ in each), sum(w for _, w in each)
 
 
-def fusion_rows(label: str, cfg: DictConfig, d: data.Splits, ks: list[int]) -> list[str]:
-    out = []
-    epochs = cfg.trainer.epochs
+def one_side(cfg: DictConfig, d: data.Splits, k: int, fused: bool) -> tuple[float, float, float]:
+    """K seeds fused or one after another: (training s, wall s, bare step seed-samples/s)."""
+    seeds = list(range(k))
+    if fused:
+        return (*fit_seconds(cfg, d, seeds), bare_step(cfg, d, BARE_STEPS, k))
+    return (*solo_seconds(cfg, d, seeds), bare_step(cfg, d, BARE_STEPS))
+
+
+def ratio_cell(ratios: list[float]) -> str:
+    """The median of per-round ratios in bold, their range after it."""
+    return f"**{statistics.median(ratios):.2f}×** ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
+def fusion_rows(
+    label: str, cfg: DictConfig, d: data.Splits, ks: list[int], rounds: int
+) -> list[str]:
+    """One row per K. Each round measures solo and fused back to back, in alternating order, and
+    keeps their ratio: a drift of the machine's speed between rounds cancels in each ratio."""
+    out, epochs = [], cfg.trainer.epochs
     for k in ks:
-        seeds = list(range(k))
-        got: dict[str, list[tuple[float, float]]] = {"solo": [], "fused": []}
-        bare: dict[str, list[float]] = {"solo": [], "fused": []}
-        for _ in range(ROUNDS):
-            got["solo"].append(solo_seconds(cfg, d, seeds))
-            got["fused"].append(fit_seconds(cfg, d, seeds))
-            bare["solo"].append(bare_step(cfg, d, BARE_STEPS))
-            bare["fused"].append(bare_step(cfg, d, BARE_STEPS, k))
+        got: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
+        for r in range(rounds):
+            for fused in (False, True) if r % 2 == 0 else (True, False):
+                got[fused].append(one_side(cfg, d, k, fused))
+        pairs = list(zip(got[False], got[True], strict=True))
+        train = [s[0] / f[0] for s, f in pairs]
+        wall = [s[1] / f[1] for s, f in pairs]
+        bare = [f[2] / s[2] for s, f in pairs]
         (st, sw), (ft, fw) = (
-            [statistics.median(x[i] for x in got[key]) for i in (0, 1)] for key in ("solo", "fused")
+            [statistics.median(x[i] for x in got[fused]) for i in (0, 1)] for fused in (False, True)
         )
-        bs, bf = (statistics.median(bare[key]) for key in ("solo", "fused"))
         out.append(
-            f"| {label} | {k} | {k * epochs / st:.1f} | {k * epochs / ft:.1f} | **{st / ft:.2f}×** "
-            f"| {k * epochs / sw:.1f} | {k * epochs / fw:.1f} | **{sw / fw:.2f}×** | {bf / bs:.2f}× |"
+            f"| {label} | {k} | {k * epochs / st:.1f} | {k * epochs / ft:.1f} | {ratio_cell(train)} "
+            f"| {k * epochs / sw:.1f} | {k * epochs / fw:.1f} | {ratio_cell(wall)} | {ratio_cell(bare)} |"
         )
     return out
 
 
-def fusion_table(root: Path | None, device: str) -> list[str]:
+def fusion_table(root: Path | None, device: str, rounds: int) -> list[str]:
     out = ["| model, data, device | K | training: solo runs in a row | fused | fused / solo | wall: solo runs in a row | fused | fused / solo | bare step: fused / solo |"]  # fmt: skip
     out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     if device == "cpu":
         cfg = cfg_of("trainer.epochs=10", "trainer.device=cpu")  # the default mlp on digits
-        out += fusion_rows("mlp, digits, CPU", cfg, data.load(cfg.data, torch.device("cpu")), [1, 2, 4, 8])  # fmt: skip
+        out += fusion_rows("mlp, digits, CPU", cfg, data.load(cfg.data, torch.device("cpu")), [1, 2, 4, 8], rounds)  # fmt: skip
         if root is not None:
             cfg = cfg_of("model=cnn", "data=mnist", f"data.root={root}", "data.subset=2000",
                          "trainer.epochs=2", "trainer.device=cpu")  # fmt: skip
-            out += fusion_rows("cnn, MNIST (2k), CPU", cfg, data.load(cfg.data, torch.device("cpu")), [4])  # fmt: skip
+            out += fusion_rows("cnn, MNIST (2k), CPU", cfg, data.load(cfg.data, torch.device("cpu")), [4], ROUNDS)  # fmt: skip
         return out
     if not torch.cuda.is_available():
         return out + ["| mlp and cnn, MNIST, CUDA | 16 | not measured here (no GPU) | | | | | | |"]
@@ -209,7 +225,9 @@ def fusion_table(root: Path | None, device: str) -> list[str]:
                      "trainer.device=cuda", "trainer.deterministic=false",
                      f"trainer.channels_last={nhwc}")  # fmt: skip
         d = data.load(cfg.data, torch.device("cuda"))
-        out += fusion_rows(f"{model}, MNIST, CUDA bf16{', NHWC' * (nhwc == 'true')}", cfg, d, [16])
+        out += fusion_rows(
+            f"{model}, MNIST, CUDA bf16{', NHWC' * (nhwc == 'true')}", cfg, d, [16], rounds
+        )
     return out
 
 
@@ -282,6 +300,9 @@ def main() -> None:
     p.add_argument(
         "--only", default="loop,fused,compile,start-up", help="sections, comma-separated"
     )
+    p.add_argument(
+        "--rounds", type=int, default=7, help="rounds of the fused mlp (and CUDA) rows; the cnn: 3"
+    )
     args = p.parse_args()
     shared = Path(args.mnist_root)
     root = None
@@ -292,7 +313,7 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, {torch.get_num_threads()} threads, load average {os.getloadavg()}")  # fmt: skip
     sections = [
         ("loop", lambda: loop_table(root)),
-        ("fused", lambda: fusion_table(root, args.device)),
+        ("fused", lambda: fusion_table(root, args.device, args.rounds)),
         ("compile", lambda: compile_table(args.device)),
         ("start-up", lambda: startup_table(root)),
     ]
