@@ -4,6 +4,7 @@ its metrics.csv, checkpoints and one test at the end (a run as a command runs it
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -29,11 +30,14 @@ err_console = Console(stderr=True, highlight=False)
 # ---- set-up: device, precision, progress display ----------------------------------------------------
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"trainer.device={name} but CUDA is not available; use trainer.device=auto"
         )
+    if name.startswith("cuda"):  # trainer.deterministic: cuBLAS is deterministic only with a
+        # fixed workspace, set before CUDA starts (PyTorch's reproducibility notes)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     return torch.device(name)
 
 

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The CUDA checks in one device call (see benchmarks/README.md, "On a lent GPU"): a solo and a fused
+# run on the GPU, member k of the fused run against the solo run with seed k, then the CUDA rows of
+# throughput.py. Each step appends to $OUT/gpu_check.md as it ends, so a call cut off by its time
+# limit still brings back what was done. DEVICE=cpu runs the same steps here, as a dry run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEVICE="${DEVICE:-cuda}"
+OUT="${OUT:-/tmp/gpu-check}"
+ROUNDS="${ROUNDS:-3}"
+SECTIONS="${SECTIONS:-fused,compile}"
+mkdir -p "$OUT"
+log="$OUT/gpu_check.md"
+runlog="$OUT/train.log"  # the runs' own output, apart from the checks
+if ! python3 -c "import hydra" 2>/dev/null; then  # the GPU machine has no Hydra: the carried wheels
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+  export PYTHONPATH="/tmp/site:$PWD"
+else
+  export PYTHONPATH="$PWD"
+fi
+step() { echo "## $1 ($(date -u +%H:%M:%S) UTC)" >>"$log"; }
+
+step "machine"
+python3 -c "import torch; print('torch', torch.__version__, '| cuda', torch.cuda.is_available(),
+  '|', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" >>"$log" 2>&1
+runs="$OUT/runs"
+common=(data=mnist data.root=.devdata data.subset=2000 trainer.epochs=2 "trainer.device=$DEVICE"
+  trainer.progress=none trainer.precision=fp32 optim=sgd)  # sgd: see README, "What is equal"
+
+step "solo and fused, fp32, deterministic: member k against the solo run with seed k"
+python3 -m regbench train "${common[@]}" 'seed=[0,1,2,3]' "out_dir=$runs/solo" >>"$runlog" 2>&1
+python3 -m regbench train "${common[@]}" 'seed=[0,1,2,3]' trainer.fuse=4 "out_dir=$runs/fused" >>"$runlog" 2>&1
+python3 - "$runs" >>"$log" 2>&1 <<'EOF'
+import csv, sys
+from pathlib import Path
+import torch
+runs = Path(sys.argv[1])
+def rows(run):  # metrics.csv without the timing columns, to 4 decimals
+    with open(run / "metrics.csv") as f:
+        return [[f"{float(v):.4f}" for k, v in r.items() if k not in ("seconds", "samples_per_s")]
+                for r in csv.DictReader(f)]
+for solo in sorted((runs / "solo").glob("*-s*")):
+    fused = runs / "fused" / solo.name
+    a, b = (torch.load(r / "last.pt", map_location="cpu")["model"] for r in (solo, fused))
+    rel = max(((a[k] - b[k]).norm() / a[k].norm().clamp_min(1e-12)).item()
+              for k in a if a[k].is_floating_point())
+    print(f"{solo.name}: largest relative weight difference {rel:.2e} (CPU test: < 1e-4);"
+          f" metrics.csv rows equal to 4 decimals: {rows(solo) == rows(fused)}")
+EOF
+
+step "the default bf16 on $DEVICE: cnn, channels_last, fused 16"
+python3 -m regbench train data=mnist data.root=.devdata data.subset=2000 trainer.epochs=2 \
+  "trainer.device=$DEVICE" trainer.progress=none model=cnn trainer.channels_last=true \
+  'seed=[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]' trainer.fuse=16 "out_dir=$runs/cnn16" >>"$runlog" 2>&1
+python3 -c "import json, pathlib; print('test_acc of the 16 members:', [json.loads(p.read_text())['test_acc']
+  for p in sorted(pathlib.Path('$runs/cnn16').glob('*/summary.json'))])" >>"$log" 2>&1
+
+step "throughput.py --device $DEVICE --only $SECTIONS --rounds $ROUNDS"
+python3 benchmarks/throughput.py --device "$DEVICE" --only "$SECTIONS" --rounds "$ROUNDS" \
+  --mnist-root .devdata >>"$log" 2>&1
+step "done"
