@@ -24,8 +24,9 @@ step "machine"
 python3 -c "import torch; print('torch', torch.__version__, '| cuda', torch.cuda.is_available(),
   '|', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" >>"$log" 2>&1
 runs="$OUT/runs"
-common=(data=mnist data.root=.devdata data.subset=2000 trainer.epochs=2 "trainer.device=$DEVICE"
-  trainer.progress=none trainer.precision=fp32 optim=sgd)  # sgd: see README, "What is equal"
+base=(data=mnist data.root=.devdata data.subset=2000 trainer.epochs=2 "trainer.device=$DEVICE"
+  trainer.progress=none)
+common=("${base[@]}" trainer.precision=fp32 optim=sgd)  # sgd: see README, "What is equal"
 
 step "solo and fused, fp32, deterministic: member k against the solo run with seed k"
 python3 -m regbench train "${common[@]}" 'seed=[0,1,2,3]' "out_dir=$runs/solo" >>"$runlog" 2>&1
@@ -33,7 +34,7 @@ python3 -m regbench train "${common[@]}" 'seed=[0,1,2,3]' trainer.fuse=4 "out_di
 python3 - "$runs" >>"$log" 2>&1 <<'EOF'
 import csv, sys
 from pathlib import Path
-import torch
+from regbench.runs import load_checkpoint
 runs = Path(sys.argv[1])
 def rows(run):  # metrics.csv without the timing columns, to 4 decimals
     with open(run / "metrics.csv") as f:
@@ -41,16 +42,15 @@ def rows(run):  # metrics.csv without the timing columns, to 4 decimals
                 for r in csv.DictReader(f)]
 for solo in sorted((runs / "solo").glob("*-s*")):
     fused = runs / "fused" / solo.name
-    a, b = (torch.load(r / "last.pt", map_location="cpu")["model"] for r in (solo, fused))
+    a, b = (load_checkpoint(r / "last.pt")["model"] for r in (solo, fused))
     rel = max(((a[k] - b[k]).norm() / a[k].norm().clamp_min(1e-12)).item()
               for k in a if a[k].is_floating_point())
     print(f"{solo.name}: largest relative weight difference {rel:.2e} (CPU test: < 1e-4);"
           f" metrics.csv rows equal to 4 decimals: {rows(solo) == rows(fused)}")
 EOF
 
-step "the default bf16 on $DEVICE: cnn, channels_last, fused 16"
-python3 -m regbench train data=mnist data.root=.devdata data.subset=2000 trainer.epochs=2 \
-  "trainer.device=$DEVICE" trainer.progress=none model=cnn trainer.channels_last=true \
+step "trainer.precision=auto (bf16 on CUDA) on $DEVICE: cnn, channels_last, fused 16"
+python3 -m regbench train "${base[@]}" model=cnn trainer.channels_last=true \
   'seed=[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]' trainer.fuse=16 "out_dir=$runs/cnn16" >>"$runlog" 2>&1
 python3 -c "import json, pathlib; print('test_acc of the 16 members:', [json.loads(p.read_text())['test_acc']
   for p in sorted(pathlib.Path('$runs/cnn16').glob('*/summary.json'))])" >>"$log" 2>&1

@@ -31,12 +31,13 @@ err_console = Console(stderr=True, highlight=False)
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"trainer.device={name} but CUDA is not available; use trainer.device=auto"
-        )
-    if name.startswith("cuda"):  # trainer.deterministic: cuBLAS is deterministic only with a
-        # fixed workspace, set before CUDA starts (PyTorch's reproducibility notes)
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"trainer.device={name} but CUDA is not available; use trainer.device=auto"
+            )
+        # trainer.deterministic: cuBLAS is deterministic only with a fixed workspace, set before
+        # CUDA starts (PyTorch's reproducibility notes)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     return torch.device(name)
 

@@ -117,15 +117,15 @@ def test_optimizer_state_slices_and_fuses_back() -> None:
 # near-zero gradient becomes a step of size lr; a solo run differs from itself as much when only
 # the number of CPU threads changes (grouped and dense convolutions round differently, like that).
 # optim.lr=0.003, a resnet 8 wide, and bn apart from aug: the comparison holds where one rounding
-# difference stays a rounding difference. At lr 0.01 this passed on the AMD EPYC machines of earlier
-# sessions; on an Intel Xeon (AMX, 2026-12-02) the resnet with bn had member 0 at 1.3 % from its solo
-# run after 2 epochs, members 1-2 at 1e-6, and a solo run with its classifier scaled by 1 + 1e-6 as
-# far from itself (at the last batch of 8 images): chaos, not fusion. At 0.003, fused against solo
-# 1e-6 and a 1e-6 perturbation 2e-6, seeds 0-2, there. Measured (seeds 0-2, 2 epochs): the 4-wide resnet with bn
+# difference stays a rounding difference. Measured (seeds 0-2, 2 epochs): the 4-wide resnet with bn
 # at lr 0.05 or 0.01 moves by up to 136 % when its classifier's weights are scaled by 1 + 1e-6
 # before training (seed 0), a solo run against itself; the 8-wide one with bn and aug together, at
 # chance on 180 images, has a member 1e-6 from its solo run after epoch 1 and 0.2-68 % after epoch
 # 2 (lr 0.01 / 0.05). With bn and aug apart, every member of every model stays within 3e-6.
+# That was on AMD EPYC machines, at lr 0.01. On an Intel Xeon (AMX, 2026-12-02) the 8-wide resnet
+# with bn at lr 0.01 had member 0 at 1.3 % from its solo run, members 1-2 at 1e-6, and a solo run
+# with its classifier scaled by 1 + 1e-6 as far from itself (at the epoch's last batch of 8
+# images): chaos, not fusion. At lr 0.003 there: fused against solo 1e-6, the 1e-6 scaling 2e-6.
 ES = ["reg.earlystop.monitor=val_acc", "reg.earlystop.patience=1"]
 DETERMINISTIC = {
     "none": ["reg=none"],
