@@ -42,12 +42,24 @@ def cfg_of(*overrides: str) -> DictConfig:
         return compose("config", overrides=["trainer.progress=none", *overrides])
 
 
-def median_round_robin(fns: dict[str, Callable[[], float]]) -> dict[str, float]:
+def rounds_of(fns: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Each function once per round, the order rotating from round to round (a, b, c; b, c, a;
+    ...), so no side always runs first or right after the same neighbour: {name: one per round}."""
     got: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(ROUNDS):
-        for k, fn in fns.items():
-            got[k].append(fn())
-    return {k: statistics.median(v) for k, v in got.items()}
+    names = list(fns)
+    for r in range(rounds):
+        for k in names[r % len(names) :] + names[: r % len(names)]:
+            got[k].append(fns[k]())
+    return got
+
+
+def median_round_robin(fns: dict[str, Callable[[], float]]) -> dict[str, float]:
+    return {k: statistics.median(v) for k, v in rounds_of(fns, ROUNDS).items()}
+
+
+def ratio_cell(ratios: list[float]) -> str:
+    """The median of per-round ratios in bold, their range after it."""
+    return f"**{statistics.median(ratios):.2f}×** ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
 # ---- 1. the loop against the bare step and the tutorial loop (samples/s) ------------------------
@@ -61,17 +73,26 @@ def regbench_loop(cfg: DictConfig, d: data.Splits) -> float:
 
 
 def bare_step(
-    cfg: DictConfig, d: data.Splits, steps: int, k: int = 1, gather: bool = False
+    cfg: DictConfig,
+    d: data.Splits,
+    steps: int,
+    k: int = 1,
+    gather: bool = False,
+    default_optimizer: bool = False,
 ) -> float:
     """Seed-samples/s of the bare step: the model (k > 1: k members fused, as fit fuses them) and
     the optimizer fit gives it, on one ready batch per member: forward, loss, backward, step.
     gather: each step takes the next batch of a random order from the training split instead, as
-    fit does (data.Splits.batch): the data path that no loop over shuffled batches can skip."""
+    fit does (data.Splits.batch): the data path that no loop over shuffled batches can skip.
+    default_optimizer: torch's default implementation of fit's optimizer instead of the fused one."""
     solos = [models.build(cfg, d.shape, d.num_classes) for _ in range(k)]
     model = (solos[0] if k == 1 else fuse.Fused(solos)).to(d.x_train.device).train()
     layout = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
     model.to(memory_format=layout)
     opt = make_optimizer(cfg.optim, model, wide=k > 1)
+    if default_optimizer:  # the same class and settings, torch's choice of implementation
+        groups = [g | {"fused": None, "foreach": None} for g in opt.param_groups]
+        opt = type(opt)(groups, lr=groups[0]["lr"])
     bs, n = cfg.trainer.batch_size, len(d.x_train)
     x, y = d.x_train[:bs], d.y_train[:bs]
     if k > 1:
@@ -113,26 +134,33 @@ def tutorial_loop(cfg: DictConfig, root: Path, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def loop_table(root: Path | None) -> list[str]:
+def loop_table(root: Path | None, rounds: int) -> list[str]:
+    """samples/s, median over the rounds; the ratios are per round (each round measures every
+    side back to back), their median in bold and range after it."""
     out = ["| model (MNIST, CPU) | regbench loop | bare step | bare step + batch gather | tutorial loop | loop / bare | loop / (bare + gather) |"]  # fmt: skip
     out.append("| --- | --- | --- | --- | --- | --- | --- |")
     if root is None:
         return out + ["| (MNIST not found: not measured) | | | | | | |"]
-    n = 6400
-    for model in ("mlp", "cnn"):
+    # about 1.5 s (mlp) and 4 s (cnn) per measurement: shorter ones swung by 0.8-1.4x here
+    for model, n in (("mlp", 25600), ("cnn", 6400)):
         cfg = cfg_of(f"model={model}", "data=mnist", f"data.root={root}", f"data.subset={n}",
                      "trainer.epochs=2", "trainer.device=cpu")  # fmt: skip
         d = data.load(cfg.data, torch.device("cpu"))
         steps = n // cfg.trainer.batch_size
-        r = median_round_robin({
+        got = rounds_of({
             "loop": partial(regbench_loop, cfg, d),
             "bare": partial(bare_step, cfg, d, steps),
             "gather": partial(bare_step, cfg, d, steps, gather=True),
             "tutorial": partial(tutorial_loop, cfg, root, n),
-        })  # fmt: skip
+        }, rounds)  # fmt: skip
+        r = {k: statistics.median(v) for k, v in got.items()}
+        per_round = {
+            side: [a / b for a, b in zip(got["loop"], got[side], strict=True)]
+            for side in ("bare", "gather")
+        }
         out.append(
             f"| {model} | {r['loop']:,.0f} | {r['bare']:,.0f} | {r['gather']:,.0f} | "
-            f"{r['tutorial']:,.0f} | {r['loop'] / r['bare']:.2f} | {r['loop'] / r['gather']:.2f} |"
+            f"{r['tutorial']:,.0f} | {ratio_cell(per_round['bare'])} | {ratio_cell(per_round['gather'])} |"
         )
     return out
 
@@ -172,11 +200,6 @@ def one_side(cfg: DictConfig, d: data.Splits, k: int, fused: bool) -> tuple[floa
     if fused:
         return (*fit_seconds(cfg, d, seeds), bare_step(cfg, d, BARE_STEPS, k))
     return (*solo_seconds(cfg, d, seeds), bare_step(cfg, d, BARE_STEPS))
-
-
-def ratio_cell(ratios: list[float]) -> str:
-    """The median of per-round ratios in bold, their range after it."""
-    return f"**{statistics.median(ratios):.2f}×** ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
 def fusion_rows(
@@ -259,6 +282,30 @@ def compile_table(device: str) -> list[str]:
     return out
 
 
+# ---- 2c. the fused (one-kernel) optimizer against torch's default, for a solo run ----------------
+def optimizer_table(root: Path | None, rounds: int) -> list[str]:
+    out = ["| model, data, optimizer (CPU, solo) | default: samples/s | fused: samples/s | fused / default |"]  # fmt: skip
+    out.append("| --- | --- | --- | --- |")
+    cases = [("mlp", "adam", []), ("mlp", "momentum", []), ("mlp", "adamw", [])]
+    if root is not None:
+        cases.append(("cnn", "adam", ["data=mnist", f"data.root={root}", "data.subset=2000"]))
+    for model, optim, extra in cases:
+        cfg = cfg_of(f"model={model}", f"optim={optim}", *extra, "trainer.device=cpu")
+        d = data.load(cfg.data, torch.device("cpu"))
+        steps = 300 if model == "mlp" else 30  # about 0.3 s and 1 s
+        got = rounds_of({
+            "default": partial(bare_step, cfg, d, steps, default_optimizer=True),
+            "fused": partial(bare_step, cfg, d, steps),
+        }, rounds)  # fmt: skip
+        ratios = [f / dflt for dflt, f in zip(got["default"], got["fused"], strict=True)]
+        label = f"{model}, {'digits' if not extra else 'MNIST (2k)'}, {optim}"
+        out.append(
+            f"| {label} | {statistics.median(got['default']):,.0f} | "
+            f"{statistics.median(got['fused']):,.0f} | {ratio_cell(ratios)} |"
+        )
+    return out
+
+
 # ---- 3. start-up of an MNIST run: decoding the archives vs the decoded cache ---------------------
 def run_seconds(root: Path, out: Path) -> float:
     cmd = [sys.executable, "-m", "regbench", "train", "data=mnist", f"data.root={root}",
@@ -300,10 +347,13 @@ def main() -> None:
     p.add_argument("--mnist-root", default=str(REPO.parent / "shared" / "datasets"))
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument(
-        "--only", default="loop,fused,compile,start-up", help="sections, comma-separated"
+        "--only", default="loop,fused,compile,optimizer,start-up", help="sections, comma-separated"
     )
     p.add_argument(
-        "--rounds", type=int, default=7, help="rounds of the fused mlp (and CUDA) rows; the cnn: 3"
+        "--rounds",
+        type=int,
+        default=7,
+        help="rounds of the loop section and of the fused mlp (and CUDA) rows; the fused cnn: 3",
     )
     args = p.parse_args()
     shared = Path(args.mnist_root)
@@ -314,14 +364,15 @@ def main() -> None:
     print(f"# throughput, {time.strftime('%Y-%m-%d %H:%M %Z')}, torch {torch.__version__}, "
           f"{os.cpu_count()} CPUs, {torch.get_num_threads()} threads, load average {os.getloadavg()}")  # fmt: skip
     sections = [
-        ("loop", lambda: loop_table(root)),
+        ("loop", lambda: loop_table(root, args.rounds)),
         ("fused", lambda: fusion_table(root, args.device, args.rounds)),
         ("compile", lambda: compile_table(args.device)),
+        ("optimizer", lambda: optimizer_table(root, args.rounds)),
         ("start-up", lambda: startup_table(root)),
     ]
     for title, table in sections:
         if title not in args.only.split(",") or (
-            args.device == "cuda" and title in ("loop", "start-up")
+            args.device == "cuda" and title in ("loop", "optimizer", "start-up")
         ):
             continue
         print(f"\n## {title}\n")

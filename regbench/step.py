@@ -15,17 +15,18 @@ from regbench import fuse, models
 
 
 def make_optimizer(cfg: DictConfig, model: nn.Module, wide: bool = False) -> torch.optim.Optimizer:
-    """The optimizer of conf/optim. `wide` (a fused job: K members' tensors): torch's one-kernel
-    implementation (`fused=True`; RMSprop has none: `foreach=True`), a pass over memory where the
-    default makes about ten, each member's update equal to its solo one up to rounding. A solo run
-    keeps torch's default implementation, so its numbers stay those published."""
-    impl = {"fused": True} if wide else {}
+    """The optimizer of conf/optim, in torch's one-kernel implementation (`fused=True`): one pass
+    over memory where the default makes about ten. Measured on a 2-core CPU, default mlp, batch 64:
+    a step 1.5x faster with Adam, 1.6x with AdamW, 1.1x with SGD momentum (the cnn 1.1x with Adam);
+    the same update up to rounding. RMSprop has no fused form: in a fused job (`wide`, K members'
+    tensors) the multi-tensor one (`foreach=True`), for a solo run the default (foreach bought 1.0x)."""
+    impl = {"fused": True}
     if cfg.name in ("sgd", "momentum", "nesterov"):
         m = cfg.get("momentum", 0.0)
         return torch.optim.SGD(
             model.parameters(), cfg.lr, momentum=m, nesterov=cfg.name == "nesterov", **impl
         )
-    if cfg.name == "rmsprop":  # torch has no fused RMSprop: the multi-tensor one
+    if cfg.name == "rmsprop":
         foreach = True if wide else None
         return torch.optim.RMSprop(
             model.parameters(), cfg.lr, alpha=cfg.alpha, eps=cfg.eps, foreach=foreach
