@@ -353,7 +353,7 @@ def main() -> None:
         "--rounds",
         type=int,
         default=7,
-        help="rounds of the loop section and of the fused mlp (and CUDA) rows; the fused cnn: 3",
+        help="rounds of the loop and optimizer sections and of the fused mlp (and CUDA) rows; the fused cnn: 3",
     )
     args = p.parse_args()
     shared = Path(args.mnist_root)

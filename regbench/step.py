@@ -16,15 +16,15 @@ from regbench import fuse, models
 
 def make_optimizer(cfg: DictConfig, model: nn.Module, wide: bool = False) -> torch.optim.Optimizer:
     """The optimizer of conf/optim, in torch's one-kernel implementation (`fused=True`): one pass
-    over memory where the default makes about ten. Measured on a 2-core CPU, default mlp, batch 64:
-    a step 1.5x faster with Adam, 1.6x with AdamW, 1.1x with SGD momentum (the cnn 1.1x with Adam);
-    the same update up to rounding. RMSprop has no fused form: in a fused job (`wide`, K members'
-    tensors) the multi-tensor one (`foreach=True`), for a solo run the default (foreach bought 1.0x)."""
-    impl = {"fused": True}
+    over memory where the default makes about ten, the same update up to rounding. A solo step of
+    the default mlp on a 2-core CPU, batch 64 (benchmarks/throughput.py --only optimizer): 1.5x
+    faster with Adam and AdamW, 1.1x with SGD momentum; the MNIST cnn 1.02-1.05x with Adam.
+    RMSprop has no fused form: in a fused job (`wide`, K members' tensors) the multi-tensor one
+    (`foreach=True`), for a solo run the default (foreach bought 1.0x)."""
     if cfg.name in ("sgd", "momentum", "nesterov"):
         m = cfg.get("momentum", 0.0)
         return torch.optim.SGD(
-            model.parameters(), cfg.lr, momentum=m, nesterov=cfg.name == "nesterov", **impl
+            model.parameters(), cfg.lr, momentum=m, nesterov=cfg.name == "nesterov", fused=True
         )
     if cfg.name == "rmsprop":
         foreach = True if wide else None
@@ -33,7 +33,7 @@ def make_optimizer(cfg: DictConfig, model: nn.Module, wide: bool = False) -> tor
         )
     if cfg.name == "adam":
         betas = tuple(cfg.betas)
-        return torch.optim.Adam(model.parameters(), cfg.lr, betas=betas, eps=cfg.eps, **impl)
+        return torch.optim.Adam(model.parameters(), cfg.lr, betas=betas, eps=cfg.eps, fused=True)
     decay = {id(p) for p in models.decayed(model)}  # adamw: weights decay, biases and norms do not
     groups = [
         {
@@ -42,7 +42,7 @@ def make_optimizer(cfg: DictConfig, model: nn.Module, wide: bool = False) -> tor
         },
         {"params": [p for p in model.parameters() if id(p) not in decay], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, **impl)
+    return torch.optim.AdamW(groups, cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=True)
 
 
 def make_schedule(cfg: DictConfig, opt: torch.optim.Optimizer, total: int, per_epoch: int):
