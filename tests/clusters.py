@@ -214,6 +214,17 @@ PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
             assert time.monotonic() < end, self.run("squeue").stdout
             time.sleep(0.5)
 
+    def record(self, job: str) -> str:
+        """Everything SLURM kept of one job, for an assertion's message: its accounting rows (each
+        start, each step, exit codes) and slurmctld's log lines about it."""
+        rows = self.run("sacct", "-D", "-j", job, "--parsable2", "-o",
+                        "JobID,JobIDRaw,State,ExitCode,Start,End,Elapsed", check=False).stdout  # fmt: skip
+        log = (self.root / "slurmctld.log").read_text(errors="replace").splitlines()
+        raw = {line.split("|")[1].split(".")[0] for line in rows.splitlines()[1:] if "|" in line}
+        ids = {f"JobId={job}", *(f"JobId={r} " for r in raw), *(f"({r})" for r in raw)}
+        mine = [line for line in log if any(i in line for i in ids)]
+        return f"sacct:\n{rows}slurmctld.log:\n" + "\n".join(mine[-30:])
+
     def _busy(self) -> bool:
         if self.run("squeue", "-h", check=False).stdout.strip():
             return True

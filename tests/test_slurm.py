@@ -189,4 +189,5 @@ def test_a_run_longer_than_the_time_limit_is_requeued_and_completes(
     assert [restart for _, restart in started] == list(range(len(started)))
     assert "resumed from" in (long_run / "train.log").read_text()
     slurm.idle()
-    assert sacct(slurm)[started[0][0]] == "COMPLETED"
+    job = started[0][0]
+    assert sacct(slurm)[job] == "COMPLETED", slurm.record(job)
