@@ -227,12 +227,12 @@ def fusion_rows(
     return out
 
 
-def fusion_table(root: Path | None, device: str, rounds: int) -> list[str]:
+def fusion_table(root: Path | None, device: str, rounds: int, ks: list[int]) -> list[str]:
     out = ["| model, data, device | K | training: solo runs in a row | fused | fused / solo | wall: solo runs in a row | fused | fused / solo | bare step: fused / solo |"]  # fmt: skip
     out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     if device == "cpu":
         cfg = cfg_of("trainer.epochs=10", "trainer.device=cpu")  # the default mlp on digits
-        out += fusion_rows("mlp, digits, CPU", cfg, data.load(cfg.data, torch.device("cpu")), [1, 2, 4, 8], rounds)  # fmt: skip
+        out += fusion_rows("mlp, digits, CPU", cfg, data.load(cfg.data, torch.device("cpu")), ks, rounds)  # fmt: skip
         if root is not None:
             cfg = cfg_of("model=cnn", "data=mnist", f"data.root={root}", "data.subset=2000",
                          "trainer.epochs=2", "trainer.device=cpu")  # fmt: skip
@@ -355,7 +355,9 @@ def main() -> None:
         default=7,
         help="rounds of the loop and optimizer sections and of the fused mlp (and CUDA) rows; the fused cnn: 3",
     )
+    p.add_argument("--ks", default="1,2,4,8", help="K of the fused mlp rows on the CPU")
     args = p.parse_args()
+    ks = [int(k) for k in args.ks.split(",")]
     shared = Path(args.mnist_root)
     root = None
     if (shared / "MNIST" / "raw").is_dir():  # a private copy: the cache is written beside it
@@ -365,7 +367,7 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, {torch.get_num_threads()} threads, load average {os.getloadavg()}")  # fmt: skip
     sections = [
         ("loop", lambda: loop_table(root, args.rounds)),
-        ("fused", lambda: fusion_table(root, args.device, args.rounds)),
+        ("fused", lambda: fusion_table(root, args.device, args.rounds, ks)),
         ("compile", lambda: compile_table(args.device)),
         ("optimizer", lambda: optimizer_table(root, args.rounds)),
         ("start-up", lambda: startup_table(root)),
