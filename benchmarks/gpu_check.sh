@@ -34,7 +34,7 @@ python3 -m regbench train "${common[@]}" 'seed=[0,1,2,3]' trainer.fuse=4 "out_di
 python3 - "$runs" >>"$log" 2>&1 <<'EOF'
 import csv, sys
 from pathlib import Path
-from regbench.runs import load_checkpoint
+from regbench.run.checkpoint import load as load_checkpoint
 runs = Path(sys.argv[1])
 def rows(run):  # metrics.csv without the timing columns, to 4 decimals
     with open(run / "metrics.csv") as f:

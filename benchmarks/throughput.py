@@ -28,9 +28,11 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from regbench import data, fuse, models, train
-from regbench.config import CONF_DIR
-from regbench.step import make_optimizer
+from regbench import data, models
+from regbench.config import CONF_DIR, member_configs
+from regbench.run import fuse, loop
+from regbench.run.device import elapsed
+from regbench.run.step import make_optimizer
 
 REPO = Path(__file__).resolve().parent.parent
 ROUNDS = 3
@@ -66,8 +68,8 @@ def ratio_cell(ratios: list[float]) -> str:
 def regbench_loop(cfg: DictConfig, d: data.Splits) -> float:
     """samples/s of fit's training epochs (its own metrics.csv measure, evaluation excluded)."""
     with tempfile.TemporaryDirectory() as tmp:
-        m = train.Member(fuse.member_configs(cfg)[0], Path(tmp), lambda line: None)
-        train.fit([m], d)
+        m = loop.Member(member_configs(cfg)[0], Path(tmp), lambda line: None)
+        loop.fit([m], d)
         rows = (Path(tmp) / "metrics.csv").read_text().splitlines()
     return float(rows[-1].split(",")[-1])  # the last epoch: warmed up
 
@@ -110,7 +112,7 @@ def bare_step(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return k * steps * bs / train.elapsed(t0, d.x_train.device)
+    return k * steps * bs / elapsed(t0, d.x_train.device)
 
 
 def tutorial_loop(cfg: DictConfig, root: Path, n: int) -> float:
@@ -172,12 +174,12 @@ def timed_fit(cfg: DictConfig, d: data.Splits, seeds: list[int]) -> tuple[list[f
     with tempfile.TemporaryDirectory() as tmp:
         members = []
         for s in seeds:
-            c = fuse.member_configs(cfg)[0]
+            c = member_configs(cfg)[0]
             c.seed = s
             (Path(tmp) / str(s)).mkdir()
-            members.append(train.Member(c, Path(tmp) / str(s), lambda line: None))
+            members.append(loop.Member(c, Path(tmp) / str(s), lambda line: None))
         t0 = time.perf_counter()
-        train.fit(members, d)
+        loop.fit(members, d)
         wall = time.perf_counter() - t0
         lines = (Path(tmp) / str(seeds[0]) / "metrics.csv").read_text().splitlines()[1:]
         return [float(ln.split(",")[-2]) for ln in lines], wall

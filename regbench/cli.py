@@ -113,18 +113,19 @@ def train(
     if cfg:
         typer.echo(OmegaConf.to_yaml(composed), nl=False)
         return
-    from regbench.job import hydra_app  # torch loads here, not for --help or a bad override
+    from regbench.run.job import Terminated, run_checked  # torch loads here, not for --help
 
-    sys.argv = ["regbench", *searchpath_override(), *overrides]
     try:
-        hydra_app()
-    except KeyboardInterrupt:  # the run has printed how to continue it
+        run_checked(composed, overrides)
+    except Terminated:  # SIGTERM: the run has printed how to continue it
+        raise typer.Exit(143) from None
+    except KeyboardInterrupt:  # likewise
         raise typer.Exit(130) from None
 
 
 def _multirun(argv: list[str], launcher: str) -> int:
     """Hydra's multirun over argv; its exit code. The index is updated by the caller either way."""
-    from regbench.job import hydra_app
+    from regbench.run.job import hydra_app
 
     sys.argv = ["regbench", "--multirun", *argv]
     before = os.environ.get("HYDRA_FULL_ERROR")
@@ -160,7 +161,7 @@ def _dry_run(plan: Plan, console: Console) -> None:
     for name, lines in plan.warnings.items():
         for line in lines:
             typer.echo(f"warning: {name}: {line}")
-    done = sum(r["status"] in sw.runs.FINAL for r in plan.runs)
+    done = sum(r["status"] in sw.folder.FINAL for r in plan.runs)
     typer.echo(
         f"{len(plan.runs)} runs, {done} already done, {len(plan.runs) - done} to run "
         f"(sweep folder {plan.dir})"

@@ -10,6 +10,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from regbench import extend
 from regbench.config import CONF_DIR, ConfigError, group_options, searchpath_override
 from regbench.schema import validate
 
@@ -76,8 +77,14 @@ def compose_overrides(overrides: list[str], with_hydra: bool = False) -> DictCon
         raise ConfigError(explain(exc, overrides)) from None
 
 
-def compose_config(overrides: list[str]) -> DictConfig:
-    """Compose conf/ with the overrides and check it against the schema (ConfigError on problems)."""
-    cfg = compose_overrides(overrides)
+def check(cfg: DictConfig) -> None:
+    """The schema, then the user's code (`_target_` models and datasets): ConfigError on problems."""
     validate(cfg)
+    extend.check(cfg)
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """Compose conf/ with the overrides and check it (ConfigError on problems)."""
+    cfg = compose_overrides(overrides)
+    check(cfg)
     return cfg

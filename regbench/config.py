@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from functools import cache
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 
 def _conf_dir() -> Path:
@@ -19,29 +20,39 @@ def _conf_dir() -> Path:
 
 CONF_DIR = _conf_dir()
 GROUPS = ("data", "model", "reg", "optim", "sched", "init", "seeds", "trainer")
-STREAMS = ("init", "order", "aug", "dropout")  # streams.SOURCES; each can be pinned in seeds.*
+# the random streams of a run besides the split, one per source of variance (run/streams.py);
+# each can be pinned in seeds.*
+STREAMS = ("init", "order", "aug", "dropout")
+
+
+def source_seed(value: int, source: str, *index: int) -> int:
+    """A 63-bit seed for `source` (and sub-stream `index`, e.g. a layer) from a seed value.
+
+    SeedSequence(value, spawn_key=(i, ...)) is the i-th child of SeedSequence(value).spawn: the
+    streams are statistically independent, and pinning `seeds.order=3` gives exactly the batch
+    order that seed=3 would.
+    """
+    import numpy as np  # here, not at the top: the command line starts without it
+
+    ss = np.random.SeedSequence(value, spawn_key=(STREAMS.index(source), *index))
+    return int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def stream_value(cfg: DictConfig, source: str) -> int:
+    """The seed value a source follows: its pin `seeds.<source>` if set, else `seed`."""
+    pinned = cfg.seeds[source]
+    return int(cfg.seed if pinned is None else pinned)
+
+
 # the user's own config folder: `--config-dir DIR` sets it (for this process and every job it
 # starts), else ./regbench_conf where it exists; its groups add to conf/'s, its modules import
 USER_CONF_ENV = "REGBENCH_CONFIG_DIR"
 USER_CONF_DEFAULT = "regbench_conf"
-# Run-folder names that `regbench compare` reads live here, not in runs.py: compare must not
-# import torch. Keys that do not change what a run computes: resume=true continues a run whatever
-# they say.
-BOOKKEEPING = (
-    "resume",
-    "out_dir",
-    "name",
-    "sweep_name",
-    "data.root",
-    "data.download",
-    "trainer.device",
-    "trainer.compile",  # like the device: the same computation, other kernels
-    "trainer.channels_last",  # likewise: another memory order, the same values
-    "trainer.eval_batch_size",  # likewise: the same forward passes, in other chunks
-    "trainer.progress",
-    "trainer.loggers",
-)
-TEST_OUTPUTS = "test_outputs.npz"  # a run's test-split outputs, for compare --ensemble
+# the packaged datasets' sizes, for what must not load the data (sweep --dry-run's warnings,
+# compare's test-set noise floor): the training pool, and the test split where the dataset fixes it
+# (digits: one pool of 1,797 images that data.test_fraction is carved from)
+POOL_SIZES = {"digits": 1797, "mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000}  # fmt: skip
+TEST_SIZES = {"mnist": 10_000, "fashion_mnist": 10_000, "cifar10": 10_000, "cifar100": 10_000}
 
 
 class ConfigError(ValueError):
@@ -113,3 +124,30 @@ def _sweep_run_name(*, _root_: DictConfig) -> str:
 
 if not OmegaConf.has_resolver("regbench.run_name"):
     OmegaConf.register_new_resolver("regbench.run_name", _sweep_run_name)
+
+
+def member_configs(cfg: DictConfig) -> list[DictConfig]:
+    """One config per seed of a list-valued `seed` (a job of several runs), each exactly a solo
+    run's config (trainer.fuse says how runs were grouped, not what a run is: it is 1 in every
+    member's config.yaml); a plain seed is a job of one."""
+    if not OmegaConf.is_list(cfg.seed):
+        return [cfg]
+    out = []
+    for s in cfg.seed:
+        m = copy.deepcopy(cfg)
+        with open_dict(m):
+            m.seed, m.trainer.fuse = s, 1
+            if cfg.get("name"):
+                m.name = f"{cfg.name}-s{s}"
+        out.append(m)
+    return out
+
+
+def val_size(cfg: DictConfig) -> int | None:
+    """The validation split's size, computed as data.load splits (None: unknown dataset)."""
+    n = POOL_SIZES.get(cfg.get("name"))
+    if n is None:
+        return None
+    if cfg.name == "digits":  # its test split is carved from the same pool first
+        n -= round(n * cfg.test_fraction)
+    return round(n * cfg.val_fraction)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from regbench.config import ConfigError
+from regbench.folder import write_atomic
 
 # torchvision dataset class and the folder (below data.root) it reads
 TORCHVISION = {
@@ -25,26 +26,6 @@ TORCHVISION = {
     "cifar10": ("CIFAR10", "cifar-10-batches-py"),
     "cifar100": ("CIFAR100", "cifar-100-python"),
 }
-
-
-# the training pools' sizes, for checks that must not load the data (sweep --dry-run's warnings)
-POOL_SIZES = {
-    "digits": 1797,
-    "mnist": 60_000,
-    "fashion_mnist": 60_000,
-    "cifar10": 50_000,
-    "cifar100": 50_000,
-}
-
-
-def val_size(cfg: DictConfig) -> int | None:
-    """The validation split's size, computed as load() splits (None: unknown dataset)."""
-    n = POOL_SIZES.get(cfg.get("name"))
-    if n is None:
-        return None
-    if cfg.name == "digits":  # its test split is carved from the same pool first
-        n -= round(n * cfg.test_fraction)
-    return round(n * cfg.val_fraction)
 
 
 @dataclass
@@ -122,20 +103,16 @@ def _read_cache(files: list[Path]) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _write_cache(files: list[Path], x: np.ndarray, y: np.ndarray) -> None:
-    """Write to a temporary file in the same folder and rename: readers never see half a file."""
+    """Written whole (folder.write_atomic): readers never see half a file."""
+    buf = io.BytesIO()
+    np.savez(buf, x=x, y=y)
     for f in files:
-        tmp: str | None = None
         try:
             f.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=f.parent, prefix=f".{f.name}.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as out:
-                np.savez(out, x=x, y=y)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, f)
+            write_atomic(f, buf.getvalue())
             return
         except OSError:  # a read-only dataset folder: the user's cache folder instead
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
+            continue
 
 
 def _torchvision(

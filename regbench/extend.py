@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
+import logging
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
 from regbench.config import ConfigError, user_conf_dir
@@ -19,29 +20,33 @@ if TYPE_CHECKING:
 
 
 def locate(target: str, what: str) -> Callable[..., Any]:
-    """The callable `package.module.name`; the user's config folder is importable too."""
+    """The callable `package.module.name` (Hydra's get_method); the user's config folder is
+    importable too. Hydra's multi-line errors become one line naming what is missing."""
     user = user_conf_dir()
     if user is not None and str(user) not in sys.path:
         sys.path.insert(0, str(user))  # also in sweep jobs: their processes read the same setting
     module_name, _, attr = target.rpartition(".")
+    hydra_log = logging.getLogger("hydra.utils")  # get_method logs the error it raises
+    level, hydra_log.level = hydra_log.level, logging.CRITICAL
     try:
-        obj = getattr(importlib.import_module(module_name), attr) if module_name else None
-    except ImportError as exc:
-        where = f" or {user}" if user else ""
-        raise ConfigError(
-            f"{what}._target_={target}: cannot import {module_name} ({exc}); put it on PYTHONPATH{where}"
-        ) from None
-    except Exception as exc:  # the user's module fails while importing: name it, no traceback
-        raise ConfigError(
-            f"{what}._target_={target}: importing {module_name} fails: {type(exc).__name__}: {exc}"
-        ) from None
-    except AttributeError:
-        obj = None
-    if not callable(obj):
+        return get_method(target)
+    except (ImportError, ValueError) as exc:
+        cause = exc.__cause__
+        missing = isinstance(cause, ModuleNotFoundError) and cause.name
+        if isinstance(cause, ModuleNotFoundError) and missing and target.startswith(missing + "."):
+            where = f" or {user}" if user else ""
+            raise ConfigError(
+                f"{what}._target_={target}: cannot import {missing} ({cause}); put it on PYTHONPATH{where}"
+            ) from None
+        if cause is not None and not isinstance(cause, (AttributeError, ModuleNotFoundError)):
+            raise ConfigError(  # the user's module fails while importing: name it, no traceback
+                f"{what}._target_={target}: importing {module_name} fails: {type(cause).__name__}: {cause}"
+            ) from None
         raise ConfigError(
             f"{what}._target_={target}: no callable named {attr!r} in {module_name!r}"
-        )
-    return obj
+        ) from None
+    finally:
+        hydra_log.level = level
 
 
 SWITCHES = {"dropout": "dropout", "batch_norm": "bn"}  # the model's argument: the reg asking for it

@@ -15,8 +15,9 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
-from regbench import data, models, streams
-from regbench.train import resolve_device
+from regbench import data, models
+from regbench.run import streams
+from regbench.run.device import resolve_device
 
 
 def expand(overrides: list[str]) -> list[tuple[str, list[str]]]:

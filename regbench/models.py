@@ -4,24 +4,34 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import get_args
 
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from regbench.streams import source_seed, stream_value
+from regbench.config import source_seed, stream_value
+from regbench.schema import Activation, Pool
 
 VGG_STAGES = {11: [1, 1, 2, 2, 2], 16: [2, 2, 3, 3, 3]}  # convs per stage, widths x1 x2 x4 x8 x8
 RESNET_BLOCKS = {18: ([2, 2, 2, 2], 64), 20: ([3, 3, 3], 16)}  # blocks per stage, default width
-# model.activation: standard parameter-free modules (PyTorch's defaults: leaky slope 0.01, ELU alpha 1)
-ACTIVATIONS = {
-    "relu": lambda: nn.ReLU(inplace=True),
-    "leaky_relu": lambda: nn.LeakyReLU(inplace=True),
-    "elu": lambda: nn.ELU(inplace=True),
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-}
-POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}  # model.pool (cnn, vgg)
+# model.activation and model.pool: the names are the schema's (schema.Activation, schema.Pool), the
+# layers here in the same order; standard parameter-free modules (PyTorch's defaults: leaky slope
+# 0.01, ELU alpha 1)
+ACTIVATIONS = dict(
+    zip(
+        get_args(Activation),
+        (
+            lambda: nn.ReLU(inplace=True),
+            lambda: nn.LeakyReLU(inplace=True),
+            lambda: nn.ELU(inplace=True),
+            nn.Tanh,
+            nn.Sigmoid,
+        ),
+        strict=True,
+    )
+)
+POOLS = dict(zip(get_args(Pool), (nn.MaxPool2d, nn.AvgPool2d), strict=True))  # cnn, vgg
 
 
 @dataclass

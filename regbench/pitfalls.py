@@ -44,3 +44,14 @@ def warnings(cfg: DictConfig, n_val: int | None) -> list[str]:
             "follow noise; raise data.val_fraction"
         )
     return out
+
+
+def fusion_warnings(cfg: DictConfig, device_type: str) -> list[str]:
+    """Where fusing does not pay, measured (benchmarks/README.md): conv nets on a CPU."""
+    if cfg.trainer.fuse > 1 and device_type == "cpu" and cfg.model.name != "mlp":
+        return [
+            f"trainer.fuse={cfg.trainer.fuse} with model={cfg.model.name} on the CPU: grouped "
+            "convolutions run below dense ones there, so the fused job is slower than its runs one "
+            "after another (benchmarks/README.md); fusion pays for mlp on a CPU and on a GPU"
+        ]
+    return []

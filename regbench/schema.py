@@ -49,8 +49,10 @@ class _Strict(BaseModel):
 PosInt = Annotated[int, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
-Activation = Literal["relu", "leaky_relu", "elu", "tanh", "sigmoid"]  # models.ACTIVATIONS
-Pool = Literal["max", "avg"]  # models.POOLS
+Activation = Literal[
+    "relu", "leaky_relu", "elu", "tanh", "sigmoid"
+]  # models.ACTIVATIONS: their layers
+Pool = Literal["max", "avg"]  # models.POOLS: their layers
 Preprocess = Literal["standardize", "minmax", "mean_image", "none"]  # data.preprocess
 
 
@@ -364,7 +366,3 @@ def validate(cfg: DictConfig) -> None:
                 f"trainer.loggers={logger} needs the {logger} extra ({missing[0]} is not "
                 f"installed): pip install -e '.[{logger}]'"
             )
-    if "_target_" in cfg.model or "_target_" in cfg.data:
-        from regbench import extend  # the user's callables: importable, accepting what they get
-
-        extend.check(cfg)

@@ -27,17 +27,24 @@ from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from regbench import data, runs
-from regbench.compose import compose_overrides
-from regbench.config import ConfigError, conf_dirs, group_options, run_name
-from regbench.fuse import member_configs
+from regbench import folder
+from regbench.compose import check, compose_overrides
+from regbench.config import (
+    ConfigError,
+    conf_dirs,
+    group_options,
+    member_configs,
+    run_name,
+    val_size,
+)
+from regbench.folder import BAD
 from regbench.pitfalls import warnings
-from regbench.schema import NAME_PATTERN, validate
+from regbench.schema import NAME_PATTERN
 
 INDEX = "sweep.json"
-BAD = ("failed", "diverged")  # statuses that make the sweep command exit non-zero
 CALLBACK = "+hydra.callbacks.regbench_sweep._target_=regbench.sweep.Tracker"
 
 
@@ -156,9 +163,9 @@ def plan(args: list[str]) -> Plan:
         for cfg, run_dir, member_overrides in members(job_cfg, overrides):
             entry = {"name": run_dir.name, "dir": str(run_dir), "overrides": member_overrides}
             try:
-                validate(cfg)
+                check(cfg)
                 entry |= status_of(run_dir)
-                if lines := warnings(cfg, data.val_size(cfg.data)):
+                if lines := warnings(cfg, val_size(cfg.data)):
                     p.warnings[run_dir.name] = lines
             except ConfigError as exc:  # launched anyway: the job records the failure
                 entry |= {"status": "failed", "error": str(exc), "best_val_acc": None}
@@ -199,7 +206,7 @@ def members(cfg: DictConfig, overrides: list[str]) -> list[tuple[DictConfig, Pat
 # ---- status: the run folder is the source of truth ----------------------------------------------
 def status_of(run_dir: Path, fallback: dict[str, Any] | None = None) -> dict[str, Any]:
     """A run's status, error line and best val acc from its summary.json (else from fallback)."""
-    s = runs.read_summary(run_dir)
+    s = folder.read_summary(run_dir)
     if s is None:
         fb = fallback or {}
         return {
@@ -208,7 +215,7 @@ def status_of(run_dir: Path, fallback: dict[str, Any] | None = None) -> dict[str
             "best_val_acc": fb.get("best_val_acc"),
         }
     status, error = s.get("status", "failed"), s.get("error")
-    if status == "running" and not runs.is_locked(run_dir):
+    if status == "running" and not folder.is_locked(run_dir):
         status = "interrupted"  # its process died
     if status == "interrupted":
         error = "interrupted: rerun the same sweep command to resume it from last.pt"
@@ -225,7 +232,7 @@ def _update_index(sweep_dir: Path, change: Callable[[dict[str, Any]], None]) -> 
         except (OSError, ValueError):
             index = {"runs": []}
         change(index)
-        runs.write_atomic(path, json.dumps(index, indent=2) + "\n")
+        folder.write_atomic(path, json.dumps(index, indent=2) + "\n")
     return index
 
 
@@ -259,7 +266,7 @@ def refresh_index(sweep_dir: Path) -> dict[str, Any]:
 
 def _logs(run_dir: Path) -> list[str]:
     """The job's logs: train.log, plus submitit's stdout/stderr when submitit runs the job."""
-    logs = [str(run_dir / "train.log")]
+    logs = [str(run_dir / folder.LOG)]
     if "submitit" in sys.modules:  # a submitit job unpickles its task with submitit
         try:
             paths = sys.modules["submitit"].JobEnvironment().paths
@@ -312,7 +319,7 @@ class Tracker(Callback):
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         for _, run_dir, overrides in members(config, list(config.hydra.overrides.task)):
-            if status_of(run_dir)["status"] in runs.FINAL:  # a finished run is skipped as it is
+            if status_of(run_dir)["status"] in folder.FINAL:  # a finished run is skipped as it is
                 continue
             running = {"status": "running", "error": None, "best_val_acc": None}
             self._record(run_dir, overrides, running | {"logs": _logs(run_dir)})
@@ -342,10 +349,10 @@ def print_runs(index: dict[str, Any], console: Console, title: str) -> None:
     for r in index["runs"]:
         st = r["status"]
         t.add_row(
-            r["name"],
+            escape(r["name"]),
             f"[{colour.get(st, 'yellow')}]{st}[/]",
             _acc(r.get("best_val_acc")),
-            r.get("error") or "",
+            escape(r.get("error") or ""),
         )
     console.print(t)
 
@@ -366,7 +373,7 @@ def print_groups(index: dict[str, Any], swept: list[str], console: Console) -> N
         t.add_column(col, overflow="fold")
     for label, accs in groups.items():
         t.add_row(
-            label,
+            escape(label),
             str(len(accs)),
             _acc(max(accs)) if accs else "-",
             _acc(statistics.fmean(accs)) if accs else "-",
@@ -381,6 +388,6 @@ def failures(index: dict[str, Any]) -> list[str]:
     for r in index["runs"]:
         if r["status"] in BAD:
             error = r.get("error") or "non-finite loss (try a smaller optim.lr)"
-            logs = ", ".join(r.get("logs") or [str(Path(r["dir"]) / "train.log")])
+            logs = ", ".join(r.get("logs") or [str(Path(r["dir"]) / folder.LOG)])
             lines.append(f"{r['name']}: {r['status']}: {error} (logs: {logs})")
     return lines

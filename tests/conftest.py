@@ -41,7 +41,7 @@ def make_cfg(*overrides: str) -> DictConfig:
 
 def train_inprocess(tmp: Path, *overrides: str) -> Path:
     """Run the real task function in this process (no interpreter start-up); return the run folder."""
-    from regbench.solo import run
+    from regbench.run.job import run
 
     cfg = make_cfg(f"out_dir={tmp}", *FAST, *overrides)
     before = set(tmp.iterdir()) if tmp.exists() else set()
@@ -156,7 +156,7 @@ def known_sweep(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def existing_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An out_dir holding one finished run: the bad-input tests must leave it byte-identical."""
-    from regbench.solo import run
+    from regbench.run.job import run
 
     out = tmp_path_factory.mktemp("existing") / "out"
     run(make_cfg("name=existing", "trainer.epochs=1", "trainer.progress=none", f"out_dir={out}"))

@@ -15,8 +15,9 @@ from filelock import FileLock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regbench import runs
+from regbench import folder
 from regbench.config import group_options
+from regbench.run import checkpoint
 from tests.conftest import (
     assert_one_line_error,
     cli,
@@ -31,7 +32,7 @@ from tests.conftest import (
 
 # ---- names: a name already taken by another config gets a new folder -------------------------
 def test_same_name_other_config_gets_new_folder(tmp_path: Path) -> None:
-    from regbench.solo import run
+    from regbench.run.job import run
 
     out = tmp_path / "out"
     base = [
@@ -86,7 +87,7 @@ def test_locked_run_folder_is_refused(existing_out: Path, tmp_path: Path) -> Non
     """A folder held by another process (its lock) is never written by a second one."""
     run_dir = existing_out / "existing"
     before = tree_hashes(existing_out)
-    with FileLock(run_dir / runs.LOCK):
+    with FileLock(run_dir / folder.LOCK):
         r = cli(
             "train",
             "name=existing",
@@ -117,7 +118,7 @@ TINY = ["trainer.progress=none", "data.subset=128", "model.hidden=[16]"]
 
 
 def test_resume_in_read_only_run_folder_is_one_line(tmp_path: Path) -> None:
-    from regbench.solo import run
+    from regbench.run.job import run
 
     out = tmp_path / "out"
     run(make_cfg(*TINY, "trainer.epochs=1", "name=ro", f"out_dir={out}"))
@@ -188,7 +189,7 @@ def test_random_valid_configs_write_complete_run_folders(
     init: str,
     seed: int,
 ) -> None:
-    from regbench.solo import run
+    from regbench.run.job import run
 
     out = tmp_path_factory.mktemp("random")
     cfg = make_cfg(
@@ -209,26 +210,26 @@ def test_random_valid_configs_write_complete_run_folders(
     (run_dir,) = out.iterdir()
     for name in ("config.yaml", "metrics.csv", "summary.json", "best.pt", "last.pt", "train.log"):
         assert (run_dir / name).is_file(), name
-    assert (run_dir / "config.yaml").read_text() == runs.config_yaml(cfg)
+    assert (run_dir / "config.yaml").read_text() == folder.config_yaml(cfg)
     s = summary(run_dir)
     assert s["status"] == "completed" and s["epochs_run"] == 1 and s["error"] is None
     assert s["tested"] == ("best" if "earlystop" in regs else "last")
     assert math.isfinite(s["test_acc"]) and result == s["best_val_acc"]
     (row,) = metrics_rows(run_dir)
     assert row["epoch"] == "1" and all(math.isfinite(float(v)) for v in row.values())
-    assert runs.load_checkpoint(run_dir / "last.pt")["rows"][0]["epoch"] == 1
-    assert set(runs.load_checkpoint(run_dir / "best.pt")["model"]) == set(
-        runs.load_checkpoint(run_dir / "last.pt")["model"]
+    assert checkpoint.load(run_dir / "last.pt")["rows"][0]["epoch"] == 1
+    assert set(checkpoint.load(run_dir / "best.pt")["model"]) == set(
+        checkpoint.load(run_dir / "last.pt")["model"]
     )
 
 
 def test_run_releases_its_folder_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In one process (a sweep's jobs, these tests) a finished run must not keep its folder locked."""
-    from regbench.solo import run
+    from regbench.run.job import run
 
     taken: list[FileLock] = []
-    lock = runs.lock
-    monkeypatch.setattr(runs, "lock", lambda run_dir: taken.append(lock(run_dir)) or taken[-1])
+    lock = folder.lock
+    monkeypatch.setattr(folder, "lock", lambda run_dir: taken.append(lock(run_dir)) or taken[-1])
     overrides = [
         "trainer.epochs=1",
         "trainer.progress=none",
@@ -238,4 +239,4 @@ def test_run_releases_its_folder_lock(tmp_path: Path, monkeypatch: pytest.Monkey
     run(make_cfg(*overrides))
     run(make_cfg(*overrides, "resume=true"))  # already finished: returns early
     assert len(taken) == 2 and not any(fl.is_locked for fl in taken)
-    assert not runs.is_locked(next(tmp_path.iterdir()))
+    assert not folder.is_locked(next(tmp_path.iterdir()))

@@ -16,8 +16,9 @@ import torch
 from scipy import stats
 from torch import nn
 
-from regbench import fuse, job, models, runs
-from regbench.solo import run as solo_run
+from regbench import models
+from regbench.run import checkpoint, fuse, job
+from regbench.run.job import run as solo_run
 from tests.conftest import cli, cli_cmd, cli_env, make_cfg, summary
 
 NARROW = {
@@ -42,7 +43,7 @@ def rounded(run_dir: Path) -> list[dict[str, float]]:
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
-    return runs.load_checkpoint(path)["model"]
+    return checkpoint.load(path)["model"]
 
 
 def assert_close_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
@@ -126,6 +127,10 @@ def test_optimizer_state_slices_and_fuses_back() -> None:
 # with bn at lr 0.01 had member 0 at 1.3 % from its solo run, members 1-2 at 1e-6, and a solo run
 # with its classifier scaled by 1 + 1e-6 as far from itself (at the epoch's last batch of 8
 # images): chaos, not fusion. At lr 0.003 there: fused against solo 1e-6, the 1e-6 scaling 2e-6.
+# Later (2026-12-04, one thread per xdist worker) the resnet with bn, seed 2, moved 1.6e-3 from its
+# solo run in epoch 2 and 3.0e-3 from itself with the 1e-6 scaling, at 1 thread and at 2 (seeds
+# 0-1: 5e-8); after epoch 1 it matched to 2e-6. So the resnet with bn is compared after one epoch:
+# where fusion could differ (grouped convolutions, per-member batch norm) is all in that epoch.
 ES = ["reg.earlystop.monitor=val_acc", "reg.earlystop.patience=1"]
 DETERMINISTIC = {
     "none": ["reg=none"],
@@ -138,7 +143,7 @@ DETERMINISTIC = {
 @pytest.mark.parametrize("model", list(NARROW))
 def test_member_k_equals_the_solo_run_of_seed_k(tmp_path: Path, model: str, regs: str) -> None:
     common = [f"model={model}", *NARROW[model], *DETERMINISTIC[regs], *SMALL, "optim=sgd",
-              "optim.lr=0.003"]  # fmt: skip
+              "optim.lr=0.003", *(["trainer.epochs=1"] if (model, regs) == ("resnet", "bn") else [])]  # fmt: skip
     job.run(make_cfg(*common, "seed=[0,1,2]", "trainer.fuse=3", f"out_dir={tmp_path / 'fused'}"))
     for s in range(3):
         solo_run(make_cfg(*common, f"seed={s}", f"out_dir={tmp_path / 'solo'}"))
@@ -365,19 +370,23 @@ def test_members_killed_an_epoch_apart_resume_in_separate_groups(
     the rerun trains {0} and {1, 2} as separate groups and ends where the whole job ends."""
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     job.run(make_cfg(*KILLABLE, f"out_dir={whole}"))
-    save, writes = runs.save_checkpoint, []
+    save = checkpoint.save
 
     def killed_at_the_eighth_last_pt(path: Path, state: dict) -> None:
-        if path.name == "last.pt":
-            writes.append(path)
-            if len(writes) == 8:  # epoch 3: member 0 written, member 1 not
-                raise KeyboardInterrupt
+        # epoch 3: member 0's last.pt written, members 1 and 2 killed before theirs (the members
+        # write at once, so which is first is not fixed: the kill picks them by name)
+        if (
+            path.name == "last.pt"
+            and len(state["rows"]) == 3
+            and not path.parent.name.endswith("s0")
+        ):
+            raise KeyboardInterrupt
         save(path, state)
 
-    monkeypatch.setattr(runs, "save_checkpoint", killed_at_the_eighth_last_pt)
+    monkeypatch.setattr(checkpoint, "save", killed_at_the_eighth_last_pt)
     with pytest.raises(KeyboardInterrupt):
         job.run(make_cfg(*KILLABLE, f"out_dir={cut}"))
-    monkeypatch.setattr(runs, "save_checkpoint", save)
+    monkeypatch.setattr(checkpoint, "save", save)
     job.run(make_cfg(*KILLABLE, f"out_dir={cut}", "resume=true"))
     grouped = {n.name: summary(n).get("fused_with") for n in sorted(cut.iterdir())}
     assert grouped == {"mlp-bn+wd-sgd-s0": None, "mlp-bn+wd-sgd-s1": 2, "mlp-bn+wd-sgd-s2": 2}

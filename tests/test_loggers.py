@@ -119,21 +119,21 @@ def test_resumed_run_continues_its_mlflow_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
-    from regbench import runs
-    from regbench.solo import run
+    from regbench import folder
+    from regbench.run.job import run
     from tests.conftest import make_cfg
 
     overrides = [*TINY, "trainer.epochs=3", f"out_dir={tmp_path}", "trainer.loggers=[mlflow]"]
-    write_metrics = runs.write_metrics
+    write_metrics = folder.write_metrics
 
     def stop_after_first(run_dir: Path, rows: list) -> None:
         write_metrics(run_dir, rows)
         raise KeyboardInterrupt  # Ctrl-C after epoch 1
 
-    monkeypatch.setattr(runs, "write_metrics", stop_after_first)
+    monkeypatch.setattr(folder, "write_metrics", stop_after_first)
     with pytest.raises(KeyboardInterrupt):
         run(make_cfg(*overrides))
-    monkeypatch.setattr(runs, "write_metrics", write_metrics)
+    monkeypatch.setattr(folder, "write_metrics", write_metrics)
     client, (killed,) = _mlflow_runs(tmp_path)
     assert killed.info.status == "KILLED"
     run(make_cfg(*overrides, "resume=true"))

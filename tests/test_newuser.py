@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from regbench.config import run_name
-from regbench.solo import run
+from regbench.run.job import run
 from tests.conftest import cli, make_cfg, summary
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from regbench import runs
 from regbench.config import group_options
-from regbench.solo import run
+from regbench.run import checkpoint
+from regbench.run.job import run
 from tests.conftest import make_cfg, summary
 
 SEEDS = (0, 1)
@@ -28,7 +28,7 @@ def _train(out: Path, reg: str, seed: int) -> Path:
 
 
 def _tested_weight_norm(run_dir: Path, reg: str) -> float:
-    state = runs.load_checkpoint(run_dir / ("best.pt" if reg == "earlystop" else "last.pt"))
+    state = checkpoint.load(run_dir / ("best.pt" if reg == "earlystop" else "last.pt"))
     return sum(float((w.float() ** 2).sum()) for w in state["model"].values() if w.ndim >= 2) ** 0.5
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from regbench import runs
+from regbench import folder
+from regbench.run import checkpoint
 from tests.conftest import (
     cli,
     cli_cmd,
@@ -89,7 +90,7 @@ def test_kill_and_resume_matches_uninterrupted_run(
     Everything in metrics.csv and summary.json must match exactly except wall-clock timing
     (metrics.csv: seconds, samples_per_s; summary.json: wall_seconds), which never can.
     """
-    from regbench.solo import run
+    from regbench.run.job import run
 
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     run(make_cfg(*RESUMABLE, f"out_dir={whole}"))  # in this process: determinism across processes
@@ -113,10 +114,10 @@ def test_kill_and_resume_matches_uninterrupted_run(
     assert config_lines(cut / "run") == config_lines(whole / "run")
     assert metrics_rows(cut / "run") == metrics_rows(whole / "run")
     assert summary_untimed(cut / "run") == summary_untimed(whole / "run")
-    assert summary(cut / "run")["status"] in runs.FINAL
+    assert summary(cut / "run")["status"] in folder.FINAL
     for ckpt in ("best.pt", "last.pt"):
-        a = runs.load_checkpoint(whole / "run" / ckpt)["model"]
-        b = runs.load_checkpoint(cut / "run" / ckpt)["model"]
+        a = checkpoint.load(whole / "run" / ckpt)["model"]
+        b = checkpoint.load(cut / "run" / ckpt)["model"]
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
     # resuming a finished run says so, changes nothing (but its log), and exits 0
@@ -137,11 +138,11 @@ def test_interrupt_after_any_epoch_then_resume_matches(
 
     Covers every epoch boundary, so every early-stopping counter value crosses a resume.
     """
-    from regbench.solo import run
+    from regbench.run.job import run
 
     run(make_cfg(*RESUMABLE, f"out_dir={tmp_path / 'whole'}"))
     whole = tmp_path / "whole" / "run"
-    write_metrics = runs.write_metrics
+    write_metrics = folder.write_metrics
     for k in range(1, len(metrics_rows(whole))):
         out = tmp_path / f"stop-{k}"
 
@@ -150,10 +151,10 @@ def test_interrupt_after_any_epoch_then_resume_matches(
             if len(rows) == k:
                 raise KeyboardInterrupt  # what Ctrl-C does: last.pt and metrics.csv are written
 
-        monkeypatch.setattr(runs, "write_metrics", stop_after_k)
+        monkeypatch.setattr(folder, "write_metrics", stop_after_k)
         with pytest.raises(KeyboardInterrupt):
             run(make_cfg(*RESUMABLE, f"out_dir={out}"))
-        monkeypatch.setattr(runs, "write_metrics", write_metrics)
+        monkeypatch.setattr(folder, "write_metrics", write_metrics)
         assert summary(out / "run")["status"] == "interrupted"
         run(make_cfg(*RESUMABLE, f"out_dir={out}", "resume=true"))
         assert metrics_rows(out / "run") == metrics_rows(whole), k
@@ -164,15 +165,16 @@ def test_interrupt_after_any_epoch_then_resume_matches(
 KILLED_WRITE = """
 import os, signal, sys, torch
 from pathlib import Path
-from regbench import runs
+from regbench import folder
+from regbench.run import checkpoint
 run_dir, what, point = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 setattr(os, point, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
 if what == "checkpoint":
-    runs.save_checkpoint(run_dir / "last.pt", {"model": {"w": torch.ones(1000)}})
+    checkpoint.save(run_dir / "last.pt", {"model": {"w": torch.ones(1000)}})
 elif what == "summary":
-    runs.write_summary(run_dir, {"status": "completed"})
+    folder.write_summary(run_dir, {"status": "completed"})
 else:
-    runs.write_metrics(run_dir, [{"epoch": 1}, {"epoch": 2}])
+    folder.write_metrics(run_dir, [{"epoch": 1}, {"epoch": 2}])
 """
 
 
@@ -187,9 +189,9 @@ else:
 )
 def test_kill_during_write_keeps_previous_file(what: str, point: str, tmp_path: Path) -> None:
     """SIGKILL after the data is written but before it is on disk (fsync) or renamed (replace)."""
-    runs.save_checkpoint(tmp_path / "last.pt", {"model": {"w": torch.zeros(1000)}})
-    runs.write_summary(tmp_path, {"status": "running"})
-    runs.write_metrics(tmp_path, [{"epoch": 1}])
+    checkpoint.save(tmp_path / "last.pt", {"model": {"w": torch.zeros(1000)}})
+    folder.write_summary(tmp_path, {"status": "running"})
+    folder.write_metrics(tmp_path, [{"epoch": 1}])
     before = tree_hashes(tmp_path)
     r = subprocess.run(
         [sys.executable, "-c", KILLED_WRITE, str(tmp_path), what, point],
@@ -202,8 +204,8 @@ def test_kill_during_write_keeps_previous_file(what: str, point: str, tmp_path: 
     leftovers = sorted(p.name for p in tmp_path.glob(".*.tmp"))
     assert len(leftovers) == 1, leftovers  # the killed write's temporary file, nothing else
     assert {k: v for k, v in tree_hashes(tmp_path).items() if k not in leftovers} == before
-    assert torch.equal(runs.load_checkpoint(tmp_path / "last.pt")["model"]["w"], torch.zeros(1000))
-    runs.lock(tmp_path).release()  # the next holder of the folder clears what the killed one left
+    assert torch.equal(checkpoint.load(tmp_path / "last.pt")["model"]["w"], torch.zeros(1000))
+    folder.lock(tmp_path).release()  # the next holder of the folder clears what the killed one left
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -232,7 +234,7 @@ def _other_model(path: Path) -> None:
 def test_bad_checkpoint_is_one_line_naming_the_file(
     spoil: Callable[[Path], None], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from regbench.solo import run
+    from regbench.run.job import run
 
     overrides = [
         "trainer.epochs=1",
@@ -245,7 +247,7 @@ def test_bad_checkpoint_is_one_line_naming_the_file(
     run(make_cfg(*overrides))
     run_dir = tmp_path / "r"
     # what a SIGKILL leaves: the summary still says running, so resume goes to last.pt
-    runs.write_summary(run_dir, {"status": "running", "run_name": "r", "error": None})
+    folder.write_summary(run_dir, {"status": "running", "run_name": "r", "error": None})
     spoil(run_dir / "last.pt")
     kept = {k: v for k, v in tree_hashes(run_dir).items() if k not in ("summary.json", "train.log")}
     capsys.readouterr()

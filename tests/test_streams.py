@@ -11,8 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from regbench import data, diagnostics, models, pitfalls, streams
-from regbench.solo import run
+from regbench import data, diagnostics, models, pitfalls
+from regbench.config import STREAMS, val_size
+from regbench.run import checkpoint, streams
+from regbench.run.job import run
 from tests.conftest import cli, make_cfg, summary
 
 NARROW = {
@@ -87,7 +89,7 @@ def stream_fingerprint(cfg) -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("source", streams.SOURCES)
+@pytest.mark.parametrize("source", STREAMS)
 def test_pinning_one_stream_changes_it_and_nothing_else(source: str) -> None:
     base = stream_fingerprint(make_cfg("seed=0"))
     pinned = stream_fingerprint(make_cfg("seed=0", f"seeds.{source}=7"))
@@ -191,9 +193,7 @@ def test_diagnostics_in_every_run_folder(tmp_path: Path) -> None:
 
 
 def runs_weights(path: Path) -> list[torch.Tensor]:
-    from regbench import runs
-
-    state = runs.load_checkpoint(path)["model"]
+    state = checkpoint.load(path)["model"]
     return [v for v in state.values() if v.ndim > 1]
 
 
@@ -228,17 +228,17 @@ WARNED = {
 def test_each_warning_fires_for_its_combination_only(case: str) -> None:
     overrides, text = WARNED[case]
     cfg = make_cfg(*overrides)
-    (line,) = pitfalls.warnings(cfg, data.val_size(cfg.data))
+    (line,) = pitfalls.warnings(cfg, val_size(cfg.data))
     assert text in line
     clean = make_cfg(*[o for o in overrides if not o.startswith(("reg.", "trainer.", "data."))])
-    fixed = [w for w in pitfalls.warnings(clean, data.val_size(clean.data)) if text in w]
+    fixed = [w for w in pitfalls.warnings(clean, val_size(clean.data)) if text in w]
     assert fixed == [] or case.startswith("l2")  # l2 + adam warns on its own
 
 
 def test_clean_configs_warn_nothing() -> None:
     for overrides in ([], ["reg=[dropout,bn]", "model=cnn"], ["reg=l2", "optim=sgd"], ["reg=aug"]):
         cfg = make_cfg(*overrides)
-        assert pitfalls.warnings(cfg, data.val_size(cfg.data)) == []
+        assert pitfalls.warnings(cfg, val_size(cfg.data)) == []
 
 
 def test_warning_is_one_stderr_line_and_the_run_goes_on(tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ import torch
 import yaml
 from torch import nn
 
-from regbench import data, diagnostics, models, runs, step, train
+from regbench import data, diagnostics, folder, models
 from regbench.config import group_options
+from regbench.run import checkpoint, device, step
 
 from .conftest import cli, make_cfg, summary, train_inprocess
 
@@ -41,7 +42,7 @@ def test_default_train_reaches_95_percent_and_writes_the_run_folder(tmp_path):
     assert s["gen_gap"] == pytest.approx(s["train_acc_at_best"] - s["best_val_acc"])
     rows = metrics(run_dir)
     assert [int(r["epoch"]) for r in rows] == list(range(1, 21))
-    assert list(rows[0]) == runs.METRICS
+    assert list(rows[0]) == folder.METRICS
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["model"] == {"name": "mlp", "hidden": [256, 128], "activation": "relu"}
     assert saved["reg"] == {"none": {}}
@@ -245,10 +246,10 @@ def test_early_stopping_stops_after_patience_and_best_checkpoint_reproduces(tmp_
     cfg = make_cfg(f"out_dir={tmp_path}", "data.subset=256", "reg=earlystop")
     d = data.load(cfg.data, torch.device("cpu"))
     net = models.build(cfg, d.shape, d.num_classes)
-    ck = runs.load_checkpoint(run_dir / "best.pt")
+    ck = checkpoint.load(run_dir / "best.pt")
     assert ck["epoch"] == s["best_epoch"]
     net.load_state_dict(ck["model"])
-    amp = train.autocast(torch.device("cpu"), "fp32")
+    amp = device.autocast(torch.device("cpu"), "fp32")
     assert diagnostics.evaluate(net, d.x_val, d.y_val, 512, amp)[1] == s["best_val_acc"]
     assert diagnostics.evaluate(net, d.x_test, d.y_test, 512, amp)[1] == s["test_acc"]
 

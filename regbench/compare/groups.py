@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from regbench import config
+from regbench import folder
 from regbench.compare.load import CompareError, Run
+from regbench.folder import flatten
 
 # Keys that never distinguish experiments: grouping on them would split seeds of one setting.
-# config.BOOKKEEPING (display, device, paths, loggers) plus the seed; `hydra` is defensive.
-BOOKKEEPING = ("seed", *config.BOOKKEEPING, "hydra")
+# folder.BOOKKEEPING (display, device, paths, loggers) plus the seed; `hydra` is defensive.
+BOOKKEEPING = ("seed", *folder.BOOKKEEPING, "hydra")
 # a display value says what it is only for these keys; others read key=value in joined names
 SELF_EXPLAINING = ("model", "reg", "optim", "data")
 # seed streams where null means "follows `seed`"
@@ -58,17 +59,6 @@ def get_key(config: dict[str, Any] | None, dotted: str) -> Any:
             return None
         node = node[part]
     return node
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for k, v in config.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            flat.update(flatten(v, key + "."))
-        else:
-            flat[key] = v
-    return flat
 
 
 def label(key: str, value: Any) -> str:

@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from regbench.config import TEST_OUTPUTS
+from regbench.config import POOL_SIZES, TEST_SIZES
+from regbench.folder import CONFIG, FINAL_OK, METRICS_CSV, STATUSES, SUMMARY, TEST_OUTPUTS
 
-FINAL_OK = ("completed", "early_stopped")  # the only statuses averaged into statistics
-STATUSES = ("running", "completed", "early_stopped", "diverged", "failed")
-STATUS_ORDER = (*FINAL_OK, "diverged", "failed", "running", "incomplete", "corrupt")
+STATUS_ORDER = (*FINAL_OK, "diverged", "failed", "interrupted", "running", "incomplete", "corrupt")
 INF = math.inf
 # summary.json values compare reads: (lowest, highest, integer, null allowed). Keys absent from a
 # folder (written before the key existed) are simply missing; a present value outside this is a
@@ -48,9 +47,6 @@ SUMMARY_VALUES: dict[str, tuple[float, float, bool, bool]] = {
     "wall_seconds": (0, INF, False, True),
     "params": (0, INF, True, True),
 }
-# where the test set's size is fixed by the dataset (digits: test_fraction of its 1,797 images)
-TEST_SIZES = {"mnist": 10_000, "fashion_mnist": 10_000, "cifar10": 10_000, "cifar100": 10_000}
-DIGITS_IMAGES = 1797
 
 
 class CompareError(Exception):
@@ -94,7 +90,7 @@ def discover_runs(paths: Sequence[Path]) -> list[Path]:
                 f"{root} {problem}; pass the folder `regbench train` wrote to (e.g. outputs/)"
             )
         for dirpath, dirnames, filenames in os.walk(root):
-            if "config.yaml" in filenames:
+            if CONFIG in filenames:
                 found[Path(dirpath).resolve()] = None
                 dirnames[:] = []  # a run's own subfolders (e.g. .hydra/) are not runs
             else:
@@ -148,14 +144,14 @@ def check_value(key: str, v: Any) -> tuple[float | None, str | None]:
 def load_run(path: Path) -> Run:
     """Read one run folder; never raises: unreadable files become a `problem`."""
     try:
-        with (path / "config.yaml").open("rb") as f:
+        with (path / CONFIG).open("rb") as f:
             config = yaml.load(f, Loader=yaml.CSafeLoader)  # ~20x faster than OmegaConf.load
         if not isinstance(config, dict):
             raise ValueError("not a mapping")
     except (OSError, ValueError, yaml.YAMLError) as e:
         return Run(path, None, None, {}, "corrupt", f"config.yaml unreadable ({_short(e)})")
     try:
-        summary = json.loads((path / "summary.json").read_bytes())
+        summary = json.loads((path / SUMMARY).read_bytes())
     except FileNotFoundError:
         return Run(path, config, None, {}, "incomplete", "no summary.json (never finished)")
     except (OSError, ValueError) as e:
@@ -163,11 +159,12 @@ def load_run(path: Path) -> Run:
     status = summary.get("status") if isinstance(summary, dict) else None
     if status not in STATUSES:
         return Run(path, config, None, {}, "corrupt", f"summary.json has status {status!r}")
-    if status == "running":  # killed runs stay "running" forever; either way, not final
-        return Run(path, config, summary, {}, status, "still running (or killed)")
+    if status in ("running", "interrupted"):  # killed runs stay "running": either way, not final
+        why = "still running (or killed)" if status == "running" else "interrupted, not finished"
+        return Run(path, config, summary, {}, status, why)
     run = Run(path, config, summary, {}, status)
     try:
-        run.metrics = _read_metrics(path / "metrics.csv", run.warnings)
+        run.metrics = _read_metrics(path / METRICS_CSV, run.warnings)
     except FileNotFoundError:  # a run that failed before its first epoch: no curve, still counted
         pass
     except (OSError, ValueError) as e:
@@ -210,7 +207,7 @@ def test_size(run: Run) -> int | None:
     if not isinstance(data, dict):
         return None
     if data.get("name") == "digits" and isinstance(data.get("test_fraction"), (int, float)):
-        return round(DIGITS_IMAGES * data["test_fraction"]) or None
+        return round(POOL_SIZES["digits"] * data["test_fraction"]) or None
     return TEST_SIZES.get(str(data.get("name")))
 
 

@@ -1,90 +1,29 @@
 """The one loop: K members (one run, or seeds fused) trained in lock-step on the splits, each with
-its metrics.csv, checkpoints and one test at the end (a run as a command runs it: solo.py)."""
+its metrics.csv, checkpoints and one test at the end (the job around it: job.py)."""
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from regbench import data, diagnostics, fuse, models, runs, streams
-from regbench.config import ConfigError
-from regbench.record import Record
-from regbench.step import Step
+from regbench import data, diagnostics, folder, models
+from regbench.config import ConfigError, source_seed, stream_value
+from regbench.run import checkpoint, fuse, streams
+from regbench.run.device import autocast, deterministic, elapsed
+from regbench.run.display import Bar
+from regbench.run.history import Record
+from regbench.run.step import Step
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
-
-
-# ---- set-up: device, precision, progress display ----------------------------------------------------
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"trainer.device={name} but CUDA is not available; use trainer.device=auto"
-            )
-        # trainer.deterministic: cuBLAS is deterministic only with a fixed workspace, set before
-        # CUDA starts (PyTorch's reproducibility notes)
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    return torch.device(name)
-
-
-def autocast(device: torch.device, precision: str):
-    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    # bf16 autocast on CPUs is several times slower than fp32: "auto" keeps the CPU in fp32
-    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-
-
-class Bar:
-    """The progress bar of a terminal (rich), one epoch at a time; nothing in plain mode."""
-
-    def __init__(self, mode: str) -> None:
-        self.p: Progress | None = None
-        if not (mode == "none" or (mode == "auto" and not console.is_terminal) or mode == "plain"):
-            self.p = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[info]}"),
-                console=console,
-                transient=True,
-            )
-            self.p.start()
-        self.task: Any = None
-
-    def epoch(self, title: str, steps: int) -> None:
-        if self.p:
-            if self.task is not None:
-                self.p.remove_task(self.task)
-            self.task = self.p.add_task(title, total=steps, info="")
-
-    def advance(self) -> None:
-        if self.p:
-            self.p.update(self.task, advance=1)
-
-    def stop(self) -> None:
-        if self.p:
-            self.p.stop()
-
-
-def elapsed(t0: float, device: torch.device) -> float:
-    if device.type == "cuda":  # kernels run asynchronously: wait for them before reading the clock
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
+WRITER = ThreadPoolExecutor(max_workers=32, thread_name_prefix="regbench-checkpoints")
 
 
 # ---- the loop -----------------------------------------------------------------------------------
@@ -98,6 +37,7 @@ class Member:
     log: Callable[[str], None]
     done: Callable[[dict[str, Any]], None] = lambda summary: None
     on_epoch: Callable[[dict[str, Any]], None] = lambda row: None  # trainer.loggers
+    on_resume: Callable[[list[dict[str, Any]]], None] = lambda rows: None  # likewise
 
 
 def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
@@ -107,8 +47,7 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
     cfg, k = members[0].cfg, len(members)
     tc, reg, device = cfg.trainer, cfg.reg, d.x_train.device
     amp = autocast(device, tc.precision)
-    torch.use_deterministic_algorithms(tc.deterministic, warn_only=True)
-    torch.backends.cudnn.benchmark = not tc.deterministic
+    deterministic(tc.deterministic, tc.compile)
     rngs = [streams.Streams(m.cfg, device) for m in members]
     solos = [models.build(m.cfg, d.shape, d.num_classes) for m in members]
     fuse.start_dropout(rngs)  # after build: the global generator now draws dropout masks only
@@ -144,12 +83,11 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
             bar.advance()
         seconds = elapsed(t0, device)
         timing = {"seconds": round(seconds, 4), "samples_per_s": round(per_epoch * bs / seconds, 1)}
-        rows = epoch_rows(model, d, step, tc.eval_batch_size, amp, epoch)
-        for j in live.nonzero().flatten().tolist():
-            state = {**step.member(j, k), "rng": rngs[j].state()}
-            wall = time.perf_counter() - start
-            if not end_epoch(members[j], records[j], rows[j] | timing, loss_sum[j].item(),
-                             model.member(j), state, wall):  # fmt: skip
+        rows = [r | timing for r in epoch_rows(model, d, step, tc.eval_batch_size, amp, epoch)]
+        on, wall = live.nonzero().flatten().tolist(), time.perf_counter() - start
+        for j, go_on in zip(on, save_epochs(on, members, records, rows, loss_sum, model, step, rngs, wall), strict=True):  # fmt: skip
+            report_epoch(members[j], records[j])
+            if not go_on:
                 live[j] = False  # stopped: tested now; its slices no longer count
                 summaries[j] = finish(members[j], records[j], model, j, d, amp, wall)
         if not live.any():
@@ -165,12 +103,13 @@ def resume(
     m: Member, record: Record, solo: nn.Module, rng: streams.Streams
 ) -> dict[str, Any] | None:
     """Load the member's last.pt, if any, into its solo model, record and streams; return it."""
-    path = m.run_dir / "last.pt"
+    path = m.run_dir / folder.LAST
     if not path.exists():
         return None
     ck: dict[str, Any] = {}
     record.resume(path, solo, lambda c: (rng.restore(c["rng"]), ck.update(c)))
     m.log(f"resumed from {path} after epoch {len(record.rows)}")
+    m.on_resume(record.rows)
     return ck
 
 
@@ -186,26 +125,52 @@ def load_step(step: Step, saved: list[dict[str, Any] | None], members: list[Memb
         step.load({"optimizer": opt, "schedule": saved[0]["schedule"]})
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ConfigError(
-            f"checkpoint {members[0].run_dir / 'last.pt'} does not fit this run "
+            f"checkpoint {members[0].run_dir / folder.LAST} does not fit this run "
             f"({type(exc).__name__}); delete it to start the run afresh"
         ) from None
 
 
-def end_epoch(
-    m: Member, record: Record, row: dict, loss: float, weights: dict, state: dict, wall: float
+def save_epochs(
+    on: list[int],
+    members: list[Member],
+    records: list[Record],
+    rows: list[dict],
+    loss_sum: torch.Tensor,
+    model: fuse.Fused,
+    step: Step,
+    rngs: list[streams.Streams],
+    wall: float,
+) -> list[bool]:
+    """Record and checkpoint the live members' epoch (members `on`); False for those that stop.
+    The weights and optimizer states come from one state_dict for all members, and a fused job's
+    members write their checkpoints at once: their waits on the disk overlap."""
+    weights, opts, losses = model.members(on), step.members(on), loss_sum.tolist()
+    saves = [(members[j].run_dir, records[j], rows[j], losses[j], w, {**opt, "rng": rngs[j].state()}, wall)
+             for j, w, opt in zip(on, weights, opts, strict=True)]  # fmt: skip
+    return list((WRITER.map if len(members) > 1 else map)(lambda a: save_epoch(*a), saves))
+
+
+def save_epoch(
+    run_dir: Path, record: Record, row: dict, loss: float, weights: dict, state: dict, wall: float
 ) -> bool:
-    """Record, log and checkpoint one member's epoch; False when the member stops here."""
+    """Record and checkpoint one member's epoch; False when the member stops here."""
     go_on = record.add(row, diverged=not math.isfinite(loss))
-    m.on_epoch(row)
+    record.save(run_dir, weights, state, wall)
+    return go_on
+
+
+def report_epoch(m: Member, record: Record) -> None:
+    """The member's epoch line, then its loggers: only once the epoch is in last.pt, so that a
+    resume never logs it twice."""
+    row = record.rows[-1]
     m.log(
         f"epoch {row['epoch']:3d}/{m.cfg.trainer.epochs}  train loss {row['train_loss']:.4f} "
         f"acc {row['train_acc']:.4f}  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  "
         f"{row['samples_per_s']:.0f} samples/s"
     )
-    record.save(m.run_dir, weights, state, wall)
-    if not go_on:
+    m.on_epoch(row)
+    if record.status != "completed":  # diverged or stopped early
         m.log(stop_reason(record, row["epoch"]))
-    return go_on
 
 
 def stop_reason(record: Record, epoch: int) -> str:
@@ -256,7 +221,7 @@ def finish(
     if s["status"] != "diverged":
         solo.load_state_dict(model.member(j))
         if record.es:
-            solo.load_state_dict(runs.load_checkpoint(m.run_dir / "best.pt")["model"])
+            solo.load_state_dict(checkpoint.load(m.run_dir / folder.BEST)["model"])
         s |= test(m, solo, d, amp)
         s["tested"] = "best" if record.es else "last"
         s["weight_norm"] = diagnostics.weight_norm(models.decayed(solo))
@@ -270,13 +235,13 @@ def test(m: Member, solo: nn.Module, d: data.Splits, amp) -> dict[str, Any]:
     tc, s = m.cfg.trainer, {}
     logits = diagnostics.predict(solo, d.x_test, tc.eval_batch_size, amp)
     s["test_loss"], s["test_acc"], s["test_ece"] = diagnostics.scores(logits, d.y_test)
-    outputs = {"log_probs": logits.log_softmax(1)}
+    outputs = {"log_probs": logits.log_softmax(1).float().cpu().numpy()}
     if tc.mc_dropout and not diagnostics.has_dropout(solo):
         m.log(f"trainer.mc_dropout={tc.mc_dropout}: the model has no dropout to sample; no MC test")
     elif tc.mc_dropout:  # the masks: a sub-stream of the run's dropout seed
-        seed = streams.source_seed(streams.stream_value(m.cfg, "dropout"), "dropout", 1)
+        seed = source_seed(stream_value(m.cfg, "dropout"), "dropout", 1)
         lp = diagnostics.mc_dropout(solo, d.x_test, tc.eval_batch_size, amp, tc.mc_dropout, seed)
         s["mc_test_loss"], s["mc_test_acc"], s["mc_test_ece"] = diagnostics.scores(lp, d.y_test)
-        outputs["mc_log_probs"] = lp
-    runs.write_test_outputs(m.run_dir, d.y_test, outputs)
+        outputs["mc_log_probs"] = lp.float().cpu().numpy()
+    folder.write_test_outputs(m.run_dir, d.y_test.cpu().numpy(), outputs)
     return s

@@ -25,26 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from regbench.diagnostics import scores
-from regbench.streams import Streams
-
-
-# ---- members: a list-valued seed is a job of several runs ---------------------------------------
-def member_configs(cfg: DictConfig) -> list[DictConfig]:
-    """One config per seed of a list-valued `seed`, each exactly a solo run's config (trainer.fuse
-    says how runs were grouped, not what a run is: it is 1 in every member's config.yaml)."""
-    out = []
-    for s in cfg.seed if OmegaConf.is_list(cfg.seed) else [cfg.seed]:
-        m = copy.deepcopy(cfg)
-        with open_dict(m):
-            m.seed, m.trainer.fuse = s, 1
-            if cfg.get("name") and OmegaConf.is_list(cfg.seed):
-                m.name = f"{cfg.name}-s{s}"
-        out.append(m)
-    return out
+from regbench.run.streams import Streams
 
 
 # ---- the fused modules --------------------------------------------------------------------------
@@ -172,6 +156,11 @@ class Fused(nn.Module):
     def member(self, k: int) -> dict[str, torch.Tensor]:
         """Member k's weights as a solo model's state_dict (loads into models.build's model)."""
         return member_state(self.net.state_dict(), k, self.k)
+
+    def members(self, ks: list[int]) -> list[dict[str, torch.Tensor]]:
+        """Members ks' weights, from one state_dict of the fused model."""
+        state = self.net.state_dict()
+        return [member_state(state, k, self.k) for k in ks]
 
     def widen(self, x: torch.Tensor) -> torch.Tensor:
         """One batch for every member: (B, C, H, W) -> (B, K*C, H, W)."""

@@ -11,9 +11,10 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from regbench import runs
+from regbench import folder
 from regbench.config import ConfigError
 from regbench.diagnostics import overfit_epoch
+from regbench.run import checkpoint
 
 
 @dataclass
@@ -53,10 +54,10 @@ class Record:
         """best.pt (if improved), last.pt, then metrics.csv: a kill between two writes leaves rows
         that a resume rewrites identically. A diverged run keeps the last finite checkpoint."""
         if self.improved:
-            runs.save_checkpoint(run_dir / "best.pt", {"model": weights, "epoch": len(self.rows)})
+            checkpoint.save(run_dir / folder.BEST, {"model": weights, "epoch": len(self.rows)})
         if self.status != "diverged":
-            runs.save_checkpoint(
-                run_dir / "last.pt",
+            checkpoint.save(
+                run_dir / folder.LAST,
                 {
                     "model": weights,
                     **state,
@@ -66,12 +67,12 @@ class Record:
                     "wall": self.prior + wall,
                 },
             )
-        runs.write_metrics(run_dir, self.rows)
+        folder.write_metrics(run_dir, self.rows)
 
     def resume(self, path: Path, model: torch.nn.Module, restore) -> None:
         """Load last.pt into the model, then hand the rest of the checkpoint to `restore`
         (optimizer, schedule, random streams). A checkpoint of another run is one clear line."""
-        ck = runs.load_checkpoint(path)
+        ck = checkpoint.load(path)
         try:
             model.load_state_dict(ck["model"])
             restore(ck)

@@ -1,8 +1,10 @@
 """Optional experiment trackers next to the run folder: TensorBoard event files and MLflow runs.
 
-The interface is three calls: `open_loggers(cfg, run_dir)` (a context manager) gives an object
-with `.epoch(row)` per metrics.csv row and `.finish(summary)` once summary.json is written; a
-run that ends any other way (failure, Ctrl-C) is closed as failed / killed on exit.
+The interface: `open_loggers(cfg, run_dir, sweep)` (a context manager) gives an object with
+`.epoch(row)` per metrics.csv row, called once the epoch is in last.pt (so a resume never logs it
+twice), `.resume(rows)` for a resumed run's epochs (those a stop between last.pt and the log left
+out are logged then), and `.finish(summary)` once summary.json is written; a run that ends any
+other way (failure, Ctrl-C) is closed as failed / killed on exit.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+
+from regbench.folder import flatten
 
 MLFLOW_EXPERIMENT = "regbench"
 
@@ -29,17 +31,11 @@ def hparams(cfg: DictConfig) -> dict[str, str | int | float | bool]:
     assert isinstance(c, dict)
     c.pop("hydra", None)
     flat: dict[str, str | int | float | bool] = {"reg": "+".join(cfg.reg.keys())}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif isinstance(node, (str, int, float, bool)):
-            flat[prefix] = node
-        elif node is not None:
-            flat[prefix] = str(node)
-
-    walk("", c)
+    for key, v in flatten(c).items():
+        if isinstance(v, (str, int, float, bool)):
+            flat[key] = v
+        elif v is not None and v != {}:  # an empty mapping (reg.none) is a choice, named in "reg"
+            flat[key] = str(v)
     return flat
 
 
@@ -57,7 +53,17 @@ class TensorBoard:
     def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.cfg, self.writer = cfg, SummaryWriter(log_dir=str(run_dir))
+        self.cfg, self.run_dir = cfg, run_dir
+        self.writer = SummaryWriter(log_dir=str(run_dir))
+
+    def logged(self) -> set[int]:
+        """The epochs the folder's event files hold (earlier starts of a resumed run included)."""
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(self.run_dir), size_guidance={"scalars": 0})
+        events.Reload()
+        tags = events.Tags()["scalars"]
+        return {e.step for e in events.Scalars("val_acc")} if "val_acc" in tags else set()
 
     def epoch(self, row: dict[str, float]) -> None:
         for key, value in row.items():
@@ -124,6 +130,9 @@ class MLflow:
         params = [Param(k, str(v)[:6000]) for k, v in hparams(cfg).items()]
         self.client.log_batch(self.run_id, params=params)
 
+    def logged(self) -> set[int]:
+        return {m.step for m in self.client.get_metric_history(self.run_id, "val_acc")}
+
     def epoch(self, row: dict[str, float]) -> None:
         from mlflow.entities import Metric
 
@@ -153,6 +162,15 @@ class Loggers:
         for logger in self.active:
             logger.epoch(row)
 
+    def resume(self, rows: list[dict[str, float]]) -> None:
+        """A resumed run's epochs that a logger lacks (stopped after last.pt, before the log):
+        logged now, each epoch once."""
+        for logger in self.active:
+            done = logger.logged()
+            for row in rows:
+                if int(row["epoch"]) not in done:
+                    logger.epoch(row)
+
     def finish(self, summary: dict[str, Any]) -> None:
         for logger in self.active:
             logger.finish(summary)
@@ -160,10 +178,9 @@ class Loggers:
 
 
 @contextmanager
-def open_loggers(cfg: DictConfig, run_dir: Path) -> Iterator[Loggers]:
-    """The loggers trainer.loggers names, for one run folder; closed whatever happens."""
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    sweep = str(cfg.sweep_name) if multirun else None
+def open_loggers(cfg: DictConfig, run_dir: Path, sweep: str | None) -> Iterator[Loggers]:
+    """The loggers trainer.loggers names, for one run folder (of the sweep named, if any); closed
+    whatever happens."""
     active: list[Any] = []
     for name in cfg.trainer.loggers:
         active.append(

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
-from regbench import fuse, models
+from regbench import models
+from regbench.run import fuse
 
 
 def make_optimizer(cfg: DictConfig, model: nn.Module, wide: bool = False) -> torch.optim.Optimizer:
@@ -95,7 +96,8 @@ class Step:
     def __init__(self, cfg: DictConfig, model: nn.Module, n_train: int, per_epoch: int) -> None:
         self.k, self.n = Knobs.of(cfg.reg), n_train
         self.weights = models.decayed(model)
-        self.opt = make_optimizer(cfg.optim, model, wide=getattr(model, "k", 1) > 1)
+        self.width = getattr(model, "k", 1)  # members fused into the model
+        self.opt = make_optimizer(cfg.optim, model, wide=self.width > 1)
         total = cfg.trainer.epochs * per_epoch
         self.sched = make_schedule(cfg.sched, self.opt, total, per_epoch)
 
@@ -138,10 +140,12 @@ class Step:
         sched = self.sched.state_dict() if self.sched is not None else None
         return {"optimizer": self.opt.state_dict(), "schedule": sched}
 
-    def member(self, k: int, n: int) -> dict[str, Any]:
-        """Member k's optimizer and schedule state (of n), as the solo run's checkpoint holds it."""
+    def members(self, ks: list[int]) -> list[dict[str, Any]]:
+        """Members ks' optimizer and schedule states, as their solo runs' checkpoints hold them
+        (one state_dict of the fused optimizer for all)."""
         state = self.state_dict()
-        return state | {"optimizer": fuse.member_optimizer(state["optimizer"], k, n)}
+        opt = state["optimizer"]
+        return [state | {"optimizer": fuse.member_optimizer(opt, k, self.width)} for k in ks]
 
     def load(self, state: dict[str, Any]) -> None:
         self.opt.load_state_dict(state["optimizer"])

@@ -1,4 +1,7 @@
-"""The run folder: a unique, locked directory whose files are only ever replaced whole."""
+"""The run folder, its format in one place: file names, statuses, metric columns, the keys that
+do not change what a run computes, and the writes (atomic) and claims (locked) that keep a folder
+whole. Imports no torch: `compare` and `sweep` read folders through it, the training writes them.
+"""
 
 from __future__ import annotations
 
@@ -13,19 +16,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
-from regbench.config import (
-    BOOKKEEPING,
-    TEST_OUTPUTS,
-    USER_CONF_DEFAULT,
-    USER_CONF_ENV,
-    ConfigError,
-)
+from regbench.config import USER_CONF_DEFAULT, USER_CONF_ENV, ConfigError
 
+# ---- the format ---------------------------------------------------------------------------------
+CONFIG = "config.yaml"  # the run's composed config (resume: false)
+SUMMARY = "summary.json"  # status first; the numbers once the run has finished
+METRICS_CSV = "metrics.csv"  # one row per epoch
+LOG = "train.log"
+LAST = "last.pt"  # the checkpoint a resume continues from
+BEST = "best.pt"  # the best epoch's weights (tested instead of the last ones with early stopping)
+TEST_OUTPUTS = "test_outputs.npz"  # the tested model's log-probabilities, for compare --ensemble
+LOCK = ".lock"
 METRICS = [
     "epoch",
     "train_loss",
@@ -39,10 +44,44 @@ METRICS = [
     "seconds",
     "samples_per_s",
 ]
-FINAL = ("completed", "early_stopped", "diverged")  # finished for good: a rerun skips these
-LOCK = ".lock"
+FINAL_OK = ("completed", "early_stopped")  # the only statuses averaged into statistics
+FINAL = (*FINAL_OK, "diverged")  # finished for good: a rerun skips these
+BAD = ("failed", "diverged")  # statuses that make a command exit non-zero
+STATUSES = ("running", "interrupted", *FINAL, "failed")
+# Keys that do not change what a run computes: resume=true continues a run whatever they say, a
+# sweep moved to another folder resumes its runs, compare groups across them.
+BOOKKEEPING = (
+    "resume",
+    "out_dir",
+    "name",
+    "sweep_name",
+    "data.root",
+    "data.download",
+    "trainer.device",
+    "trainer.compile",  # like the device: the same computation, other kernels
+    "trainer.channels_last",  # likewise: another memory order, the same values
+    "trainer.eval_batch_size",  # likewise: the same forward passes, in other chunks
+    "trainer.progress",
+    "trainer.loggers",
+)
 
 
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as dotted keys: {"trainer.epochs": 20, "reg.none": {}, ...} (an empty
+    mapping stays a value: `reg.none` is a choice, not nothing)."""
+    if not isinstance(node, dict) or not node:
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, sub in node.items():
+        out |= flatten(sub, f"{prefix}.{key}" if prefix else str(key))
+    return out
+
+
+def is_bookkeeping(key: str) -> bool:
+    return any(key == b or key.startswith(b + ".") for b in BOOKKEEPING)
+
+
+# ---- writes: whole files only -------------------------------------------------------------------
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write to a temporary file in the same folder, flush to disk, then rename over `path`."""
     raw = data.encode() if isinstance(data, str) else data
@@ -101,7 +140,7 @@ def is_locked(run_dir: Path) -> bool:
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((run_dir / "summary.json").read_text())
+        return json.loads((run_dir / SUMMARY).read_text())
     except (OSError, ValueError):
         return None
 
@@ -131,34 +170,23 @@ def claim(out_dir: Path, name: str, cfg: DictConfig, resume: bool) -> tuple[Path
         except FileExistsError:
             continue
         held = lock(run_dir)
-        write_atomic(run_dir / "config.yaml", text)
+        write_atomic(run_dir / CONFIG, text)
         return run_dir, held
     raise ConfigError(f"too many runs named {name} in {out_dir}; pick another name=...")
-
-
-def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested config as dotted keys: {"trainer.epochs": 20, "reg.none": {}, ...}."""
-    if not isinstance(node, dict) or not node:
-        return {prefix: node}
-    out: dict[str, Any] = {}
-    for key, sub in node.items():
-        out |= _flat(sub, f"{prefix}.{key}" if prefix else str(key))
-    return out
 
 
 def differences(run_dir: Path, text: str) -> list[str] | None:
     """The keys (not bookkeeping) in which run_dir's config.yaml differs from `text`; None: unreadable."""
     try:
-        there = _flat(yaml.safe_load((run_dir / "config.yaml").read_text()))
+        there = flatten(yaml.safe_load((run_dir / CONFIG).read_text()))
     except (OSError, yaml.YAMLError):
         return None
-    here = _flat(yaml.safe_load(text))
+    here = flatten(yaml.safe_load(text))
     keys = sorted(set(here) | set(there), key=lambda k: (k not in here, k))
     return [
         f"{k} ({_show(here, k)} here, {_show(there, k)} there)"
         for k in keys
-        if here.get(k, ...) != there.get(k, ...)
-        and not any(k == b or k.startswith(b + ".") for b in BOOKKEEPING)
+        if here.get(k, ...) != there.get(k, ...) and not is_bookkeeping(k)
     ]
 
 
@@ -190,14 +218,17 @@ def _resumable(out_dir: Path, name: str, text: str) -> tuple[Path, FileLock]:
 
 
 def claim_sweep_job(run_dir: Path, cfg: DictConfig) -> FileLock:
-    """Lock a sweep job's folder (named by Hydra from its overrides) and record or check its config."""
+    """Lock a sweep job's folder (named by Hydra from its overrides) and record or check its config:
+    a folder holding another run is refused; one that differs only in bookkeeping keys (the sweep
+    moved to another out_dir, another trainer.progress) is the same run, resumed."""
     run_dir.mkdir(parents=True, exist_ok=True)
     held = lock(run_dir)
     text = config_yaml(cfg)
-    if (run_dir / "config.yaml").exists() and not _same_config(run_dir, text):
+    if (run_dir / CONFIG).exists() and (diff := differences(run_dir, text)) != []:
         held.release()
-        raise ConfigError(f"{run_dir} holds a run with a different config; use another sweep_name")
-    write_atomic(run_dir / "config.yaml", text)
+        why = f"differs in {', '.join(diff[:3])}" if diff else f"has an unreadable {CONFIG}"
+        raise ConfigError(f"{run_dir} holds another run ({why}); use another sweep_name")
+    write_atomic(run_dir / CONFIG, text)
     return held
 
 
@@ -246,11 +277,11 @@ def stop_reason(exc: BaseException) -> str:
     """
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted; rerun with resume=true to continue"
-    if isinstance(exc, SystemExit):
-        return "stopped by SLURM (time limit or preemption) and requeued: resumes from last.pt"
     if "submitit" in sys.modules:  # imported only inside submitit jobs
         from submitit.core.utils import UncompletedJobError
 
+        if isinstance(exc, SystemExit):
+            return "stopped by SLURM (time limit or preemption) and requeued: resumes from last.pt"
         if isinstance(exc, UncompletedJobError):
             return (
                 "stopped at its SLURM time limit (hydra.launcher.timeout_min) with no requeue left "
@@ -259,54 +290,23 @@ def stop_reason(exc: BaseException) -> str:
     return ""
 
 
-def _same_config(run_dir: Path, text: str) -> bool:
-    try:
-        return (run_dir / "config.yaml").read_text() == text
-    except OSError:
-        return False
-
-
 def write_metrics(run_dir: Path, rows: list[dict[str, float]]) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=METRICS, lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
-    write_atomic(run_dir / "metrics.csv", buf.getvalue())
+    write_atomic(run_dir / METRICS_CSV, buf.getvalue())
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
-    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
 
 
-def write_test_outputs(
-    run_dir: Path, labels: torch.Tensor, outputs: dict[str, torch.Tensor]
-) -> None:
+def write_test_outputs(run_dir: Path, labels: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
     """The tested model's log-softmax outputs on the test split (float32, (N, classes); with
-    MC dropout also `mc_log_probs`) and the labels: ensembles are formed from them afterwards
+    MC dropout also `mc_log_probs`) and the labels (N,): ensembles are formed from them afterwards
     (`regbench compare --ensemble`) without retraining."""
     buf = io.BytesIO()
-    arrays = {k: v.detach().float().cpu().numpy() for k, v in outputs.items()}
-    np.savez(buf, labels=labels.cpu().numpy().astype(np.int32), **arrays)
+    arrays = {k: v.astype(np.float32) for k, v in outputs.items()}
+    np.savez(buf, labels=labels.astype(np.int32), **arrays)
     write_atomic(run_dir / TEST_OUTPUTS, buf.getvalue())
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    write_atomic(path, buf.getvalue())
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """weights_only=True: a checkpoint is data, never code; a bad file is one clear line."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ConfigError(
-            f"checkpoint {path} is corrupt or not a regbench checkpoint ({type(exc).__name__}); "
-            "delete it to start the run afresh"
-        ) from None
-    if not isinstance(state, dict) or "model" not in state:
-        raise ConfigError(
-            f"checkpoint {path} is not a regbench checkpoint; delete it to start afresh"
-        )
-    return state

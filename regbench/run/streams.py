@@ -11,28 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import DictConfig
 
-SOURCES = ("init", "order", "aug", "dropout")
-
-
-def source_seed(value: int, source: str, *index: int) -> int:
-    """A 63-bit seed for `source` (and sub-stream `index`, e.g. a layer) from a seed value.
-
-    SeedSequence(value, spawn_key=(i, ...)) is the i-th child of SeedSequence(value).spawn: the
-    streams are statistically independent, and pinning `seeds.order=3` gives exactly the batch
-    order that seed=3 would.
-    """
-    ss = np.random.SeedSequence(value, spawn_key=(SOURCES.index(source), *index))
-    return int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
-
-
-def stream_value(cfg: DictConfig, source: str) -> int:
-    """The seed value a source follows: its pin `seeds.<source>` if set, else `seed`."""
-    pinned = cfg.seeds[source]
-    return int(cfg.seed if pinned is None else pinned)
+from regbench.config import source_seed, stream_value
 
 
 class Streams:

@@ -1,0 +1,60 @@
+"""The device a run trains on and the precision it computes in."""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+
+from regbench.config import ConfigError
+
+
+def resolve_device(name: str) -> torch.device:
+    """trainer.device as a torch device; a device this torch cannot use is a ConfigError."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"trainer.device={name} but CUDA is not available; use trainer.device=auto"
+            )
+        index = torch.device(name).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"trainer.device={name} but this machine has {torch.cuda.device_count()} GPU(s); "
+                "use trainer.device=cuda or auto"
+            )
+        # trainer.deterministic: cuBLAS is deterministic only with a fixed workspace, set before
+        # CUDA starts (PyTorch's reproducibility notes)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(
+            "trainer.device=mps but this torch has no MPS device; use trainer.device=auto"
+        )
+    return torch.device(name)
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager:
+    """bf16 autocast where asked, or by default on CUDA; the CPU stays in fp32 under "auto"
+    (bf16 autocast on CPUs is several times slower: benchmarks/README.md)."""
+    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+
+def deterministic(on: bool, compiled: bool) -> None:
+    """trainer.deterministic: deterministic kernels (warnings where torch has none), no autotuning.
+    torch.use_deterministic_algorithms also sets the compiler's flag, importing torch._inductor
+    (seconds of start-up, benchmarks/README.md); without trainer.compile the kernels' switch alone."""
+    if compiled:
+        torch.use_deterministic_algorithms(on, warn_only=True)
+    else:
+        torch._C._set_deterministic_algorithms(on, warn_only=True)
+    torch.backends.cudnn.benchmark = not on
+
+
+def elapsed(t0: float, device: torch.device) -> float:
+    if device.type == "cuda":  # kernels run asynchronously: wait for them before reading the clock
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
