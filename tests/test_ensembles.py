@@ -175,3 +175,37 @@ def test_ensemble_statistics_on_known_arrays() -> None:
     )
     assert ensemble_sizes(8) == [1, 2, 4] and ensemble_sizes(10) == [1, 2, 4, 8]
     assert ensemble_sizes(1) == [1] and ensemble_sizes(3) == [1, 2]
+
+
+def _write_outputs(run: Path, labels: np.ndarray, classes: int, right: np.ndarray) -> None:
+    """Log-softmax outputs whose argmax is the true label where `right`, the next class elsewhere."""
+    logits = np.zeros((len(labels), classes))
+    guess = np.where(right, labels, (labels + 1) % classes)
+    logits[np.arange(len(labels)), guess] = 5.0
+    lp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    np.savez(run / "test_outputs.npz", labels=labels, log_probs=lp.astype(np.float32))
+
+
+def test_unusable_outputs_leave_out_that_run_not_the_valid_ones(tmp_path: Path) -> None:
+    """Issue 27: seed 0's outputs on 5 examples (all right) used to become the group's test set,
+    pushing out the valid seed 1 (accuracy 1.0000 shown); outputs with other classes crashed."""
+    from tests.runfolders import make_run
+
+    labels = np.arange(180) % 10  # digits, test_fraction 0.1: 180 test examples
+    right = np.arange(180) % 4 != 0  # 75% right
+    bad = make_run(tmp_path, "s/digits-a-s0", seed=0, data="digits", optim="adam")
+    _write_outputs(bad, labels[:5], 10, np.ones(5, bool))
+    good = make_run(tmp_path, "s/digits-a-s1", seed=1, data="digits", optim="adam")
+    _write_outputs(good, labels, 10, right)
+    for seed, classes in enumerate((10, 4, 10)):  # a group of 3: seed 1 scores only 4 classes
+        run = make_run(tmp_path, f"s/digits-b-s{seed}", seed=seed, data="digits", optim="sgd")
+        _write_outputs(run, labels % 4, classes, right)
+    res = cli("compare", str(tmp_path / "s"), "--ensemble", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert "RuntimeWarning" not in res.stderr and "Traceback" not in res.stderr
+    assert f"{bad}: test_outputs.npz holds 5 test outputs, its test split has 180" in res.stderr
+    assert "digits-a-s1" not in res.stderr
+    assert "digits-b-s1: its test log_probs are (180, 4), not those of 2 of" in res.stderr
+    records = {r["optim"]: r for r in json.loads(res.stdout)["ensembles"]}
+    assert records["adam"]["members"] == 1 and records["adam"]["all_acc"] == pytest.approx(0.75)
+    assert records["sgd"]["members"] == 2 and records["sgd"]["all_acc"] == pytest.approx(0.75)

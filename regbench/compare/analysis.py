@@ -19,6 +19,7 @@ from regbench.compare import stats
 from regbench.compare.choices import LOWER_IS_BETTER
 from regbench.compare.groups import Group, factorial_cells
 from regbench.compare.load import STATUS_ORDER, CompareError, Run, read_test_outputs, test_size
+from regbench.config import TEST_OUTPUTS
 
 # means shown beside the metric (the last four only where runs record them: newer folders)
 EXTRA_MEANS = ("best_val_acc", "gen_gap", "best_epoch", "epochs_run", "wall_seconds")
@@ -206,23 +207,48 @@ def record_sizes(record: dict[str, Any]) -> list[int]:
 Outputs = list[tuple[np.ndarray, np.ndarray | None]]  # per run: log_probs, mc_log_probs or None
 
 
+def _usable_outputs(
+    r: Run, notes: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """One run's (labels, log_probs, MC dropout's or None), or None with a note why not usable."""
+    out = read_test_outputs(r)
+    if isinstance(out, str):
+        notes.append(f"{r.path}: {out}; left out of the ensembles")
+        return None
+    labels, lp, mc = out
+    if (n := test_size(r)) is not None and len(labels) != n:
+        notes.append(f"{r.path}: {TEST_OUTPUTS} holds {len(labels)} test outputs, its test "
+                     f"split has {n}; left out of the ensembles")  # fmt: skip
+        return None
+    if mc is not None and mc.shape != lp.shape:
+        notes.append(f"{r.path}: mc_log_probs' shape {mc.shape} is not log_probs' {lp.shape}; "
+                     "left out of MC dropout")  # fmt: skip
+        mc = None
+    return labels, lp, mc
+
+
 def _outputs(g: Group, notes: list[str]) -> tuple[np.ndarray | None, Outputs]:
     """The test labels and, per usable run of the group in seed order, its stored log-softmax
-    outputs (and MC dropout's, if any); runs without readable outputs on the same labels are
-    left out, with a note."""
-    got: Outputs = []
-    labels = None
-    for r in sorted((r for r in g.runs if r.usable), key=lambda r: (r.seed is None, r.seed or 0)):
-        out = read_test_outputs(r)
-        if isinstance(out, str):
-            notes.append(f"{r.path}: {out}; left out of the ensembles")
-            continue
-        if labels is not None and not np.array_equal(out[0], labels):
-            notes.append(f"{r.path}: its test labels differ from its group's; left out")
-            continue
-        labels = out[0]
-        got.append(out[1:])
-    return labels, got
+    outputs (and MC dropout's, if any). Left out, with a note: runs whose outputs are unusable
+    (_usable_outputs) or on other labels or classes than most of the group's runs hold."""
+    runs = sorted((r for r in g.runs if r.usable), key=lambda r: (r.seed is None, r.seed or 0))
+    read = [(r, out) for r in runs if (out := _usable_outputs(r, notes)) is not None]
+    if not read:
+        return None, []
+
+    def test_set(out: tuple[np.ndarray, np.ndarray, np.ndarray | None]) -> tuple[Any, bytes]:
+        return out[1].shape, out[0].tobytes()
+
+    # the test set most runs share (ties: the first seed's): a single damaged file must not
+    # decide the group's test set and push the valid runs out
+    counts = Counter(test_set(out) for _, out in read)
+    shared = max(counts, key=counts.__getitem__)  # max keeps the first of equals: seed order
+    for r, (_, lp, _) in ((r, out) for r, out in read if test_set(out) != shared):
+        why = "labels differ from" if lp.shape == shared[0] else f"log_probs are {lp.shape}, not"
+        notes.append(f"{r.path}: its test {why} those of {counts[shared]} of the group's "
+                     f"{len(read)} runs {shared[0]}; left out of the ensembles")  # fmt: skip
+    kept = [out for _, out in read if test_set(out) == shared]
+    return kept[0][0], [(lp, mc) for _, lp, mc in kept]
 
 
 def _ensemble(labels: np.ndarray, out: Outputs, sizes: list[int], inf: Inference) -> dict[str, Any]:

@@ -27,12 +27,36 @@ def _pyplot() -> Any:
     return plt
 
 
+# tab10's colours repeat after 10 groups (bn and dropout+bn+wd+aug were both blue): from the 11th
+# group on, the same colours with another line style, hatch and marker
+LINESTYLES = ("-", "--", "-.")  # ":" is the best-epoch marker of the learning curves
+HATCHES = ("", "//", "..")
+MARKERS = ("o", "s", "^")
+
+
+def style(i: int) -> dict[str, Any]:
+    """Group i's colour, line style, hatch and marker: no two of MAX_PLOTTED_GROUPS share all."""
+    cycle = i // 10 % len(LINESTYLES)
+    return {
+        "color": _pyplot().get_cmap("tab10")(i % 10),
+        "linestyle": LINESTYLES[cycle],
+        "hatch": HATCHES[cycle],
+        "marker": MARKERS[cycle],
+    }
+
+
+def _legend_inches(labels: Sequence[str]) -> float:
+    """Width of a small-font legend of these labels, in inches (~0.07 in a character)."""
+    return 0.8 + 0.07 * max(map(len, labels), default=0)
+
+
 def _clip(text: str, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _save(fig: Any, path: Path) -> None:
-    # Margins are set by hand: tight_layout measures every text box (slow for 1,000 runs).
+    # Margins: constrained layout where text sizes vary (tick labels, legends beside the axes);
+    # it measures every text box, affordable with MAX_PLOTTED_GROUPS groups at most in a figure.
     fig.savefig(path, dpi=100, pil_kwargs={"compress_level": 3})
 
 
@@ -53,33 +77,47 @@ def curves(runs: Sequence[Run], column: str) -> tuple[np.ndarray, np.ndarray, np
     return np.arange(1, length + 1), mean, np.sqrt(squares / np.maximum(count - 1, 1))
 
 
+def _curve(ax: Any, x: np.ndarray, mean: np.ndarray, std: np.ndarray, st: dict, label: str) -> Any:
+    """One group's mean curve with its ± std band; points without a neighbouring value (a
+    1-epoch run, or epochs between missing ones) get a marker, else a line of one point is
+    drawn as nothing."""
+    alone = ~np.isnan(mean) & np.isnan(np.r_[np.nan, mean[:-1]]) & np.isnan(np.r_[mean[1:], np.nan])
+    line = ax.plot(x, mean, color=st["color"], linestyle=st["linestyle"], label=label,
+                   marker=st["marker"], markevery=list(np.flatnonzero(alone)))[0]  # fmt: skip
+    ax.fill_between(x, mean - std, mean + std, color=st["color"], alpha=0.2, linewidth=0)
+    if alone.any():  # a band of one point is also invisible: its std as an error bar
+        ax.errorbar(x[alone], mean[alone], yerr=std[alone], color=st["color"], linestyle="none",
+                    capsize=3)  # fmt: skip
+    return line
+
+
 def _curves_figure(out: Path, shown: Sequence[Group], columns: Sequence[str], note: str) -> str:
     plt = _pyplot()
     rows = (len(columns) + 1) // 2
-    fig, axes = plt.subplots(rows, 2, figsize=(12, 4 * rows), squeeze=False)
-    colors = [plt.get_cmap("tab10")(i % 10) for i in range(len(shown))]
+    labels = [f"{_clip(g.name)} (n={sum(r.usable for r in g.runs)})" for g in shown]
+    # the legend beside the panels, never over the curves: the figure is widened to hold it
+    fig, axes = plt.subplots(rows, 2, figsize=(12 + _legend_inches(labels), 4 * rows),
+                             squeeze=False, layout="constrained")  # fmt: skip
+    handles: dict[str, Any] = {}
     for ax, column in zip(axes.flat, columns, strict=False):
-        for g, color in zip(shown, colors, strict=True):
+        for i, g in enumerate(shown):
             used = [r for r in g.runs if r.usable and r.metrics.get(column)]
             if not used:
                 continue
-            x, mean, std = curves(used, column)
-            ax.plot(x, mean, color=color, label=f"{_clip(g.name)} (n={len(used)})")
-            ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+            st = style(i)
+            label = f"{_clip(g.name)} (n={len(used)})"
+            handles.setdefault(label, _curve(ax, *curves(used, column), st, label))
             if (best := g.values("best_epoch")).size:
-                ax.axvline(best.mean(), color=color, linestyle=":", linewidth=1)
+                ax.axvline(best.mean(), color=st["color"], linestyle=":", linewidth=1)
         ax.set_title(column.replace("_", " "))
         ax.set_xlabel("epoch")
         ax.set_ylabel(column.replace("_", " "))
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(columns) :]:
         ax.set_visible(False)
-    axes.flat[0].legend(fontsize="small", title="mean ± std over seeds; dotted: best epoch")
+    fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize="small",
+               title="mean ± std over seeds\ndotted: best epoch")  # fmt: skip
     fig.suptitle("Learning curves" + note)
-    height = fig.get_figheight()  # margins in inches, whatever the number of panels
-    fig.subplots_adjust(
-        left=0.07, right=0.98, bottom=0.6 / height, top=1 - 0.75 / height, hspace=0.35
-    )
     _save(fig, out / "learning_curves.png")
     plt.close(fig)
     return "learning_curves.png"
@@ -87,28 +125,23 @@ def _curves_figure(out: Path, shown: Sequence[Group], columns: Sequence[str], no
 
 def _bars_figure(out: Path, shown: Sequence[Group], metric: str, note: str) -> str:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.45 * len(shown)))
     described = [stats.describe(g.values(metric)) for g in shown]
-    colors = [plt.get_cmap("tab10")(i % 10) for i in range(len(shown))]
-    ax.barh(
+    ticks = [f"{_clip(g.name)} (n={n})" for g, (n, _, _) in zip(shown, described, strict=True)]
+    # constrained layout makes room for the longest tick label: none is clipped at the left edge
+    fig, ax = plt.subplots(figsize=(6 + 0.075 * max(map(len, ticks), default=0),
+                                    1.5 + 0.45 * len(shown)), layout="constrained")  # fmt: skip
+    bars = ax.barh(
         range(len(shown)),
         [m for _, m, _ in described],
         xerr=[s or 0.0 for _, _, s in described],
-        color=colors,
         capsize=4,
     )
-    ticks = [f"{_clip(g.name)} (n={n})" for g, (n, _, _) in zip(shown, described, strict=True)]
+    for i, bar in enumerate(bars):
+        bar.set(facecolor=style(i)["color"], hatch=style(i)["hatch"], edgecolor="white")
     ax.set_yticks(range(len(shown)), ticks)
     ax.invert_yaxis()
     ax.set_xlabel(f"{metric} (mean ± sample std over seeds)")
     ax.set_title(f"{metric} by group" + note)
-    height = fig.get_figheight()  # margins in inches: ~0.075 in per tick-label character
-    fig.subplots_adjust(
-        left=min(0.6, (0.4 + 0.075 * max(map(len, ticks), default=0)) / 8),
-        right=0.97,
-        bottom=0.8 / height,
-        top=1 - 0.5 / height,
-    )
     _save(fig, out / f"{metric}_bars.png")
     plt.close(fig)
     return f"{metric}_bars.png"
@@ -116,23 +149,24 @@ def _bars_figure(out: Path, shown: Sequence[Group], metric: str, note: str) -> s
 
 def _gap_figure(out: Path, shown: Sequence[Group], note: str) -> str:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 6))
+    width = 7 + _legend_inches([_clip(g.name) for g in shown])
+    fig, ax = plt.subplots(figsize=(width, 6), layout="constrained")
     for i, g in enumerate(shown):
-        color = plt.get_cmap("tab10")(i % 10)
+        color, marker = style(i)["color"], style(i)["marker"]
         pts = [(r.value("test_acc"), r.value("gen_gap")) for r in g.runs if r.usable]
         pts = [(x, y) for x, y in pts if x is not None and y is not None]
         if pts:
             xs, ys = np.array(pts).T
-            ax.scatter(xs, ys, color=color, alpha=0.5, s=20)
-            ax.scatter(xs.mean(), ys.mean(), color=color, edgecolor="black", marker="D", s=60,
+            ax.scatter(xs, ys, color=color, alpha=0.5, s=20, marker=marker)
+            ax.scatter(xs.mean(), ys.mean(), color=color, edgecolor="black", marker=marker, s=80,
                        label=_clip(g.name))  # fmt: skip
     ax.set_xlabel("test accuracy")
     ax.set_ylabel("generalization gap (train − val acc at best epoch)")
     ax.set_title("Generalization gap vs test accuracy" + note)
     ax.grid(alpha=0.3)
-    if shown:
-        ax.legend(fontsize="small", title="dots: seeds, diamonds: group means")
-    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.09, top=0.93)
+    if shown:  # beside the axes: inside it would hide points
+        fig.legend(loc="outside right upper", fontsize="small",
+                   title="small: seeds\nlarge, outlined: group means")  # fmt: skip
     _save(fig, out / "gap_vs_test_acc.png")
     plt.close(fig)
     return "gap_vs_test_acc.png"
@@ -142,25 +176,19 @@ def spread_figure(out: Path, groups: Sequence[Group], metric: str) -> str:
     """Bouthillier et al. (2021), Fig. 1 style: the metric's distribution per source of variance."""
     plt = _pyplot()
     shown = [g for g in groups if g.values(metric).size][:MAX_PLOTTED_GROUPS]
-    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.55 * len(shown)))
+    ticks = [f"{_clip(g.name)} (n={g.values(metric).size})" for g in shown]
+    fig, ax = plt.subplots(figsize=(6 + 0.075 * max(map(len, ticks), default=0),
+                                    1.5 + 0.55 * len(shown)), layout="constrained")  # fmt: skip
     rng = np.random.default_rng(0)  # jitter only: fixed so the figure is the same every time
     for i, g in enumerate(shown):
         v = g.values(metric)
         ax.boxplot(v, positions=[i], orientation="horizontal", widths=0.5, whis=(0, 100))
         ax.scatter(v, i + rng.uniform(-0.15, 0.15, len(v)), s=14, alpha=0.6, color="tab:blue")
-    ticks = [f"{_clip(g.name)} (n={g.values(metric).size})" for g in shown]
     ax.set_yticks(range(len(shown)), ticks)
     ax.invert_yaxis()
     ax.set_xlabel(f"{metric} (dots: seeds; box: quartiles, whiskers: range)")
     ax.set_title(f"Spread of {metric} per source of randomness")
     ax.grid(alpha=0.3, axis="x")
-    height = fig.get_figheight()
-    fig.subplots_adjust(
-        left=min(0.6, (0.4 + 0.075 * max(map(len, ticks), default=0)) / 8),
-        right=0.97,
-        bottom=0.8 / height,
-        top=1 - 0.5 / height,
-    )
     _save(fig, out / "spread_by_source.png")
     plt.close(fig)
     return "spread_by_source.png"
@@ -211,11 +239,13 @@ def ensemble_figure(out: Path, records: Sequence[dict[str, Any]], groups: Sequen
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ticks: set[int] = set()
     shown = [(r, g) for r, g in zip(records, groups, strict=True) if r["members"]]
-    for r, g in shown[:MAX_PLOTTED_GROUPS]:
+    for i, (r, g) in enumerate(shown[:MAX_PLOTTED_GROUPS]):
         sizes = [m for m in record_sizes(r) if r[f"ens{m}_acc"] is not None]
         xs, ys = [*sizes, r["members"]], [*(r[f"ens{m}_acc"] for m in sizes), r["all_acc"]]
         ticks |= set(xs)
-        line = ax.plot(xs, ys, marker="o", label=f"{_clip(g.name)} ({r['members']} seeds)")[0]
+        st = style(i)
+        line = ax.plot(xs, ys, color=st["color"], linestyle=st["linestyle"], marker=st["marker"],
+                       label=f"{_clip(g.name)} ({r['members']} seeds)")[0]  # fmt: skip
         if r.get("mc_acc") is not None:
             ax.plot([1], [r["mc_acc"]], marker="D", fillstyle="none", color=line.get_color(),
                     linestyle="none", label=f"{_clip(g.name)}: MC dropout, single run")  # fmt: skip
