@@ -23,6 +23,7 @@ from regbench.compare.load import STATUS_ORDER, CompareError, Run, read_test_out
 # means shown beside the metric (the last four only where runs record them: newer folders)
 EXTRA_MEANS = ("best_val_acc", "gen_gap", "best_epoch", "epochs_run", "wall_seconds")
 NEWER = ("final_val_acc", "test_ece", "weight_norm", "overfit_epoch", "mc_test_acc")
+GRID_METRICS = ("test_acc", "mc_test_acc")  # shares of the test set's images: k / n_test
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,14 @@ def _better(metric: str, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.n
     return (b, a) if metric in LOWER_IS_BETTER else (a, b)
 
 
+def _grid(g: Group, base: Group, metric: str) -> int | None:
+    """n_test when the metric counts test images and both groups share one test set size."""
+    if metric not in GRID_METRICS:
+        return None
+    sizes = {test_size(r) for r in (*g.runs, *base.runs) if r.usable}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
 def _compare(g: Group, base: Group, inf: Inference) -> tuple[stats.Comparison, dict[str, Any]]:
     """The comparison of one group with its baseline, paired when their seeds match."""
     a_seed, b_seed = g.by_seed(inf.metric), base.by_seed(inf.metric)
@@ -81,7 +90,8 @@ def _compare(g: Group, base: Group, inf: Inference) -> tuple[stats.Comparison, d
         seeds = sorted(a_seed)  # type: ignore[arg-type]
         a = np.array([a_seed[s] for s in seeds])  # type: ignore[index]
         b = np.array([b_seed[s] for s in seeds])  # type: ignore[index]
-        c = stats.paired(a, b, inf.test, inf.level, inf.reps, inf.seed)
+        grid = _grid(g, base, inf.metric)
+        c = stats.paired(a, b, inf.test, inf.level, inf.reps, inf.seed, grid)
         sd = float(np.std(a - b, ddof=1))
     else:
         a, b = g.values(inf.metric), base.values(inf.metric)
