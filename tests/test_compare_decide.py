@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats as sp
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.weightstats import ttost_paired
 
 from tests.runfolders import compare, make_run
 
@@ -51,3 +53,78 @@ def test_wilcoxon_and_sign_flip_p_are_exact_on_the_counts(
     else:
         exact = 1.0  # every one of the 1,024 sign flips is at least as far from 0
     assert got["l2"]["p"] == pytest.approx(exact)
+
+
+ARMS = {  # correct images more than the baseline, per seed
+    "dropout": [3, 4, 2, 5, 3, 4, 3, 2, 4, 3],  # about +1 point on every seed: better
+    "aug": [-1, 0, 1, 0, -1, 0, 1, 0, 0, 0],  # within a fraction of a point: equivalent
+    "l2": [9, -7, 4, -9, 2, 8, -6, -3, 5, -4],  # noisy around 0: undecided
+}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return folders(tmp_path_factory.mktemp("decide"), ARMS)
+
+
+def test_verdicts_plans_and_question_in_json(study: Path) -> None:
+    got, data, stderr = rows(study, "--baseline", "reg=none")
+    assert data["question"] == {"delta": 0.005, "alpha": 0.05, "power": 0.8}
+    assert {r: got[r]["verdict"] for r in got} == {
+        "dropout": "better", "aug": "equivalent", "l2": "undecided", "none": None,
+    }  # fmt: skip
+    # the verdicts are Holm at α/2 over the paired t p-values and over the TOST p-values
+    base = np.array(BASE_K) / N_TEST
+    arms = {r: (np.array(BASE_K) + dk) / N_TEST for r, dk in ARMS.items()}
+    p = [sp.ttest_rel(arms[r], base).pvalue for r in ARMS]
+    q = [ttost_paired(arms[r], base, -0.005, 0.005)[0] for r in ARMS]
+    assert [got[r]["p_tost"] for r in ARMS] == pytest.approx(q)
+    assert [got[r]["p_tost_adj"] for r in ARMS] == pytest.approx(multipletests(q, method="holm")[1])
+    assert list(multipletests(p, alpha=0.025, method="holm")[0]) == [True, False, False]
+    assert list(multipletests(q, alpha=0.025, method="holm")[0]) == [False, True, False]
+    # undecided l2: seeds planned to detect δ and to show equivalence, at α/(2m) = 0.05/6
+    assert got["l2"]["seeds_detect"] > 10 and got["l2"]["seeds_equivalence"] > 10
+    assert got["none"]["seeds_detect"] is None
+    assert "warning: --delta 0.005 is below this test set's noise floor (2 SE = " in stderr
+
+
+def test_verdict_column_and_summary_lines(study: Path) -> None:
+    res = compare(study, "--baseline", "reg=none", "--summary", "--format", "md")
+    assert res.exit_code == 0, res.output
+    assert "| P(better) | verdict | seeds δ/±δ |" in res.stdout
+    assert "| equivalent |" in res.stdout and "| undecided |" in res.stdout
+    lines = [ln[2:] for ln in res.stdout.splitlines() if ln.startswith("- ")]
+    assert lines[0].startswith("dropout: better than none: +0.92 points [")
+    assert lines[1].startswith("aug: equivalent to none within ±0.5 points: ")
+    assert lines[2].startswith("l2: undecided against none: ")
+    assert "seeds per arm would detect a difference of 0.5 points" in lines[2]
+    csv_out = compare(study, "--baseline", "reg=none", "--format", "csv", "--delta", "0.03").stdout
+    assert "verdict" in csv_out.splitlines()[0] and "seeds_equivalence" in csv_out.splitlines()[0]
+
+
+def test_delta_above_the_noise_floor_has_no_warning_and_widens_equivalence(study: Path) -> None:
+    got, data, stderr = rows(study, "--baseline", "reg=none", "--delta", "0.03", "--power", "0.9")
+    assert "warning" not in stderr and data["question"]["power"] == 0.9
+    assert got["l2"]["verdict"] == "equivalent"  # ±3 points holds l2's noise
+
+
+def test_metric_without_a_unit_has_no_default_delta(study: Path) -> None:
+    got, data, _ = rows(study, "--baseline", "reg=none", "--metric", "test_loss")
+    assert data["question"]["delta"] is None
+    assert {got[r]["verdict"] for r in ARMS} <= {"undecided", "better", "worse"}
+    assert got["l2"]["seeds_detect"] is None
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--delta", "-0.01"], "--delta must be a positive number"),
+        (["--power", "1.5"], "--power must be between 0 and 1"),
+    ],
+)
+def test_bad_question_options_are_one_error_line(
+    study: Path, option: list[str], message: str
+) -> None:
+    res = compare(study, "--baseline", "reg=none", *option)
+    assert res.exit_code == 2 and res.stderr.strip().startswith(f"error: {message}")
+    assert len(res.stderr.strip().splitlines()) == 1

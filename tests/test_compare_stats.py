@@ -11,7 +11,6 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy import stats as sp
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import TTestIndPower, TTestPower
 
 from regbench.compare import stats
 
@@ -121,34 +120,6 @@ def test_probability_of_beating_the_baseline() -> None:
     point, low, high = stats.prob_better(x, y, False, 0.95, 2000, 3)
     assert point == pytest.approx(sp.mannwhitneyu(x, y).statistic / 12)
     assert 0 <= low <= point <= high <= 1
-
-
-@pytest.mark.parametrize("is_paired", [True, False])
-def test_seeds_needed_reaches_80_percent_power_and_one_fewer_does_not(is_paired: bool) -> None:
-    diff, sd, alpha = 0.004, 0.006, 0.05
-    n = stats.seeds_needed(diff, sd, is_paired, alpha)
-    analysis = TTestPower() if is_paired else TTestIndPower()
-    assert n == math.ceil(analysis.solve_power(diff / sd, None, alpha, 0.8))
-
-    def power(k: float) -> float:  # noncentral t, straight from scipy
-        df, nc = (
-            (k - 1, diff / sd * math.sqrt(k))
-            if is_paired
-            else (2 * k - 2, diff / sd * math.sqrt(k / 2))
-        )
-        crit = sp.t.ppf(1 - alpha / 2, df)
-        return sp.nct.sf(crit, df, nc) + sp.nct.cdf(-crit, df, nc)
-
-    assert power(n) >= 0.8 > power(n - 1)
-
-
-def test_seeds_needed_edges() -> None:
-    assert stats.seeds_needed(0.0, 0.01, True, 0.05) is None
-    assert stats.seeds_needed(0.01, 0.0, True, 0.05) is None
-    assert stats.seeds_needed(1.0, 0.001, True, 0.05) == 2  # huge effect: the minimum
-    assert stats.seeds_needed(1e-6, 1.0, False, 0.05) == math.inf  # out of reach
-    # effect 10: 2 seeds give 73% power; statsmodels' power is NaN at 3 (noncentrality ~17)
-    assert stats.seeds_needed(0.1, 0.01, True, 0.05) == 3
 
 
 def test_noise_floor_is_the_binomial_standard_error() -> None:

@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as sp
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import TTestPower
+from statsmodels.stats.power import TTestIndPower, TTestPower
 from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
 from regbench.compare import decide
@@ -79,6 +80,27 @@ def test_plans_reach_the_power_and_one_seed_fewer_does_not() -> None:
     assert decide.plan(0.0, 4, True, Q, 0.025) == (None, None)
     assert decide.plan(0.004, 4, True, Question(None), 0.025) == (None, None)
     assert decide.plan(1e-6, None, False, Question(1e-9), 0.025) == (math.inf, math.inf)
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_detection_plan_reaches_the_power_and_one_fewer_does_not(paired: bool) -> None:
+    delta, sd, level = 0.004, 0.006, 0.05
+    n, _ = decide.plan(sd, None, paired, Question(delta), level)  # df None: sd known
+    analysis = TTestPower() if paired else TTestIndPower()
+    assert n == math.ceil(analysis.solve_power(delta / sd, None, level, 0.8))
+
+    def power(k: float) -> float:  # noncentral t, straight from scipy
+        df, nc = (
+            (k - 1, delta / sd * math.sqrt(k))
+            if paired
+            else (2 * k - 2, delta / sd * math.sqrt(k / 2))
+        )
+        crit = sp.t.ppf(1 - level / 2, df)
+        return sp.nct.sf(crit, df, nc) + sp.nct.cdf(-crit, df, nc)
+
+    assert power(n) >= 0.8 > power(n - 1)
+    # effect 10: 2 seeds give 73% power; statsmodels' power is NaN at 3 (noncentrality ~17)
+    assert decide.plan(0.01, None, True, Question(0.1), 0.05)[0] == 3
 
 
 def test_boundaries_are_the_lan_demets_obrien_fleming_values() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from regbench.compare import stats
+from regbench.compare import decide, stats
 from regbench.compare.choices import LOWER_IS_BETTER
 from regbench.compare.groups import Group, factorial_cells
 from regbench.compare.load import STATUS_ORDER, CompareError, Run, read_test_outputs, test_size
@@ -37,6 +37,12 @@ class Inference:
     level: float = 0.95
     reps: int = 2000  # bootstrap resamples
     seed: int = 0  # bootstrap generator seed: the same numbers on every call
+    delta: float | None = None  # smallest effect of interest (None: no equivalence, no plan)
+    power: float = decide.DEFAULT_POWER
+
+    @property
+    def question(self) -> decide.Question:
+        return decide.Question(self.delta, self.alpha, self.power)
 
 
 def group_records(groups: Sequence[Group], metric: str) -> list[dict[str, Any]]:
@@ -100,15 +106,43 @@ def _compare(g: Group, base: Group, inf: Inference) -> tuple[stats.Comparison, d
     pab, pab_low, pab_high = stats.prob_better(
         *_better(inf.metric, a, b), is_paired, inf.level, inf.reps, inf.seed
     )
+    tost = None
+    if c.p is not None and inf.delta is not None:
+        tost = (
+            decide.tost_paired(a - b, inf.delta)
+            if is_paired
+            else decide.tost_welch(a, b, inf.delta)
+        )
     extra = {
         "p_better": pab,
         "p_better_low": pab_low,
         "p_better_high": pab_high,
-        "seeds_needed": stats.seeds_needed(c.diff, sd, is_paired, inf.alpha)
-        if c.p is not None
-        else None,
+        "p_tost": None if tost is None else float(tost),
+        # the SD planning starts from, with its degrees of freedom (popped before output)
+        "_plan": (sd, len(a) - 1 if is_paired else len(a) + len(b) - 2, is_paired),
     }
     return c, extra
+
+
+def _decide(out: list[dict[str, Any]], tested: list[int], inf: Inference) -> None:
+    """Verdicts (Holm at α/2 for each kind of claim, decide.py) and seeds planned for δ at
+    α/(2m), the level Holm guarantees every one of the m comparisons."""
+    p = np.array([out[i]["p"] for i in tested], float)
+    q = np.array([np.nan if out[i]["p_tost"] is None else out[i]["p_tost"] for i in tested])
+    codes = decide.verdict_codes(np.array([out[i]["delta"] for i in tested]), p, q, inf.alpha)
+    q_adj = stats.adjust(q[np.isfinite(q)], "holm")
+    adjusted = iter(q_adj)
+    level = inf.alpha / (2 * max(len(tested), 1))
+    for i, code, qi in zip(tested, codes, q, strict=True):
+        out[i]["p_tost_adj"] = float(next(adjusted)) if np.isfinite(qi) else None
+        out[i]["verdict"] = decide.verdict_name(int(code), inf.metric in LOWER_IS_BETTER)
+    for r in out:
+        sd, df, paired = r.pop("_plan", (0.0, None, False))
+        tested_here = r.get("p") is not None  # no spread: no SD to plan from
+        plan = decide.plan(sd, df, paired, inf.question, level) if tested_here else (None, None)
+        r["seeds_detect"], r["seeds_equivalence"] = plan
+        r.setdefault("p_tost_adj", None)
+        r.setdefault("verdict", "undecided" if r["delta"] is not None else None)
 
 
 def baseline_records(
@@ -124,7 +158,8 @@ def baseline_records(
         if note:
             out.append({"delta": None, "delta_note": note, "test": None, "significant": None})
             continue
-        c, extra = _compare(g, groups[j], inf)  # type: ignore[index]
+        base = groups[j]  # type: ignore[index]
+        c, extra = _compare(g, base, inf)
         compared.append((i, c))
         out.append(
             {
@@ -134,7 +169,8 @@ def baseline_records(
                 "delta_note": c.note,
                 "test": c.test,
                 "pairs_or_runs": c.n,
-                "n_baseline": int(groups[j].values(inf.metric).size),  # type: ignore[index]
+                "baseline": base.name,
+                "n_baseline": int(base.values(inf.metric).size),
                 "rho": c.rho,
                 "p": c.p,
                 **extra,
@@ -148,6 +184,7 @@ def baseline_records(
     for r in out:
         r.setdefault("p_adj", None)
         r.setdefault("significant", False if r["delta"] is not None else None)
+    _decide(out, [i for i, _ in tested], inf)
     return out
 
 

@@ -36,13 +36,10 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
+from regbench.compare.choices import DEFAULT_DELTA, DEFAULT_POWER, default_delta
+
 VERDICTS = ("undecided", "better", "worse", "equivalent")  # codes 0..3 in the array functions
 UNDECIDED, UP, DOWN, EQUIVALENT = range(4)  # UP/DOWN: Δ > 0 / < 0, before the metric's direction
-# δ default for metrics read in points: half a point of accuracy, ≈2.5x the noise floor of a
-# 10,000-image test set at 97% (2 SE = 0.0034) and the smallest gain papers on these datasets
-# usually report; other metrics have no natural unit, so they get no δ unless one is given
-DEFAULT_DELTA = 0.005
-DEFAULT_POWER = 0.8  # Cohen's convention, and what the former "seeds @80%" planned for
 # the SD used for planning is its one-sided 80% upper confidence bound: with it, a pilot's plan
 # reaches the requested power with ≥80% probability (Browne 1995, Stat. Med. 14:1933)
 SD_CONFIDENCE = 0.8
@@ -64,11 +61,6 @@ class Question:
         for name, v in (("alpha", self.alpha), ("power", self.power)):
             if not 0 < v < 1:
                 raise ValueError(f"{name} must be between 0 and 1, got {v}")
-
-
-def default_delta(metric: str) -> float | None:
-    """δ when none is given: DEFAULT_DELTA for metrics read in points (accuracies, gen_gap)."""
-    return DEFAULT_DELTA if metric.endswith("_acc") or metric == "gen_gap" else None
 
 
 def question_from(mapping: Mapping[str, Any] | None, metric: str = "test_acc") -> Question:

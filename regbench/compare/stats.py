@@ -13,12 +13,9 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import special, stats
 
 from regbench.compare.choices import CORRECTIONS
-
-POWER = 0.8  # the power `seeds_needed` plans for
-MAX_SEEDS = 10_000  # beyond this a difference is reported as out of reach
 
 
 @dataclass(frozen=True)
@@ -186,33 +183,6 @@ def prob_better(
             rng=np.random.default_rng(seed),
         ).confidence_interval
     return point, float(ci.low), float(ci.high)
-
-
-def seeds_needed(diff: float, sd: float, is_paired: bool, alpha: float) -> float | None:
-    """Seeds per arm for 80% power to detect `diff` at two-sided `alpha`, given the observed SD.
-
-    Paired: sd of the differences, one-sample t power (statsmodels TTestPower). Unpaired: the
-    root mean square of the two arms' SDs, two-sample t power with equal arms (TTestIndPower).
-    None without a difference or a spread; inf beyond MAX_SEEDS.
-    """
-    if diff == 0 or not sd or not math.isfinite(sd):
-        return None
-    from statsmodels.stats.power import TTestIndPower, TTestPower
-
-    analysis = TTestPower() if is_paired else TTestIndPower()
-    effect = abs(diff) / sd
-
-    def power(k: float) -> float:  # NaN comes back for huge noncentrality, where power is 1
-        return float(np.nan_to_num(analysis.power(effect, k, alpha), nan=1.0))
-
-    if power(2) >= POWER:
-        return 2.0
-    if power(MAX_SEEDS) < POWER:
-        return math.inf
-    # the root is bracketed by the two checks above (statsmodels' solve_power can fail to
-    # converge for some effect sizes, so its power function is solved with brentq here)
-    n = optimize.brentq(lambda k: power(k) - POWER, 2, MAX_SEEDS)
-    return float(math.ceil(n))
 
 
 def noise_floor(accuracy: float, n_test: int) -> float:
