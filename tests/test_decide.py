@@ -132,6 +132,13 @@ def test_decide_stage_names_verdicts_and_open_comparisons() -> None:
         decide.decide_stage({"l2": noisy[:5]}, d, 0)
 
 
+def test_design_refuses_what_it_cannot_plan() -> None:
+    with pytest.raises(ValueError, match="needs δ"):
+        decide.design(Question(None), SD, None, 1)
+    with pytest.raises(ValueError, match="more than 10,000 seeds"):
+        decide.design(Question(1e-6), SD, None, 1)
+
+
 @pytest.fixture(scope="module")
 def staged() -> decide.Design:
     return decide.design(Q, SD, None, comparisons=2)

@@ -271,12 +271,13 @@ def make_design(question: Question, stages: Sequence[int], comparisons: int) -> 
 def design(
     question: Question, sd: float, df: float | None, comparisons: int, n_stages: int = 4
 ) -> Design:
-    """Plan a staged study of paired differences: the smallest budget whose last stage alone
-    detects δ and shows equivalence within ±δ with the question's power at that stage's
-    boundary (a lower bound of the staged power), from the SD's upper confidence bound (sd with
-    df degrees of freedom, e.g. a pilot's; df None: sd known)."""
-    if question.delta is None:
-        raise ValueError("a staged design needs δ")
+    """Plan a staged study of paired differences: a budget whose last stage alone detects δ and
+    shows equivalence within ±δ with the question's power at that stage's boundaries (the staged
+    power is at least that, less the rare early stops of the other kind), from the SD's upper
+    confidence bound (sd with df degrees of freedom, e.g. a pilot's; df None: sd known).
+    Raises ValueError without δ, without spread, or beyond MAX_SEEDS seeds per arm."""
+    if question.delta is None or not sd > 0:
+        raise ValueError("a staged design needs δ and a spread to plan from")
     budget = FIRST_STAGE
     while True:
         d = make_design(question, stage_counts(budget, n_stages), comparisons)
@@ -290,7 +291,9 @@ def design(
             float(stats.norm.sf(d.bounds_equiv[-1])),
         )
         need = max(detect or math.inf, equiv or math.inf)
-        if need <= budget or math.isinf(need):
+        if math.isinf(need):
+            raise ValueError(f"δ = {question.delta:g} needs more than {MAX_SEEDS:,} seeds per arm")
+        if need <= budget:
             return d
         budget = int(need)  # the boundaries move a little with the stages: check again
 
