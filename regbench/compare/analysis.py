@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from regbench.compare import stats
+from regbench.compare import decide, stats
 from regbench.compare.choices import LOWER_IS_BETTER
 from regbench.compare.groups import Group, factorial_cells
 from regbench.compare.load import STATUS_ORDER, CompareError, Run, read_test_outputs, test_size
@@ -24,6 +24,7 @@ from regbench.config import TEST_OUTPUTS
 # means shown beside the metric (the last four only where runs record them: newer folders)
 EXTRA_MEANS = ("best_val_acc", "gen_gap", "best_epoch", "epochs_run", "wall_seconds")
 NEWER = ("final_val_acc", "test_ece", "weight_norm", "overfit_epoch", "mc_test_acc")
+GRID_METRICS = ("test_acc", "mc_test_acc")  # shares of the test set's images: k / n_test
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,12 @@ class Inference:
     level: float = 0.95
     reps: int = 2000  # bootstrap resamples
     seed: int = 0  # bootstrap generator seed: the same numbers on every call
+    delta: float | None = None  # smallest effect of interest (None: no equivalence, no plan)
+    power: float = decide.DEFAULT_POWER
+
+    @property
+    def question(self) -> decide.Question:
+        return decide.Question(self.delta, self.alpha, self.power)
 
 
 def group_records(groups: Sequence[Group], metric: str) -> list[dict[str, Any]]:
@@ -74,6 +81,14 @@ def _better(metric: str, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.n
     return (b, a) if metric in LOWER_IS_BETTER else (a, b)
 
 
+def _grid(g: Group, base: Group, metric: str) -> int | None:
+    """n_test when the metric counts test images and both groups share one test set size."""
+    if metric not in GRID_METRICS:
+        return None
+    sizes = {test_size(r) for r in (*g.runs, *base.runs) if r.usable}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
 def _compare(g: Group, base: Group, inf: Inference) -> tuple[stats.Comparison, dict[str, Any]]:
     """The comparison of one group with its baseline, paired when their seeds match."""
     a_seed, b_seed = g.by_seed(inf.metric), base.by_seed(inf.metric)
@@ -82,7 +97,8 @@ def _compare(g: Group, base: Group, inf: Inference) -> tuple[stats.Comparison, d
         seeds = sorted(a_seed)  # type: ignore[arg-type]
         a = np.array([a_seed[s] for s in seeds])  # type: ignore[index]
         b = np.array([b_seed[s] for s in seeds])  # type: ignore[index]
-        c = stats.paired(a, b, inf.test, inf.level, inf.reps, inf.seed)
+        grid = _grid(g, base, inf.metric)
+        c = stats.paired(a, b, inf.test, inf.level, inf.reps, inf.seed, grid)
         sd = float(np.std(a - b, ddof=1))
     else:
         a, b = g.values(inf.metric), base.values(inf.metric)
@@ -91,15 +107,43 @@ def _compare(g: Group, base: Group, inf: Inference) -> tuple[stats.Comparison, d
     pab, pab_low, pab_high = stats.prob_better(
         *_better(inf.metric, a, b), is_paired, inf.level, inf.reps, inf.seed
     )
+    tost = None
+    if c.p is not None and inf.delta is not None:
+        tost = (
+            decide.tost_paired(a - b, inf.delta)
+            if is_paired
+            else decide.tost_welch(a, b, inf.delta)
+        )
     extra = {
         "p_better": pab,
         "p_better_low": pab_low,
         "p_better_high": pab_high,
-        "seeds_needed": stats.seeds_needed(c.diff, sd, is_paired, inf.alpha)
-        if c.p is not None
-        else None,
+        "p_tost": None if tost is None else float(tost),
+        # the SD planning starts from, with its degrees of freedom (popped before output)
+        "_plan": (sd, len(a) - 1 if is_paired else len(a) + len(b) - 2, is_paired),
     }
     return c, extra
+
+
+def _decide(out: list[dict[str, Any]], tested: list[int], inf: Inference) -> None:
+    """Verdicts (Holm at α/2 for each kind of claim, decide.py) and seeds planned for δ at
+    α/(2m), the level Holm guarantees every one of the m comparisons."""
+    p = np.array([out[i]["p"] for i in tested], float)
+    q = np.array([np.nan if out[i]["p_tost"] is None else out[i]["p_tost"] for i in tested])
+    codes = decide.verdict_codes(np.array([out[i]["delta"] for i in tested]), p, q, inf.alpha)
+    q_adj = stats.adjust(q[np.isfinite(q)], "holm")
+    adjusted = iter(q_adj)
+    level = inf.alpha / (2 * max(len(tested), 1))
+    for i, code, qi in zip(tested, codes, q, strict=True):
+        out[i]["p_tost_adj"] = float(next(adjusted)) if np.isfinite(qi) else None
+        out[i]["verdict"] = decide.verdict_name(int(code), inf.metric in LOWER_IS_BETTER)
+    for r in out:
+        sd, df, paired = r.pop("_plan", (0.0, None, False))
+        tested_here = r.get("p") is not None  # no spread: no SD to plan from
+        plan = decide.plan(sd, df, paired, inf.question, level) if tested_here else (None, None)
+        r["seeds_detect"], r["seeds_equivalence"] = plan
+        r.setdefault("p_tost_adj", None)
+        r.setdefault("verdict", "undecided" if r["delta"] is not None else None)
 
 
 def baseline_records(
@@ -115,7 +159,8 @@ def baseline_records(
         if note:
             out.append({"delta": None, "delta_note": note, "test": None, "significant": None})
             continue
-        c, extra = _compare(g, groups[j], inf)  # type: ignore[index]
+        base = groups[j]  # type: ignore[index]
+        c, extra = _compare(g, base, inf)
         compared.append((i, c))
         out.append(
             {
@@ -125,7 +170,8 @@ def baseline_records(
                 "delta_note": c.note,
                 "test": c.test,
                 "pairs_or_runs": c.n,
-                "n_baseline": int(groups[j].values(inf.metric).size),  # type: ignore[index]
+                "baseline": base.name,
+                "n_baseline": int(base.values(inf.metric).size),
                 "rho": c.rho,
                 "p": c.p,
                 **extra,
@@ -139,6 +185,7 @@ def baseline_records(
     for r in out:
         r.setdefault("p_adj", None)
         r.setdefault("significant", False if r["delta"] is not None else None)
+    _decide(out, [i for i, _ in tested], inf)
     return out
 
 

@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from regbench.compare.choices import CORRECTIONS, CURVE_COLUMNS, FORMATS, METRICS, TESTS
+from regbench.compare.choices import (
+    CORRECTIONS,
+    CURVE_COLUMNS,
+    DEFAULT_POWER,
+    FORMATS,
+    METRICS,
+    TESTS,
+    default_delta,
+)
 from regbench.compare.load import CompareError
 
 CURVES = ",".join(CURVE_COLUMNS)
@@ -57,7 +65,24 @@ Test = Annotated[
 Correction = Annotated[
     str, typer.Option(help="Multiplicity correction over the table's comparisons: holm, bh, none.")
 ]
-Alpha = Annotated[float, typer.Option(help="Significance level of the adjusted p-values.")]
+Alpha = Annotated[
+    float,
+    typer.Option(
+        help="Significance level of the adjusted p-values, and the family-wise error of the "
+        "verdicts (α/2 for better/worse, α/2 for equivalent)."
+    ),
+]
+Delta = Annotated[
+    float | None,
+    typer.Option(
+        help="Smallest effect of interest in metric units: a verdict says equivalent when the "
+        "difference is shown to be within ±delta, and seeds are planned to decide delta. "
+        "Default: 0.005 (half a point) for accuracies and gen_gap, none for other metrics."
+    ),
+]
+Power = Annotated[
+    float, typer.Option(help="Power the seeds planned for --delta reach (default: Cohen's 0.8).")
+]
 Reps = Annotated[
     int, typer.Option(help="Bootstrap resamples (P(better) intervals, --test bootstrap).")
 ]
@@ -105,7 +130,8 @@ def _split(text: str | None) -> list[str]:
     return [k.strip() for k in (text or "").split(",") if k.strip()]
 
 
-def _check(format: str, metric: str, test: str, correction: str, alpha: float, reps: int) -> None:
+def _check(format: str, metric: str, test: str, correction: str, alpha: float, reps: int,
+           delta: float | None, power: float) -> None:  # fmt: skip
     for name, value, allowed in (
         ("--format", format, FORMATS),
         ("--metric", metric, METRICS),
@@ -118,6 +144,10 @@ def _check(format: str, metric: str, test: str, correction: str, alpha: float, r
         raise CompareError(f"--alpha must be between 0 and 1, got {alpha}")
     if reps < 100:
         raise CompareError(f"--reps must be at least 100, got {reps}")
+    if delta is not None and not 0 < delta < float("inf"):
+        raise CompareError(f"--delta must be a positive number in metric units, got {delta}")
+    if not 0 < power < 1:
+        raise CompareError(f"--power must be between 0 and 1, got {power}")
 
 
 def compare_command(
@@ -130,6 +160,8 @@ def compare_command(
     test: Test = "t",
     correction: Correction = "holm",
     alpha: Alpha = 0.05,
+    delta: Delta = None,
+    power: Power = DEFAULT_POWER,
     reps: Reps = 2000,
     bootstrap_seed: Seed = 0,
     summary: Summary = False,
@@ -149,9 +181,11 @@ def compare_command(
     from regbench.compare.analysis import Inference
 
     err = Console(stderr=True)
-    inf = Inference(metric, test, correction, alpha, reps=reps, seed=bootstrap_seed)
     try:
-        _check(format, metric, test, correction, alpha, reps)
+        _check(format, metric, test, correction, alpha, reps, delta, power)
+        delta = default_delta(metric) if delta is None else delta
+        inf = Inference(metric, test, correction, alpha, reps=reps, seed=bootstrap_seed,
+                        delta=delta, power=power)  # fmt: skip
         keys = _split(by)
         runs, groups = pipeline.groups_of(paths, keys, filter, err)
         if out is not None:

@@ -67,6 +67,7 @@ def analyse(
     records = analysis.group_records(groups, inf.metric)
     labels = list(groups[0].labels)
     result: dict[str, Any] = {"inf": inf, "summary": [], "effects": None, "design": None}
+    result["warnings"] = []
     result["ensembles"] = None
     if baseline:
         compared = analysis.baseline_records(groups, baseline_of(groups, baseline, keys), inf)
@@ -82,7 +83,14 @@ def analyse(
     sections = [tables.group_section(result["records"], labels, inf.metric, caption)]
     if baseline:
         m = sum(r.get("p_adj") is not None for r in records)
-        caption = tables.baseline_caption(inf, m, analysis.noise_floor(groups, inf.metric))
+        floor = analysis.noise_floor(groups, inf.metric)
+        if floor and inf.delta is not None and inf.delta < 2 * floor[0]:
+            result["warnings"].append(
+                f"--delta {inf.delta:g} is below this test set's noise floor (2 SE = "
+                f"{2 * floor[0]:.4f} at n = {floor[1]}): a difference that small cannot be "
+                "resolved by this test set, whatever the seeds"
+            )
+        caption = tables.baseline_caption(inf, m, floor)
         sections.append(tables.baseline_section(result["records"], labels, inf, caption))
         result["summary"] = tables.summary_lines(result["records"], shown, inf)
     if "seeds" in labels:
@@ -114,6 +122,8 @@ def add_ensembles(result: dict[str, Any], labels: list[str], err: Console) -> No
 
 def print_result(result: dict[str, Any], format: str, summary: bool, err: Console) -> None:
     sections, lines = result["sections"], result["summary"] if summary else []
+    for w in result["warnings"]:
+        say(err, f"warning: {w}")
     if format == "table":
         width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else WIDE
         console = Console(width=width)
@@ -133,6 +143,7 @@ def print_result(result: dict[str, Any], format: str, summary: bool, err: Consol
         else:
             data = {
                 "metric": result["inf"].metric,
+                "question": {k: getattr(result["inf"], k) for k in ("delta", "alpha", "power")},
                 "groups": result["records"],
                 "effects": result["effects"],
                 "ensembles": result["ensembles"],

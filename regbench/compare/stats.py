@@ -13,12 +13,9 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import special, stats
 
 from regbench.compare.choices import CORRECTIONS
-
-POWER = 0.8  # the power `seeds_needed` plans for
-MAX_SEEDS = 10_000  # beyond this a difference is reported as out of reach
 
 
 @dataclass(frozen=True)
@@ -58,12 +55,20 @@ def _number(v: float) -> float | None:
 
 
 def paired(
-    a: np.ndarray, b: np.ndarray, test: str, level: float, reps: int, seed: int
+    a: np.ndarray,
+    b: np.ndarray,
+    test: str,
+    level: float,
+    reps: int,
+    seed: int,
+    grid: int | None = None,
 ) -> Comparison:
     """a, b: (n,) values of the same seeds in the same order. Paired t interval, or with
     test="wilcoxon" the signed-rank p beside it, or test="bootstrap" a percentile bootstrap
-    interval of the mean difference with a sign-flip permutation p."""
+    interval of the mean difference with a sign-flip permutation p. grid: n_test when a and b
+    are accuracies k / n_test; the rank and sign-flip tests then see the counts k."""
     d = a - b
+    ka, kb = on_grid(a, grid), on_grid(b, grid)
     diff, n = float(np.mean(d)), len(d)
     name = "paired t" if test == "t" else test
     if n < 2:
@@ -77,7 +82,7 @@ def paired(
             (d,), np.mean, n_resamples=reps, confidence_level=level, method="percentile", rng=rng
         )
         perm = stats.permutation_test(
-            (a, b),
+            (ka, kb),
             _mean_diff,
             permutation_type="samples",
             vectorized=True,
@@ -89,8 +94,19 @@ def paired(
         res = stats.ttest_rel(a, b)
         ci, p = res.confidence_interval(level), res.pvalue
         if test == "wilcoxon":
-            p = stats.wilcoxon(a, b).pvalue
+            p = stats.wilcoxon(ka, kb).pvalue  # exact and tie-aware up to 13 pairs (scipy)
     return Comparison(name, n, diff, float(ci.low), float(ci.high), _number(p), rho)
+
+
+def on_grid(x: np.ndarray, grid: int | None) -> np.ndarray:
+    """x: (n,) -> x * grid rounded to whole counts when every value is k / grid; else x.
+
+    One image more differs in the last bits between k / n pairs (0.0027855153203342614 against
+    0.002785515320334317), so ranks and sign flips would see ties as different values."""
+    if not grid:
+        return x
+    k = np.rint(x * grid)
+    return k if np.allclose(k, x * grid, rtol=0, atol=1e-6) else x
 
 
 def _flat(x: np.ndarray, *scale: np.ndarray) -> bool:
@@ -171,33 +187,6 @@ def prob_better(
             rng=np.random.default_rng(seed),
         ).confidence_interval
     return point, float(ci.low), float(ci.high)
-
-
-def seeds_needed(diff: float, sd: float, is_paired: bool, alpha: float) -> float | None:
-    """Seeds per arm for 80% power to detect `diff` at two-sided `alpha`, given the observed SD.
-
-    Paired: sd of the differences, one-sample t power (statsmodels TTestPower). Unpaired: the
-    root mean square of the two arms' SDs, two-sample t power with equal arms (TTestIndPower).
-    None without a difference or a spread; inf beyond MAX_SEEDS.
-    """
-    if diff == 0 or not sd or not math.isfinite(sd):
-        return None
-    from statsmodels.stats.power import TTestIndPower, TTestPower
-
-    analysis = TTestPower() if is_paired else TTestIndPower()
-    effect = abs(diff) / sd
-
-    def power(k: float) -> float:  # NaN comes back for huge noncentrality, where power is 1
-        return float(np.nan_to_num(analysis.power(effect, k, alpha), nan=1.0))
-
-    if power(2) >= POWER:
-        return 2.0
-    if power(MAX_SEEDS) < POWER:
-        return math.inf
-    # the root is bracketed by the two checks above (statsmodels' solve_power can fail to
-    # converge for some effect sizes, so its power function is solved with brentq here)
-    n = optimize.brentq(lambda k: power(k) - POWER, 2, MAX_SEEDS)
-    return float(math.ceil(n))
 
 
 def noise_floor(accuracy: float, n_test: int) -> float:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from regbench.compare.analysis import LOWER_IS_BETTER, Inference, record_sizes
+from regbench.compare.analysis import Inference, record_sizes
 from regbench.compare.groups import Group
 
 CORRECTION_NAMES = {"holm": "Holm", "bh": "BH", "none": "unadjusted"}
@@ -63,6 +63,18 @@ def _seeds(v: float | None) -> str:
     return "—" if v is None else f">{10_000:,}" if math.isinf(v) else str(int(v))
 
 
+def _plan(r: dict[str, Any]) -> str:
+    if r["seeds_detect"] is None:
+        return "—"
+    return f"{_seeds(r['seeds_detect'])}/{_seeds(r['seeds_equivalence'])}"
+
+
+def _delta_text(inf: Inference) -> str:
+    """δ as the summary reads it: in points for accuracies and the gap."""
+    points = inf.metric.endswith("_acc") or inf.metric == "gen_gap"
+    return f"{inf.delta * 100:g} points" if points else f"{inf.delta:g}"  # type: ignore[operator]
+
+
 def group_section(
     records: Sequence[dict[str, Any]], labels: Sequence[str], metric: str, caption: str
 ) -> Section:
@@ -92,11 +104,11 @@ def baseline_section(
 ) -> Section:
     name = CORRECTION_NAMES[inf.correction]
     headers = [*labels, "n", "Δ vs baseline [95% CI]", "test", "ρ", f"p ({name})", "P(better)"]
-    headers.append("seeds @80%")
+    headers += ["verdict", "seeds δ/±δ"]
     rows = []
     for r in records:
         if r["delta"] is None:
-            rows.append([*(r[c] for c in labels), str(r["n"]), r["delta_note"], *["—"] * 5])
+            rows.append([*(r[c] for c in labels), str(r["n"]), r["delta_note"], *["—"] * 6])
             continue
         ci = (
             f" [{_signed(r['delta_low'])}, {_signed(r['delta_high'])}]"
@@ -115,7 +127,8 @@ def baseline_section(
                 _num(r["rho"], ".2f"),
                 _p(r["p_adj"]),
                 pab,
-                _seeds(r["seeds_needed"]),
+                r["verdict"],
+                _plan(r),
             ]
         )
     return Section(f"{inf.metric} vs baseline", headers, rows, caption, len(labels))
@@ -128,8 +141,22 @@ def baseline_caption(inf: Inference, m: int, floor: tuple[float, int, float] | N
         "Δ = group − baseline; paired by seed where the seeds match, else Welch (95% CI, per "
         f"comparison); marked *: {name}-adjusted p < {inf.alpha} over {m} comparisons",
         f"P(better): share of runs that beat their baseline run, 95% bootstrap CI ({inf.reps} resamples)",
-        f"seeds @80%: seeds per arm that detect this Δ with 80% power at α = {inf.alpha}",
     ]
+    half = inf.alpha / 2
+    if inf.delta is None:
+        parts.append(
+            f"verdict: better/worse where Holm over the {m} difference p-values at α/2 = {half:g} "
+            "rejects Δ = 0, else undecided (give --delta for equivalence and plans)"
+        )
+    else:
+        level = inf.alpha / (2 * max(m, 1))
+        parts += [
+            f"verdict: better/worse where Holm over the {m} difference p-values at α/2 = {half:g} "
+            f"rejects Δ = 0; equivalent where Holm over the {m} TOST p-values at α/2 shows "
+            f"|Δ| < δ = {inf.delta:g}; else undecided; any false claim of either kind: ≤ α",
+            f"seeds δ/±δ: seeds per arm to detect δ / to show equivalence within ±δ with "
+            f"{inf.power:.0%} power at α/(2m) = {level:.4g}, from the SD's 80% upper confidence bound",
+        ]
     if floor:
         se, n, p = floor
         parts.append(
@@ -196,14 +223,12 @@ def effects_section(
 def summary_lines(
     records: Sequence[dict[str, Any]], groups: Sequence[Group], inf: Inference
 ) -> list[str]:
-    """Plain words per compared group: significant ones first, then those with no clear effect.
-
-    Accuracies and the gap read in percentage points.
-    """
+    """Plain words per compared group, its verdict first: better/worse, then equivalent, then
+    undecided ones with the seeds that would decide them. Accuracies and the gap read in points."""
     points = inf.metric.endswith("_acc") or inf.metric == "gen_gap"
     scale, unit, spec = (100, " points", "+.2f") if points else (1, "", "+.4f")
     name = CORRECTION_NAMES[inf.correction]
-    found, unclear = [], []
+    lines: dict[str, list[str]] = {"better": [], "equivalent": [], "undecided": []}
     for r, g in zip(records, groups, strict=True):
         if r["delta"] is None or r["delta_low"] is None:
             continue
@@ -213,19 +238,32 @@ def summary_lines(
         else:
             over = f"{TEST_WORDS[r['test']]} over {r['pairs_or_runs']} seeds"
         p = _p(r["p_adj"])
-        text = f"{g.name}: {d}{unit} [{lo}, {hi}], {over}, {name} p {'< 0.001' if p[0] == '<' else '= ' + p}"
-        if r["significant"]:
-            better = (r["delta"] > 0) != (inf.metric in LOWER_IS_BETTER)
-            found.append(
-                f"{text}: {'better' if better else 'worse'} than the baseline "
-                f"(beats its baseline run in {r['p_better']:.0%} of cases)."
-            )
+        numbers = (
+            f"{d}{unit} [{lo}, {hi}], {over}, {name} p {'< 0.001' if p[0] == '<' else '= ' + p}"
+        )
+        verdict, base = r["verdict"], r["baseline"]
+        if verdict in ("better", "worse"):
+            text = f"{verdict} than {base}: {numbers} (beats its baseline run in {r['p_better']:.0%} of cases)."
+        elif verdict == "equivalent":
+            text = f"equivalent to {base} within ±{_delta_text(inf)}: {numbers}, TOST Holm p {_p_words(r['p_tost_adj'])}."
         else:
-            unclear.append(
-                f"{text}: not distinguishable from the baseline; about "
-                f"{_seeds(r['seeds_needed'])} seeds per arm would detect a difference this size."
-            )
-    return found + unclear
+            text = f"undecided against {base}: {numbers}" + _undecided_tail(r, inf)
+        lines["better" if verdict == "worse" else verdict].append(f"{g.name}: {text}")
+    return [line for kind in lines.values() for line in kind]
+
+
+def _p_words(v: float | None) -> str:
+    p = _p(v)
+    return "< 0.001" if p[0] == "<" else f"= {p}"
+
+
+def _undecided_tail(r: dict[str, Any], inf: Inference) -> str:
+    if r["seeds_detect"] is None:
+        return "; neither a difference nor (without --delta) an equivalence is claimed."
+    return (
+        f"; about {_seeds(r['seeds_detect'])} seeds per arm would detect a difference of {_delta_text(inf)}, "
+        f"{_seeds(r['seeds_equivalence'])} would show equivalence within it."
+    )
 
 
 def _interval(d: float | None, lo: float | None, hi: float | None) -> str:
