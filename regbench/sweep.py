@@ -98,7 +98,7 @@ def _hydra_defaults(
     launcher = base_cfg.runtime.choices["hydra/launcher"]
     added: list[str] = []
     if sweeper == "optuna" and not any(h.startswith("hydra.sweeper.direction=") for h in hydra):
-        added.append("hydra.sweeper.direction=maximize")  # solo.run returns best val acc
+        added.append("hydra.sweeper.direction=maximize")  # the job returns best val acc
     folder = "hydra.launcher.submitit_folder"
     if launcher.startswith("submitit") and not any(h.startswith(folder) for h in hydra):
         # the plugin's default .submitit/%j leaves an empty folder literally named %j behind

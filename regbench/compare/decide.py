@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import gc
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -84,7 +85,10 @@ def question_from(mapping: Mapping[str, Any] | None, metric: str = "test_acc") -
 def tost_paired(d: np.ndarray, delta: float) -> np.ndarray:
     """d: (..., n) paired differences -> (...,) TOST p of |Δ| ≥ δ: the larger of the two one-sided
     t-tests' p (equals statsmodels' ttost_paired; scipy here, vectorised over studies)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", "Precision loss occurred", RuntimeWarning
+        )  # flat: see stats.welch
         lo = stats.ttest_1samp(d, -delta, axis=-1, alternative="greater").pvalue
         hi = stats.ttest_1samp(d, delta, axis=-1, alternative="less").pvalue
     return np.maximum(lo, hi)
@@ -92,8 +96,10 @@ def tost_paired(d: np.ndarray, delta: float) -> np.ndarray:
 
 def tost_welch(a: np.ndarray, b: np.ndarray, delta: float) -> float:
     """a: (n_a,), b: (n_b,) unmatched runs -> TOST p of |mean(a) - mean(b)| ≥ δ, Welch's t."""
-    lo = stats.ttest_ind(a + delta, b, equal_var=False, alternative="greater").pvalue
-    hi = stats.ttest_ind(a - delta, b, equal_var=False, alternative="less").pvalue
+    with warnings.catch_warnings():  # one flat arm: a variance of 0 is right (see stats.welch)
+        warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
+        lo = stats.ttest_ind(a + delta, b, equal_var=False, alternative="greater").pvalue
+        hi = stats.ttest_ind(a - delta, b, equal_var=False, alternative="less").pvalue
     return float(max(lo, hi))
 
 
