@@ -68,7 +68,7 @@ def ratio_cell(ratios: list[float]) -> str:
 def regbench_loop(cfg: DictConfig, d: data.Splits) -> float:
     """samples/s of fit's training epochs (its own metrics.csv measure, evaluation excluded)."""
     with tempfile.TemporaryDirectory() as tmp:
-        m = loop.Member(member_configs(cfg)[0], Path(tmp), lambda line: None)
+        m = loop.Member(member_configs(cfg)[0], Path(tmp), lambda *lines: None)
         loop.fit([m], d)
         rows = (Path(tmp) / "metrics.csv").read_text().splitlines()
     return float(rows[-1].split(",")[-1])  # the last epoch: warmed up
@@ -177,7 +177,7 @@ def timed_fit(cfg: DictConfig, d: data.Splits, seeds: list[int]) -> tuple[list[f
             c = member_configs(cfg)[0]
             c.seed = s
             (Path(tmp) / str(s)).mkdir()
-            members.append(loop.Member(c, Path(tmp) / str(s), lambda line: None))
+            members.append(loop.Member(c, Path(tmp) / str(s), lambda *lines: None))
         t0 = time.perf_counter()
         loop.fit(members, d)
         wall = time.perf_counter() - t0

@@ -167,6 +167,7 @@ Alpha = Annotated[float | None, typer.Option("--alpha", help="Family-wise error 
 Power = Annotated[float | None, typer.Option("--power", help="Power to detect delta or to show equivalence (0.8).")]  # fmt: skip
 Stage = Annotated[int | None, typer.Option("--stage", help="Seeds per arm added at each stage (5).")]  # fmt: skip
 Budget = Annotated[int | None, typer.Option("--budget", help="At most this many seeds per arm (20).")]  # fmt: skip
+Spending = Annotated[str | None, typer.Option("--spending", help="Where the error goes over the stages: obf (O'Brien-Fleming-type, the default: little early) or pocock (evenly: clear differences stop early).")]  # fmt: skip
 
 
 @app.command(context_settings=PASS_THROUGH, no_args_is_help=True)
@@ -182,6 +183,7 @@ def sweep(
     power: Power = None,
     stage: Stage = None,
     budget: Budget = None,
+    spending: Spending = None,
 ) -> None:
     """Many runs through Hydra's multirun: regbench sweep model=mlp,cnn reg=none,dropout seed=0,1,2
 
@@ -201,7 +203,7 @@ def sweep(
     if until_decided:
         from regbench import stages
 
-        given = {"baseline": baseline, "delta": delta, "alpha": alpha, "power": power, "stage": stage, "budget": budget}  # fmt: skip
+        given = {"baseline": baseline, "delta": delta, "alpha": alpha, "power": power, "stage": stage, "budget": budget, "spending": spending}  # fmt: skip
         try:
             raise typer.Exit(stages.sweep_until_decided(list(ctx.args), given, " ".join(sys.argv)))
         except ConfigError as exc:

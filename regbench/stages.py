@@ -21,7 +21,14 @@ import numpy as np
 
 from regbench import folder, index, sweep
 from regbench.compare.choices import LOWER_IS_BETTER
-from regbench.compare.decide import Design, Question, decide_stage, make_design, question_from
+from regbench.compare.decide import (
+    SPENDING,
+    Design,
+    Question,
+    decide_stage,
+    make_design,
+    question_from,
+)
 from regbench.compare.staged import DECISIONS
 from regbench.config import ConfigError
 
@@ -37,6 +44,7 @@ class Staged:
     stage: int
     budget: int
     metric: str = "test_acc"
+    spending: str = "obf"  # compare.decide.SPENDING
 
     @property
     def stages(self) -> tuple[int, ...]:
@@ -49,6 +57,9 @@ def staged_of(spec: dict[str, Any], given: dict[str, Any]) -> Staged:
     block = {**spec, **{k: v for k, v in given.items() if v is not None}}
     baseline, stage = block.pop("baseline", None), int(block.pop("stage", STAGE))
     budget, metric = int(block.pop("budget", BUDGET)), str(block.pop("metric", "test_acc"))
+    spending = str(block.pop("spending", "obf"))
+    if spending not in SPENDING:
+        raise ConfigError(f"spending {spending!r}: choose from {', '.join(SPENDING)}")
     if not baseline or "=" not in str(baseline):
         raise ConfigError("--until-decided needs a baseline: --baseline key=value (e.g. reg=none)")
     if not 2 <= stage <= budget:
@@ -59,7 +70,7 @@ def staged_of(spec: dict[str, Any], given: dict[str, Any]) -> Staged:
         raise ConfigError(str(exc)) from None
     if question.delta is None:
         raise ConfigError(f"--until-decided on {metric} needs --delta (no default for it)")
-    return Staged(question, str(baseline), stage, budget, metric)
+    return Staged(question, str(baseline), stage, budget, metric, spending)
 
 
 def arms(overrides: list[str]) -> tuple[list[str], list[list[str]]]:
@@ -162,11 +173,11 @@ def sweep_until_decided(args: list[str], given: dict[str, Any], command: str) ->
     ]
     keys, cells = arms(job)
     open_ = pairs(cells, st.baseline)
-    design = make_design(st.question, st.stages, len(open_))
+    design = make_design(st.question, st.stages, len(open_), st.spending)
     given_name = [o.split("=", 1)[1] for o in overrides if o.startswith("sweep_name=")]
     name = given_name[0] if given_name else f"{base_name}-staged-{sweep._short_hash(overrides)}"
     log: dict[str, Any] = {"baseline": st.baseline, "metric": st.metric, "question": vars(st.question),
-                           "stages": list(design.stages), "bounds_diff": list(design.bounds_diff),
+                           "stages": list(design.stages), "spending": st.spending, "bounds_diff": list(design.bounds_diff),
                            "bounds_equiv": list(design.bounds_equiv), "comparisons": dict(open_),
                            "path": [], "verdicts": {}, "decided_at": {}, "runs": 0}  # fmt: skip
     ran: dict[str, int] = {}

@@ -181,3 +181,19 @@ def test_a_difference_at_delta_is_rarely_called_equivalent(staged: decide.Design
     codes, _ = decide.run_design(rng.normal(Q.delta, SD, (STUDIES, 2, staged.stages[-1])), staged)
     false_equivalence = np.mean((codes == EQUIVALENT).any(-1))
     assert false_equivalence <= Q.alpha + 2 * mc_se(Q.alpha)
+
+
+def test_pocock_spending_stops_earlier_and_keeps_the_error() -> None:
+    """Pocock-type boundaries sit lower at the first looks than O'Brien-Fleming-type ones and
+    higher at the last; the null's chance of ever crossing is still alpha (joint normal)."""
+    obf = decide.boundaries([5, 10, 15, 20], 0.025)
+    pocock = decide.boundaries([5, 10, 15, 20], 0.025, "pocock")
+    assert pocock[0] < obf[0] - 1.5 and pocock[-1] > obf[-1]
+    t = np.array([0.25, 0.5, 0.75, 1.0])
+    z = np.cumsum(
+        np.random.default_rng(9).normal(0, 1, (200_000, 4)) * np.sqrt(np.diff(t, prepend=0)), 1
+    )
+    assert np.mean((z / np.sqrt(t) >= pocock).any(1)) == pytest.approx(0.025, abs=0.0015)
+    d = decide.make_design(Q, (5, 10, 15, 20), 2, "pocock")
+    codes, _ = decide.run_design(np.random.default_rng(10).normal(0, SD, (STUDIES, 2, 20)), d)
+    assert np.mean(np.isin(codes, (UP, DOWN)).any(-1)) <= Q.alpha + 2 * mc_se(Q.alpha)

@@ -197,8 +197,15 @@ def plan(
     return detect, equiv
 
 
-def spent(t: np.ndarray, alpha: float) -> np.ndarray:
-    """Lan-DeMets O'Brien-Fleming-type spending: α spent by information fractions t (K,)."""
+SPENDING = ("obf", "pocock")  # Lan-DeMets spending functions: which stages the α goes to
+
+
+def spent(t: np.ndarray, alpha: float, spending: str = "obf") -> np.ndarray:
+    """α spent by information fractions t (K,): Lan-DeMets O'Brien-Fleming-type ("obf": almost
+    nothing early, the last stage near a fixed design's level) or Pocock-type ("pocock": evenly,
+    so clear differences stop early and the last stage pays for it; Lan & DeMets 1983)."""
+    if spending == "pocock":
+        return alpha * np.log1p((np.e - 1) * t)
     return 2 * stats.norm.sf(stats.norm.isf(alpha / 2) / np.sqrt(t))
 
 
@@ -226,16 +233,16 @@ def _next_boundary(c: np.ndarray, t: np.ndarray, target: float) -> float:
 
 
 @functools.lru_cache(maxsize=256)
-def _boundaries(stages: tuple[int, ...], alpha: float) -> tuple[float, ...]:
-    return tuple(float(c) for c in boundaries(stages, alpha))
+def _boundaries(stages: tuple[int, ...], alpha: float, spending: str) -> tuple[float, ...]:
+    return tuple(float(c) for c in boundaries(stages, alpha, spending))
 
 
-def boundaries(stages: Sequence[int], alpha: float) -> np.ndarray:
+def boundaries(stages: Sequence[int], alpha: float, spending: str = "obf") -> np.ndarray:
     """stages: (K,) cumulative seeds per arm, increasing -> (K,) one-sided z boundaries: crossing
     c_k first at stage k has probability spent(t_k) - spent(t_{k-1}) under the null, from the
     joint normal of the stages' z (scipy multivariate_normal, correlation sqrt(t_i / t_j))."""
     t = np.asarray(stages, float) / stages[-1]
-    cum = spent(t, alpha)
+    cum = spent(t, alpha, spending)
     c = np.empty(len(t))
     c[0] = stats.norm.isf(cum[0])
     for k in range(1, len(t)):
@@ -254,6 +261,7 @@ class Design:
     comparisons: int
     bounds_diff: tuple[float, ...]  # each side of the two-sided difference test (α/(4m) a side)
     bounds_equiv: tuple[float, ...]  # each of TOST's two one-sided tests (α/(2m))
+    spending: str = "obf"  # SPENDING
 
     @property
     def level(self) -> float:
@@ -266,12 +274,15 @@ def stage_counts(budget: int, n_stages: int, first: int = FIRST_STAGE) -> tuple[
     return tuple(sorted(set(counts)))
 
 
-def make_design(question: Question, stages: Sequence[int], comparisons: int) -> Design:
+def make_design(
+    question: Question, stages: Sequence[int], comparisons: int, spending: str = "obf"
+) -> Design:
     """The Design of given stages (e.g. the seeds actually run), boundaries included."""
     level = question.alpha / (2 * comparisons)
     stages = tuple(stages)
-    diff, equiv = _boundaries(stages, level / 2), _boundaries(stages, level)
-    return Design(question, stages, comparisons, diff, equiv)
+    diff = _boundaries(stages, level / 2, spending)
+    equiv = _boundaries(stages, level, spending)
+    return Design(question, stages, comparisons, diff, equiv, spending)
 
 
 def design(

@@ -13,6 +13,7 @@ from regbench.compare.load import CompareError
 from regbench.compare.tables import Section
 
 DECISIONS = "decisions.json"  # written by regbench.stages
+SPENDING_NAMES = {"obf": "O'Brien-Fleming", "pocock": "Pocock"}  # compare.decide.SPENDING
 
 
 def read(paths: Sequence[Path]) -> list[dict[str, Any]]:
@@ -43,7 +44,8 @@ def section(log: dict[str, Any]) -> Section:
     caption = (
         f"seeds in stages {log['stages']} per arm until each comparison is decided; "
         f"δ = {q['delta']:g}, family-wise α = {q['alpha']:g} over all stages and comparisons "
-        f"(Lan-DeMets O'Brien-Fleming-type boundaries), power {q['power']:g}; "
+        f"({SPENDING_NAMES[log.get('spending', 'obf')]}-type Lan-DeMets boundaries), "
+        f"power {q['power']:g}; "
         f"{log['runs']} runs spent (a fixed design: {len(log['stages']) and log['stages'][-1]} "
         "seeds for every arm) · path: seeds: Δ (verdict) at each stage"
     )
