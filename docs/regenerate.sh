@@ -2,7 +2,8 @@
 # Regenerate every table and figure of the docs from a clean folder: the sweeps, then
 # `regbench compare` on each. Figures are copied into docs/; tables are written to
 # $WORK/tables/*.md, and pasted by hand into their pages (each page names the command).
-# Not a test: it trains a few hundred small runs (see docs/tutorial.md for the time it took).
+# Not a test: it trains about 290 small runs, about 49 minutes on 2 shared CPU cores
+# (benchmarks/RESULTS.md, "Regenerating the docs").
 #
 #   docs/regenerate.sh [WORK] [PARTS]     WORK: a scratch folder (default /tmp/regbench-docs),
 #                                         emptied first; PARTS: any of reference tutorial
