@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,7 +21,6 @@ from regbench.config import (
     USER_CONF_ENV,
     ConfigError,
     group_options,
-    searchpath_override,
     user_conf_dir,
 )
 from regbench.schema import KEY_CHOICES
@@ -33,7 +33,11 @@ if TYPE_CHECKING:  # imported when used: sweep and rich's console cost start-up 
 
 def _help() -> str:
     user = user_conf_dir()
-    lines = [f"  {g:<8} {', '.join(group_options(g))}" for g in (*GROUPS, "study")]
+
+    def fit(head: str, text: str) -> str:  # help lines within 100 columns, continued aligned
+        return textwrap.fill(text, 100, initial_indent=head, subsequent_indent=" " * len(head))
+
+    lines = [fit(f"  {g:<8} ", ", ".join(group_options(g))) for g in (*GROUPS, "study")]
     where = (
         f"conf/ and {user}"
         if user
@@ -45,7 +49,7 @@ def _help() -> str:
         f"Config groups (from {where}) and their options:\n\n\b\n"
         + "\n".join(lines)
         + "\n\nOther knobs (key=value; defaults in conf/):\n\n\b\n"
-        + "\n".join(f"  {k:<17} {v}" for k, v in KEY_CHOICES.items())
+        + "\n".join(fit(f"  {k:<17} ", v) for k, v in KEY_CHOICES.items())
     )
 
 
@@ -106,6 +110,12 @@ def train(
     models (cnn, vgg, resnet) on a CPU run slower fused (benchmarks/README.md).
     """
     overrides = list(ctx.args)
+    if cfg and overrides[:1] in (["job"], ["all"], ["hydra"]):  # Hydra's --cfg job|hydra|all
+        overrides = overrides[1:]  # regbench prints the job's config (Hydra's own is internal)
+    if any(o in ("-m", "--multirun") for o in overrides):
+        _fail(
+            "regbench train runs one config; for a grid of runs use regbench sweep with the same overrides"
+        )
     try:
         composed = compose_config(overrides)
     except ConfigError as exc:
@@ -123,49 +133,40 @@ def train(
         raise typer.Exit(130) from None
 
 
-def _multirun(argv: list[str], launcher: str) -> int:
-    """Hydra's multirun over argv; its exit code. The index is updated by the caller either way."""
-    from regbench.run.job import hydra_app
-
-    sys.argv = ["regbench", "--multirun", *argv]
-    before = os.environ.get("HYDRA_FULL_ERROR")
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # a launcher's error comes back here, not as a traceback
-    try:
-        hydra_app()
-    except SystemExit as exc:  # Hydra reports its own errors and exits
-        return exc.code if isinstance(exc.code, int) else 1
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # the launcher gave up, e.g. on a SLURM job cancelled with scancel
-        detail = " ".join(str(exc).splitlines()[:2]) or type(exc).__name__
-        typer.echo(f"error: hydra/launcher={launcher}: {detail}", err=True)
-        return 1
-    finally:
-        if before is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-        else:
-            os.environ["HYDRA_FULL_ERROR"] = before
-    return 0
-
-
 def _dry_run(plan: Plan, console: Console) -> None:
     """`regbench sweep --dry-run`: every run with its status and warnings, and what is left."""
-    from regbench import sweep as sw
+    from regbench import index as ix
+    from regbench.folder import FINAL
 
     if not plan.runs:
         typer.echo(
             f"hydra/sweeper={plan.sweeper} picks the runs as it goes; sweep folder {plan.dir}"
         )
         return
-    sw.print_runs({"runs": plan.runs}, console, f"{plan.name}: {len(plan.runs)} runs")
+    ix.print_runs({"runs": plan.runs}, console, f"{plan.name}: {len(plan.runs)} runs")
     for name, lines in plan.warnings.items():
         for line in lines:
             typer.echo(f"warning: {name}: {line}")
-    done = sum(r["status"] in sw.folder.FINAL for r in plan.runs)
+    done = sum(r["status"] in FINAL for r in plan.runs)
     typer.echo(
         f"{len(plan.runs)} runs, {done} already done, {len(plan.runs) - done} to run "
         f"(sweep folder {plan.dir})"
     )
+
+
+# `regbench sweep --until-decided` (regbench/stages.py); None: the study's question: block, else
+# the defaults
+UntilDecided = Annotated[bool, typer.Option(
+    "--until-decided",
+    help="Seeds in stages until each arm is decided against --baseline: better, worse, equivalent "
+    "within ±delta, or undecided at --budget (a study's question: block gives them too).",
+)]  # fmt: skip
+StagedBaseline = Annotated[str | None, typer.Option("--baseline", metavar="KEY=VALUE", help="The arm the others are compared with, by seed.")]  # fmt: skip
+Delta = Annotated[float | None, typer.Option("--delta", help="Smallest effect that matters, in the metric's units (0.005 for accuracies).")]  # fmt: skip
+Alpha = Annotated[float | None, typer.Option("--alpha", help="Family-wise error over all stages and comparisons (0.05).")]  # fmt: skip
+Power = Annotated[float | None, typer.Option("--power", help="Power to detect delta or to show equivalence (0.8).")]  # fmt: skip
+Stage = Annotated[int | None, typer.Option("--stage", help="Seeds per arm added at each stage (5).")]  # fmt: skip
+Budget = Annotated[int | None, typer.Option("--budget", help="At most this many seeds per arm (20).")]  # fmt: skip
 
 
 @app.command(context_settings=PASS_THROUGH, no_args_is_help=True)
@@ -174,6 +175,13 @@ def sweep(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="List the runs it would launch and how many are done; run none."
     ),
+    until_decided: UntilDecided = False,
+    baseline: StagedBaseline = None,
+    delta: Delta = None,
+    alpha: Alpha = None,
+    power: Power = None,
+    stage: Stage = None,
+    budget: Budget = None,
 ) -> None:
     """Many runs through Hydra's multirun: regbench sweep model=mlp,cnn reg=none,dropout seed=0,1,2
 
@@ -186,45 +194,55 @@ def sweep(
     """
     from rich.console import Console
 
+    from regbench import index as ix
     from regbench import sweep as sw
 
     console = Console(highlight=False)
+    if until_decided:
+        from regbench import stages
+
+        given = {"baseline": baseline, "delta": delta, "alpha": alpha, "power": power, "stage": stage, "budget": budget}  # fmt: skip
+        try:
+            raise typer.Exit(stages.sweep_until_decided(list(ctx.args), given, " ".join(sys.argv)))
+        except ConfigError as exc:
+            _fail(str(exc))
     try:
         plan = sw.plan(list(ctx.args))
     except ConfigError as exc:
         _fail(str(exc))
-    index_path = plan.dir / sw.INDEX
     if dry_run:
         _dry_run(plan, console)
         return
     try:
-        sw.write_index(plan, " ".join(["regbench", "sweep", *ctx.args]))
+        ix.write_index(plan, " ".join(["regbench", "sweep", *ctx.args]))
     except OSError as exc:  # a read-only out_dir or sweep folder: before any job starts
         _fail(
             f"cannot write the sweep folder {plan.dir} ({exc.strerror}); pass out_dir=<a writable folder>"
         )
-    code = _multirun([*searchpath_override(), *plan.argv], plan.launcher)
-    index = sw.refresh_index(plan.dir)
-    sw.print_runs(index, console, f"sweep {plan.name} ({index_path})")
-    sw.print_groups(index, plan.swept, console)
-    best = max(
-        (r for r in index["runs"] if r["status"] not in sw.BAD and r.get("best_val_acc")),
-        key=lambda r: r["best_val_acc"],
-        default=None,
-    )
-    if best:
+    raise typer.Exit(_report_sweep(plan, sw.launch(plan), console))
+
+
+def _report_sweep(plan: Plan, code: int, console: Console) -> int:
+    """The sweep's runs, its groups, the best run, what failed and where its logs are; the
+    command's exit code."""
+    from regbench import index as ix
+    from regbench.folder import BAD
+
+    index = ix.refresh_index(plan.dir)
+    ix.print_runs(index, console, f"sweep {plan.name} ({plan.dir / ix.INDEX})")
+    ix.print_groups(index, plan.swept, console)
+    finished = [r for r in index["runs"] if r["status"] not in BAD and r.get("best_val_acc")]
+    if best := max(finished, key=lambda r: r["best_val_acc"], default=None):
         typer.echo(f"best run: {best['name']} (val acc {best['best_val_acc']:.4f}) {best['dir']}")
     elsewhere = [r["name"] for r in index["runs"] if r["status"] == "running"]
     if elsewhere:  # locked by another sweep over the same folder: never run twice at once
         typer.echo(f"still running in another process: {', '.join(elsewhere)}")
-    bad = sw.failures(index)
+    bad = ix.failures(index)
     for line in bad:
         typer.echo(f"error: {line}", err=True)
     if code == 130:
         typer.echo("interrupted: rerun the same command to finish the sweep", err=True)
-    if bad:
-        code = code or 1
-    raise typer.Exit(code)
+    return code or (1 if bad else 0)
 
 
 app.command("compare")(compare.compare_command)

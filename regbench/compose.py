@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
@@ -62,6 +63,13 @@ def explain(exc: Exception, overrides: list[str]) -> str:
             return f"'{key}' is added, not overridden: write +{given}"
         where = f"in '{parent}'" if parent else "at the top level"
         return f"unknown key '{key}'; valid keys {where}: {valid}"
+    m = re.search(r"Ambiguous value for argument '([^=']+)=([^']+)'", text)
+    if m:  # a comma list is a sweep: several runs
+        key, value = m.groups()
+        return (
+            f"{key}={value} is a sweep of several runs: run them with `regbench sweep {key}={value}`"
+            f", or give one run a list with '{key}=[{value}]'"
+        )
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
     return f"bad override: {first}"
 
@@ -71,8 +79,20 @@ def compose_overrides(overrides: list[str], with_hydra: bool = False) -> DictCon
 
     with_hydra keeps the `hydra` node (a sweep reads its job folder names from it).
     """
+    for o in overrides:  # Hydra merges {} into the node: it would change nothing, silently
+        key, _, value = o.partition("=")
+        if value.strip() == "{}" and not key.startswith(("hydra", "+", "~")):
+            raise ConfigError(
+                f"{o} sets nothing; pick an option ({key}=...) or set a key ({key}.<key>=...)"
+            )
     try:
         return _compose(overrides, with_hydra)
+    except yaml.YAMLError as exc:  # a broken YAML file in conf/ or the user's folder
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{mark.name} (line {mark.line + 1})" if mark else "a config file"
+        raise ConfigError(
+            f"{where} is not valid YAML: {getattr(exc, 'problem', exc)}; fix the file"
+        ) from None
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         raise ConfigError(explain(exc, overrides)) from None
 

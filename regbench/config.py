@@ -143,11 +143,19 @@ def member_configs(cfg: DictConfig) -> list[DictConfig]:
     return out
 
 
-def val_size(cfg: DictConfig) -> int | None:
-    """The validation split's size, computed as data.load splits (None: unknown dataset)."""
+def split_sizes(cfg: DictConfig) -> tuple[int, int] | None:
+    """(training pool, validation split) as data.load splits a packaged dataset (None: the user's
+    dataset, whose size is known only once loaded); data.subset takes from the training pool."""
     n = POOL_SIZES.get(cfg.get("name"))
     if n is None:
         return None
     if cfg.name == "digits":  # its test split is carved from the same pool first
         n -= round(n * cfg.test_fraction)
-    return round(n * cfg.val_fraction)
+    n_val = round(n * cfg.val_fraction)
+    return n - n_val, n_val
+
+
+def val_size(cfg: DictConfig) -> int | None:
+    """The validation split's size, computed as data.load splits (None: unknown dataset)."""
+    sizes = split_sizes(cfg)
+    return sizes[1] if sizes else None

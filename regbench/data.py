@@ -141,9 +141,8 @@ def _decode(name: str, root: Path, download: bool, train: bool) -> tuple[np.ndar
     archives = [(root / folder / Path(url).name, md5) for url, md5 in getattr(cls, "resources", [])]
     archives = archives or [(root / cls.filename, cls.tgz_md5)]
     present = all(a.exists() for a, _ in archives)
-    hint = (
-        f"copy the original {cls_name} files into {root / folder} "
-        "(or rerun with data.download=true where there is internet)"
+    hint = f"copy the original {cls_name} files into {root / folder}" + (
+        "" if download else " (or rerun with data.download=true where there is internet)"
     )
     if present and not download:
         # download() would fetch a damaged archive again: with download=false, an error instead
@@ -158,6 +157,10 @@ def _decode(name: str, root: Path, download: bool, train: bool) -> tuple[np.ndar
     except (
         Exception
     ) as exc:  # torchvision raises RuntimeError, EOFError, ValueError... on bad files
+        if download and not present:  # offline, or the mirror refused
+            raise ConfigError(
+                f"dataset {name}: the download failed ({type(exc).__name__}; no internet here?); {hint}"
+            ) from None
         if isinstance(exc, RuntimeError) and "not found" in str(exc):
             raise ConfigError(f"dataset {name} not found in {root / folder}: {hint}") from None
         raise ConfigError(

@@ -109,6 +109,45 @@ def build_model(cfg: DictConfig, shape: tuple[int, int, int], classes: int) -> n
     return model
 
 
+def probe_model(cfg: DictConfig, shape: tuple[int, int, int], classes: int) -> None:
+    """Before any run folder: build the user's model once and pass one batch of zeros through it;
+    ConfigError naming what is wrong and the file to change (the global random state untouched)."""
+    import torch
+
+    fn, _ = _model_call(cfg)
+    target = f"model._target_={cfg.model._target_}"
+    try:
+        where = inspect.getsourcefile(fn) or cfg.model._target_
+    except TypeError:  # a builtin or a C extension
+        where = cfg.model._target_
+    with torch.random.fork_rng(devices=[]):
+        try:
+            model = build_model(cfg, shape, classes)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(
+                f"{target} fails when called as fn(input_shape={shape}, num_classes={classes}, ...): "
+                f"{type(exc).__name__}: {exc}; fix {where}"
+            ) from None
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ConfigError(f"{target} has no trainable parameters; fix {where}")
+        try:
+            with torch.no_grad():
+                out = model.eval()(torch.zeros(2, *shape))
+        except Exception as exc:
+            raise ConfigError(
+                f"{target}: a batch of shape {(2, *shape)} fails in its forward: "
+                f"{type(exc).__name__}: {exc}; fix {where}"
+            ) from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(
+            f"{target} returns {got} for a batch of 2; it must return one score per class, "
+            f"(2, {classes}); fix {where}"
+        )
+
+
 def _images(a: Any, what: str) -> np.ndarray:
     x = np.asarray(a, dtype=np.float32)
     if x.ndim == 3:  # (N, H, W): one channel

@@ -202,6 +202,11 @@ def _resumable(out_dir: Path, name: str, text: str) -> tuple[Path, FileLock]:
         if not run_dir.exists():
             break
         diff = differences(run_dir, text)
+        if diff is None and i == 0:  # the folder the user named: say why it cannot be resumed
+            raise ConfigError(
+                f"cannot resume {run_dir}: its {CONFIG} is unreadable; restore it, or delete the "
+                "folder to start the run afresh"
+            )
         if diff == []:
             same.append(run_dir)
         elif diff and (closest is None or len(diff) < len(closest[1])):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from regbench.config import split_sizes
+
 ADAPTIVE = ("adam", "rmsprop")  # per-parameter step sizes: an L2 gradient is rescaled with the rest
 DIGIT_DATASETS = ("digits", "mnist")
 ONE_CHANNEL = ("digits", "mnist", "fashion_mnist")
@@ -37,6 +39,12 @@ def warnings(cfg: DictConfig, n_val: int | None) -> list[str]:
         out.append(
             f"reg.aug.hue={reg.aug.hue} on {cfg.data.name}: one channel has no colour to shift, the "
             "hue shift does nothing; set reg.aug.hue=0"
+        )
+    sizes = split_sizes(cfg.data)
+    if sizes and cfg.data.subset is not None and cfg.data.subset > sizes[0]:
+        out.append(
+            f"data.subset={cfg.data.subset} is more than the {sizes[0]:,} training examples of "
+            f"{cfg.data.name}: all of them are used"
         )
     if "earlystop" in reg and n_val is not None and n_val < 100:
         out.append(

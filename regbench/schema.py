@@ -62,14 +62,16 @@ class Data(_Strict):
     download: StrictBool
     test_fraction: Annotated[float, Field(gt=0, lt=1)] | None
     val_fraction: Annotated[float, Field(gt=0, lt=1)]
-    split_seed: StrictInt | None  # null: the split follows `seed`
+    split_seed: Annotated[StrictInt, Field(ge=0)] | None  # null: the split follows `seed`
     subset: PosInt | None
     label_noise: Fraction
     preprocess: Preprocess
 
 
-NAME_PATTERN = r"^[A-Za-z0-9_.+=,-]+$"  # run and sweep folder names: one folder, no path
-Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+# run and sweep folder names: one plain folder name (no path, not hidden, not . or ..), short
+# enough for the -N suffix and the file names inside within a file system's 255 bytes
+NAME_PATTERN = r"^[A-Za-z0-9_+=,-][A-Za-z0-9_.+=,-]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=200)]
 
 
 class UserData(Data):
@@ -350,6 +352,14 @@ def validate(cfg: DictConfig) -> None:
             ctx = err.get("ctx", {})
             raise ConfigError(
                 f"invalid value for '{key}.name' ({ctx.get('tag')!r}); choose from: {ctx.get('expected_tags')}"
+            ) from None
+        if err["type"] in ("string_pattern_mismatch", "string_too_long") and loc[-1] in (
+            "name",
+            "sweep_name",
+        ):
+            raise ConfigError(
+                f"invalid value for '{key}' ({err.get('input')!r}): one plain folder name of at most 200 letters, "
+                "digits and _.+=,- that does not start with '.' (no '/', not . or ..)"
             ) from None
         if err["type"] == "missing":  # the input is the whole parent node: too long for one line
             raise ConfigError(f"missing value for '{key}'") from None

@@ -195,6 +195,7 @@ def compare_command(
         )
         if ensemble:
             pipeline.add_ensembles(result, labels=list(groups[0].labels), err=err)
+        pipeline.add_decisions(result, paths)
     except CompareError as e:
         pipeline.say(err, f"error: {e}")
         raise typer.Exit(code=2) from None

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
-from regbench.compare import analysis, figures, report, tables
+from regbench.compare import analysis, figures, report, staged, tables
 from regbench.compare.analysis import Inference
 from regbench.compare.groups import Group, baseline_of, filter_runs, get_key, group_runs
 from regbench.compare.load import CompareError, Run, load_runs
@@ -120,6 +120,12 @@ def add_ensembles(result: dict[str, Any], labels: list[str], err: Console) -> No
         result["sections"].append(tables.mc_section(records, labels))
 
 
+def add_decisions(result: dict[str, Any], paths: list[Path]) -> None:
+    """A staged sweep's verdicts and the path to them (its decisions.json), where a folder has one."""
+    result["decisions"] = staged.read(paths)
+    result["sections"] += [staged.section(log) for log in result["decisions"]]
+
+
 def print_result(result: dict[str, Any], format: str, summary: bool, err: Console) -> None:
     sections, lines = result["sections"], result["summary"] if summary else []
     for w in result["warnings"]:
@@ -149,6 +155,7 @@ def print_result(result: dict[str, Any], format: str, summary: bool, err: Consol
                 "groups": result["records"],
                 "effects": result["effects"],
                 "ensembles": result["ensembles"],
+                "decisions": result.get("decisions", []),
                 "summary": result["summary"],
                 "runs": result["runs"],
             }
@@ -173,6 +180,7 @@ def write_outputs(out: Path, result: dict[str, Any], as_html: bool, columns: lis
     if result["design"] is not None:
         (out / "effects.csv").write_text(report.render_csv(result["effects"]))
         pngs.append(figures.interaction_figure(out, *result["design"], metric))
+    pngs += [staged.figure(out, log) for log in result.get("decisions", [])]
     return report.write_report(
         out, result["sections"], pngs, as_html, result["summary"], result["skipped"]
     )

@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from regbench import data, folder
+from regbench import data, extend, folder
 from regbench.compose import check
 from regbench.config import CONF_DIR, FUSED_DIR, ConfigError, member_configs, run_name, val_size
 from regbench.pitfalls import fusion_warnings, warnings
@@ -103,6 +103,9 @@ class Job:
             device = resolve_device(cfg.trainer.device)
             same_data = cfg.data.split_seed is not None or len(self.members) == 1
             d = data.load(cfg.data, device, self.members[0].seed) if same_data else None
+            if "_target_" in cfg.model:  # the user's model: built and run once, before any folder
+                probe = d or data.load(cfg.data, device, self.members[0].seed)
+                extend.probe_model(cfg, probe.shape, probe.num_classes)
         except ConfigError as exc:  # before any run folder: a missing dataset leaves none behind
             self.fail(str(exc))
             return math.nan
@@ -144,10 +147,10 @@ class Job:
         self.logfiles[run_dir] = logfile
         prefix = run_dir.name if self.prefixed else ""
 
-        def log(line: str) -> None:
+        def log(line: str, short: str | None = None) -> None:
             logfile.write(line + "\n")
             logfile.flush()
-            say(line, prefix)
+            say(short if prefix and short else line, prefix)
 
         previous = folder.read_summary(run_dir)
         if previous and previous.get("status") in folder.FINAL:

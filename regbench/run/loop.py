@@ -34,7 +34,7 @@ class Member:
 
     cfg: DictConfig
     run_dir: Path
-    log: Callable[[str], None]
+    log: Callable[..., None]  # log(line, short=None): train.log gets line, a terminal short
     done: Callable[[dict[str, Any]], None] = lambda summary: None
     on_epoch: Callable[[dict[str, Any]], None] = lambda row: None  # trainer.loggers
     on_resume: Callable[[list[dict[str, Any]]], None] = lambda rows: None  # likewise
@@ -163,10 +163,13 @@ def report_epoch(m: Member, record: Record) -> None:
     """The member's epoch line, then its loggers: only once the epoch is in last.pt, so that a
     resume never logs it twice."""
     row = record.rows[-1]
+    epoch = f"epoch {row['epoch']:3d}/{m.cfg.trainer.epochs}"
     m.log(
-        f"epoch {row['epoch']:3d}/{m.cfg.trainer.epochs}  train loss {row['train_loss']:.4f} "
-        f"acc {row['train_acc']:.4f}  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  "
-        f"{row['samples_per_s']:.0f} samples/s"
+        f"{epoch}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  val loss "
+        f"{row['val_loss']:.4f} acc {row['val_acc']:.4f}  {row['samples_per_s']:.0f} samples/s",
+        # beside a run's name (sweeps, jobs of several seeds): a line that fits 100 columns
+        f"{epoch}  loss {row['train_loss']:.4f}/{row['val_loss']:.4f}  "
+        f"acc {row['train_acc']:.4f}/{row['val_acc']:.4f} (train/val)",
     )
     m.on_epoch(row)
     if record.status != "completed":  # diverged or stopped early

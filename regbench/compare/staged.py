@@ -1,0 +1,86 @@
+"""A staged sweep's decisions (`regbench sweep --until-decided`, its decisions.json): the verdicts
+and the path to them, as a table section and a figure (each comparison's interval at each stage
+against the lines it had to clear)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from regbench.compare.load import CompareError
+from regbench.compare.tables import Section
+
+DECISIONS = "decisions.json"  # written by regbench.stages
+
+
+def read(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """The decisions.json of every given folder that has one (a staged sweep's folder)."""
+    out = []
+    for p in paths:
+        f = p / DECISIONS
+        if f.is_file():
+            try:
+                out.append(json.loads(f.read_text()) | {"folder": str(p)})
+            except ValueError as exc:
+                raise CompareError(
+                    f"{f} is not valid JSON ({exc}); rerun the staged sweep"
+                ) from None
+    return out
+
+
+def section(log: dict[str, Any]) -> Section:
+    """One row per comparison: its verdict, the seeds it took, its estimate at each stage."""
+    q, rows = log["question"], []
+    for arm, base in log["comparisons"].items():
+        path = [step for step in log["path"] if arm in step["verdicts"]]
+        steps = " → ".join(
+            f"{s['seeds']}: {s['estimates'][arm]['diff']:+.4f} ({s['verdicts'][arm]})" for s in path
+        )
+        verdict = log["verdicts"].get(arm, "open")
+        rows.append([arm, base, verdict, str(log["decided_at"].get(arm, "—")), steps])
+    caption = (
+        f"seeds in stages {log['stages']} per arm until each comparison is decided; "
+        f"δ = {q['delta']:g}, family-wise α = {q['alpha']:g} over all stages and comparisons "
+        f"(Lan-DeMets O'Brien-Fleming-type boundaries), power {q['power']:g}; "
+        f"{log['runs']} runs spent (a fixed design: {len(log['stages']) and log['stages'][-1]} "
+        "seeds for every arm) · path: seeds: Δ (verdict) at each stage"
+    )
+    headers = ["comparison", "baseline", "verdict", "decided at (seeds)", "path"]
+    return Section(f"{log['metric']}: staged decisions", headers, rows, caption, 2)
+
+
+def figure(out: Path, log: dict[str, Any]) -> Path:
+    """Per comparison, at each stage: Δ with the interval its boundary allows (the difference
+    test's, solid: decided better/worse once it leaves 0; equivalence's, dashed: decided once it
+    lies within the dotted ±δ), the stage that decided it in red."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy import stats
+
+    arms, delta = list(log["comparisons"]), log["question"]["delta"]
+    fig, axes = plt.subplots(1, len(arms), figsize=(3.2 * len(arms) + 0.8, 3.4), squeeze=False)
+    for ax, arm in zip(axes[0], arms, strict=True):
+        for step in (s for s in log["path"] if arm in s["estimates"]):
+            k, e = step["stage"] - 1, step["estimates"][arm]
+            x = step["seeds"]
+            for bound, style, dx in ((log["bounds_diff"][k], "-", -0.25), (log["bounds_equiv"][k], "--", 0.25)):  # fmt: skip
+                # the z boundary as the t quantile of the same tail, as the test reads it
+                half = stats.t.isf(stats.norm.sf(bound), x - 1) * e["se"]
+                ax.plot([x + dx] * 2, [e["diff"] - half, e["diff"] + half], style, color="C0")
+            decided = step["verdicts"][arm] not in ("open",)
+            ax.plot(x, e["diff"], "o", color="C3" if decided else "C0")
+        ax.axhline(0, color="black", lw=0.8)
+        for y in (-delta, delta):
+            ax.axhline(y, color="grey", lw=0.8, ls=":")
+        ax.set_title(f"{arm}: {log['verdicts'].get(arm, 'open')}", fontsize=9)
+        ax.set_xlabel("seeds per arm")
+    axes[0][0].set_ylabel(f"Δ {log['metric']} vs {log['baseline']}")
+    fig.tight_layout()
+    path = out / "decisions.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

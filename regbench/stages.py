@@ -1,0 +1,201 @@
+"""`regbench sweep --until-decided`: seeds in stages until every comparison is decided.
+
+Each arm of the grid (a cell of its swept keys) is compared with its baseline arm, paired by seed.
+Stage k runs seeds up to design.stages[k] for the arms still in an open comparison (and their
+baselines), each arm launched as a sweep of its own into the one sweep folder, its runs named as the
+whole grid's would be. After each stage compare.decide tests every open comparison against the
+group-sequential boundaries (the family-wise error held over all stages and comparisons) and stops
+the decided ones. decisions.json in the sweep folder records every stage; a rerun of the same
+command skips finished runs and arrives at the same decisions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from regbench import folder, index, sweep
+from regbench.compare.choices import LOWER_IS_BETTER
+from regbench.compare.decide import Design, Question, decide_stage, make_design, question_from
+from regbench.compare.staged import DECISIONS
+from regbench.config import ConfigError
+
+STAGE, BUDGET = 5, 20  # seeds per arm per stage, and at most in all (README: why)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """What a staged sweep decides and how: the question, the baseline, the stages, the metric."""
+
+    question: Question
+    baseline: str  # key=value naming the baseline arm, e.g. reg=none
+    stage: int
+    budget: int
+    metric: str = "test_acc"
+
+    @property
+    def stages(self) -> tuple[int, ...]:
+        return tuple(range(self.stage, self.budget, self.stage)) + (self.budget,)
+
+
+def staged_of(spec: dict[str, Any], given: dict[str, Any]) -> Staged:
+    """The study's `question:` block with the command line's options over it; ConfigError when a
+    value is missing or out of range."""
+    block = {**spec, **{k: v for k, v in given.items() if v is not None}}
+    baseline, stage = block.pop("baseline", None), int(block.pop("stage", STAGE))
+    budget, metric = int(block.pop("budget", BUDGET)), str(block.pop("metric", "test_acc"))
+    if not baseline or "=" not in str(baseline):
+        raise ConfigError("--until-decided needs a baseline: --baseline key=value (e.g. reg=none)")
+    if not 2 <= stage <= budget:
+        raise ConfigError(f"--stage {stage} --budget {budget}: need 2 <= stage <= budget")
+    try:
+        question = question_from(block, metric)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if question.delta is None:
+        raise ConfigError(f"--until-decided on {metric} needs --delta (no default for it)")
+    return Staged(question, str(baseline), stage, budget, metric)
+
+
+def arms(overrides: list[str]) -> tuple[list[str], list[list[str]]]:
+    """The swept keys (seed aside) and the grid's cells, each as its key=value overrides."""
+    parsed = sweep._parse(overrides)
+    swept = [p for p in parsed if p.is_sweep_override() and not p.is_hydra_override()]
+    if any(p.get_key_element() == "seed" for p in parsed):
+        raise ConfigError("--until-decided picks the seeds itself (stage by stage); drop seed=")
+    keys = [p.get_key_element() for p in swept]
+    values = [list(p.sweep_string_iterator()) for p in swept]
+    return keys, [[f"{k}={v}" for k, v in zip(keys, cell, strict=True)] for cell in itertools.product(*values)]  # fmt: skip
+
+
+def pairs(cells: list[list[str]], baseline: str) -> dict[str, str]:
+    """Each arm (its overrides joined by spaces) -> its baseline arm: the cell with the baseline's
+    value and the other keys equal."""
+    key = baseline.split("=", 1)[0]
+    out = {}
+    for cell in cells:
+        if baseline in cell:
+            continue
+        base = [baseline if o.split("=", 1)[0] == key else o for o in cell]
+        if base not in cells:
+            raise ConfigError(f"--baseline {baseline}: not a value of a swept key of this grid")
+        out[" ".join(cell)] = " ".join(base)
+    if not out:
+        raise ConfigError(f"--baseline {baseline}: no arm of this grid is compared with it")
+    return out
+
+
+def values(sweep_dir: Path, arm: str, seeds: int, metric: str) -> list[float]:
+    """The metric of the arm's runs of seeds 0..seeds-1, in seed order (from sweep.json's entries
+    and the run folders' summary.json); ConfigError naming a run that did not finish."""
+    found: dict[int, float] = {}
+    want = set(arm.split())
+    for r in json.loads((sweep_dir / index.INDEX).read_text())["runs"]:
+        seed = [o for o in r["overrides"] if o.startswith("seed=")]
+        if not seed or not want <= set(r["overrides"]):
+            continue
+        s = folder.read_summary(Path(r["dir"])) or {}
+        if s.get("status") in folder.FINAL_OK and isinstance(s.get(metric), (int, float)):
+            found[int(seed[0].split("=", 1)[1])] = float(s[metric])
+    missing = [s for s in range(seeds) if s not in found]
+    if missing:
+        raise ConfigError(
+            f"{arm}: seeds {missing} have no finished run with {metric}; rerun the same command"
+        )
+    return [found[s] for s in range(seeds)]
+
+
+def decide(sweep_dir: Path, st: Staged, design: Design, k: int, open_: dict[str, str]) -> dict:
+    """Stage k's verdicts of the open comparisons (arm -> verdict) and their estimates."""
+    n = design.stages[k]
+    diffs, estimates = {}, {}
+    for arm, base in open_.items():
+        a, b = values(sweep_dir, arm, n, st.metric), values(sweep_dir, base, n, st.metric)
+        diffs[arm] = d = np.subtract(a, b)
+        estimates[arm] = {"diff": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(n))}
+    verdicts, _ = decide_stage(diffs, design, k, st.metric in LOWER_IS_BETTER)
+    return {"stage": k + 1, "seeds": n, "verdicts": verdicts, "estimates": estimates}
+
+
+def _fixed(overrides: list[str], keys: list[str], cell: list[str]) -> list[str]:
+    """The grid's overrides with its swept keys set to one cell's values."""
+    parsed = sweep._parse(overrides)
+    return [
+        o for o, p in zip(overrides, parsed, strict=True) if p.get_key_element() not in keys
+    ] + cell
+
+
+def _run_stage(overrides: list[str], keys: list[str], cells: list[list[str]], active: set[str],
+               seeds: range, name: str, command: str) -> tuple[Path, int]:  # fmt: skip
+    """Launch seeds of every active arm, one sweep each into the one folder; (folder, exit code)."""
+    where, code = Path(), 0
+    for cell in cells:
+        if " ".join(cell) not in active:
+            continue
+        args = [
+            *_fixed(overrides, keys, cell),
+            f"seed={','.join(map(str, seeds))}",
+            f"sweep_name={name}",
+        ]
+        p = sweep.plan(args, named_by=[*keys, "seed"])
+        index.write_index(p, command)
+        where, code = p.dir, sweep.launch(p) or code
+        if code == 130:  # Ctrl-C: stop here; the same command continues
+            break
+    index.refresh_index(where)
+    return where, code
+
+
+def sweep_until_decided(args: list[str], given: dict[str, Any], command: str) -> int:
+    """Run the staged study; print each stage's verdicts; the exit code (0: all runs finished)."""
+    base_name, study, overrides = sweep.merged(args)
+    st = staged_of(sweep.study_spec(study).get("question") or {} if study else {}, given)
+    job = [
+        o
+        for o, p in zip(overrides, sweep._parse(overrides), strict=True)
+        if not p.is_hydra_override()
+    ]
+    keys, cells = arms(job)
+    open_ = pairs(cells, st.baseline)
+    design = make_design(st.question, st.stages, len(open_))
+    given_name = [o.split("=", 1)[1] for o in overrides if o.startswith("sweep_name=")]
+    name = given_name[0] if given_name else f"{base_name}-staged-{sweep._short_hash(overrides)}"
+    log: dict[str, Any] = {"baseline": st.baseline, "metric": st.metric, "question": vars(st.question),
+                           "stages": list(design.stages), "bounds_diff": list(design.bounds_diff),
+                           "bounds_equiv": list(design.bounds_equiv), "comparisons": dict(open_),
+                           "path": [], "verdicts": {}, "decided_at": {}, "runs": 0}  # fmt: skip
+    ran: dict[str, int] = {}
+    for k, n in enumerate(design.stages):
+        active = set(open_) | set(open_.values())
+        start = design.stages[k - 1] if k else 0
+        where, code = _run_stage(overrides, keys, cells, active, range(start, n), name, command)
+        if code:
+            return code
+        ran |= dict.fromkeys(active, n)
+        step = decide(where, st, design, k, open_)
+        log["path"].append(step)
+        print_stage(step, len(design.stages))
+        for arm, verdict in step["verdicts"].items():
+            if verdict != "open":
+                log["verdicts"][arm], log["decided_at"][arm] = verdict, n
+        open_ = {a: b for a, b in open_.items() if step["verdicts"][a] == "open"}
+        log["runs"] = sum(ran.values())
+        folder.write_atomic(where / DECISIONS, json.dumps(log, indent=2) + "\n")
+        if not open_:
+            break
+    fixed = len(cells) * st.budget
+    print(f"runs: {log['runs']} of a fixed {st.budget}-seed design's {fixed} "
+          f"({1 - log['runs'] / fixed:.0%} fewer); decisions in {where / DECISIONS}")  # fmt: skip
+    return 0
+
+
+def print_stage(step: dict[str, Any], stages: int) -> None:
+    print(f"stage {step['stage']} of {stages} ({step['seeds']} seeds per arm):")
+    for arm, verdict in step["verdicts"].items():
+        e = step["estimates"][arm]
+        print(f"  {arm}: {verdict} (Δ {e['diff']:+.4f}, SE {e['se']:.4f})")
