@@ -28,7 +28,7 @@ LOWER_IS_BETTER = (
 TESTS = ("t", "wilcoxon", "bootstrap")  # the paired tests; unpaired comparisons use Welch's t
 CORRECTIONS = {"holm": "holm", "bh": "fdr_bh", "none": None}  # --correction -> statsmodels name
 CURVE_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc")  # --curves default
-FORMATS = ("table", "md", "csv", "json", "html")
+FORMATS = ("table", "md", "csv", "json", "html", "latex")  # latex: booktabs tables for papers
 # δ default for metrics read in points: half a point of accuracy, ≈2.5x the noise floor of a
 # 10,000-image test set at 97% (2 SE = 0.0034) and about the smallest gain papers on these
 # datasets report; other metrics have no natural unit, so they get no δ unless one is given

@@ -140,6 +140,8 @@ def print_result(result: dict[str, Any], format: str, summary: bool, err: Consol
     elif format == "md":
         sys.stdout.write(report.markdown(sections))
         sys.stdout.write("".join(f"\n- {line}" for line in lines) + ("\n" if lines else ""))
+    elif format == "latex":  # the tables only: a paper words its own conclusions
+        sys.stdout.write("\n".join(report.render_latex(s) for s in sections))
     elif format == "html":
         sys.stdout.write("".join(report.render_html(s) for s in sections))
         sys.stdout.write("".join(f"<p>{html.escape(line)}</p>\n" for line in lines))

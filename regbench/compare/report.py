@@ -90,6 +90,57 @@ def render_html(s: Section) -> str:
     )
 
 
+# LaTeX's special characters, and the symbols the tables use, as pdflatex reads them without
+# any package beyond booktabs (no inputenc/unicode-math needed)
+LATEX = {
+    **{c: "\\" + c for c in "&%$#_{}"},
+    "\\": r"\textbackslash{}",
+    "~": r"\textasciitilde{}",
+    "|": r"$|$",  # text-mode | is an em dash in the default font
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "—": "---",
+    "−": "$-$",
+    "±": r"$\pm$",
+    "Δ": r"$\Delta$",
+    "δ": r"$\delta$",
+    "α": r"$\alpha$",
+    "ρ": r"$\rho$",
+    "σ": r"$\sigma$",
+    "χ": r"$\chi$",
+    "Φ": r"$\Phi$",
+    "≥": r"$\geq$",
+    "≤": r"$\leq$",
+    "≈": r"$\approx$",
+    "×": r"$\times$",
+    "·": r"$\cdot$",
+    "→": r"$\to$",
+    "√": r"$\surd$",
+    "²": r"$^2$",
+}
+
+
+def latex_text(text: str) -> str:
+    return "".join(LATEX.get(c, c) for c in text)
+
+
+def render_latex(s: Section) -> str:
+    """A booktabs table (\\usepackage{booktabs}): labels left, numbers right, the caption as a
+    note under it."""
+    spec = "l" * s.n_labels + "r" * (len(s.headers) - s.n_labels)
+    line = " \\\\\n".join(" & ".join(latex_text(c) for c in row) for row in s.rows)
+    return (
+        f"\\begin{{table}}[ht]\n\\centering\n\\caption{{{latex_text(s.title)}}}\n"
+        f"\\begin{{tabular}}{{{spec}}}\n\\toprule\n"
+        + " & ".join(latex_text(h) for h in s.headers)
+        + " \\\\\n\\midrule\n"
+        + (line + " \\\\\n" if s.rows else "")
+        + f"\\bottomrule\n\\end{{tabular}}\n\n{{\\footnotesize {latex_text(s.caption)}\\par}}\n"
+        + "\\end{table}\n"
+    )
+
+
 def render_csv(records: Sequence[dict[str, Any]]) -> str:
     buf = io.StringIO()
     fields = list(dict.fromkeys(k for r in records for k in r))

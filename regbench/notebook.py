@@ -1,0 +1,123 @@
+"""regbench from Python (a notebook): run folders as a pandas DataFrame, and `regbench compare`'s
+analysis as data. Both are thin layers over the command's own code (compare/load.py,
+compare/pipeline.py), so a notebook and the command always agree on every number.
+
+    import regbench
+    df = regbench.load_runs("outputs")                      # one row per run folder
+    res = regbench.compare_runs("outputs/sweeps/capacity", baseline="reg=none")
+    res["comparisons"][["reg", "delta", "verdict"]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from regbench.folder import flatten
+
+if TYPE_CHECKING:  # pandas is imported when a function runs: `import regbench` stays light
+    import pandas as pd
+
+# load_runs' own columns: config keys of the same name (a run's `name`, `seed`) do not overwrite them
+RUN_COLUMNS = ("folder", "name", "status", "problem", "seed")
+
+
+def _paths(path: str | Path | Sequence[str | Path]) -> list[Path]:
+    return [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+
+
+def load_runs(
+    path: str | Path | Sequence[str | Path], *, filter: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Every run folder below `path` (one path or several) as one row: `folder`, `name`,
+    `status`, `problem` (why compare would skip it, else None), `seed`, the checked summary
+    values (`test_acc`, `gen_gap`, ...; NaN where left out or absent), `reg` (the regularizers as
+    compare labels them, `dropout+l2`) and the flattened config (`model.hidden`, `reg.dropout.p`,
+    ...). `filter` takes compare's `key=value` / `key!=value` conditions."""
+    import pandas as pd
+
+    from regbench.compare.groups import filter_runs, label
+    from regbench.compare.load import SUMMARY_VALUES
+    from regbench.compare.load import load_runs as read
+
+    runs = read(_paths(path))
+    if filter:
+        runs = filter_runs(runs, list(filter))
+    rows = []
+    for r in runs:
+        config = r.config or {}
+        rows.append(
+            {
+                "folder": str(r.path),
+                "name": r.path.name,
+                "status": r.status,
+                "problem": r.problem,
+                "seed": r.seed,
+                **{k: r.values.get(k, float("nan")) for k in SUMMARY_VALUES},
+                "reg": label("reg", config["reg"]) if "reg" in config else None,
+                **{k: v for k, v in flatten(config).items() if k not in RUN_COLUMNS},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def compare_runs(
+    path: str | Path | Sequence[str | Path],
+    *,
+    baseline: str | None = None,
+    metric: str = "test_acc",
+    by: Sequence[str] = (),
+    filter: Sequence[str] = (),
+    test: str = "t",
+    correction: str = "holm",
+    alpha: float = 0.05,
+    delta: float | None = None,
+    power: float = 0.8,
+    reps: int = 2000,
+    factorial: bool = False,
+    ensemble: bool = False,
+) -> dict[str, pd.DataFrame]:
+    """`regbench compare PATH --baseline ... --metric ...` as DataFrames: `groups` (one row per
+    group: its labels, n, mean/std/min/max of the metric, and with a baseline Δ, interval, p,
+    P(better), verdict and seeds planned), `comparisons` (the groups compared with a baseline,
+    the same columns), `runs` (one row per run folder), `summary` (compare --summary's lines,
+    column `line`), and with `factorial` / `ensemble` also `effects` / `ensembles`. The options
+    mean what the command's do (`regbench compare --help`); a bad one raises ValueError."""
+    import pandas as pd
+    from rich.console import Console
+
+    from regbench.compare import pipeline
+    from regbench.compare.analysis import Inference
+    from regbench.compare.choices import default_delta
+    from regbench.compare.command import _check  # the command's own option checks, not a copy
+    from regbench.compare.load import CompareError
+
+    err = Console(stderr=True)
+    try:
+        _check("table", metric, test, correction, alpha, reps, delta, power)
+        inf = Inference(
+            metric, test, correction, alpha, reps=reps,
+            delta=default_delta(metric) if delta is None else delta, power=power,
+        )  # fmt: skip
+        runs, groups = pipeline.groups_of(_paths(path), list(by), list(filter), err)
+        result = pipeline.analyse(runs, groups, list(by), inf, baseline, None, factorial, [])
+        if ensemble:
+            pipeline.add_ensembles(result, labels=list(groups[0].labels), err=err)
+    except CompareError as e:
+        raise ValueError(str(e)) from None
+    for w in result["warnings"]:
+        pipeline.say(err, f"warning: {w}")
+    out: dict[str, Any] = {
+        "groups": pd.DataFrame(result["records"]),
+        "runs": pd.DataFrame(result["runs"]),
+        "summary": pd.DataFrame({"line": result["summary"]}, dtype=object),
+    }
+    groups_df = out["groups"]
+    has_delta = groups_df["delta"].notna() if "delta" in groups_df else None
+    compared = groups_df[has_delta] if has_delta is not None else groups_df.iloc[:0]
+    out["comparisons"] = compared.reset_index(drop=True)
+    for key in ("effects", "ensembles"):
+        if result[key] is not None:
+            out[key] = pd.DataFrame(result[key])
+    return out
