@@ -127,9 +127,8 @@ def test_digits_and_mnist_runs_do_not_collide(mnist_root: Path, tmp_path: Path) 
 
 
 # ---- the README ----------------------------------------------------------------------------------
-# docs/README.draft.md is the next README.md (swapped in by hand): its paths are the repository's too
 # each with a path its scan must find (it finds paths at all)
-READMES = {"README.md": "conf/study/optimizers.yaml", "docs/README.draft.md": "CONTRIBUTING.md"}
+READMES = {"README.md": "CONTRIBUTING.md"}
 
 
 def _readme_paths(readme: str) -> list[str]:
@@ -151,8 +150,8 @@ def test_every_path_in_the_readme_exists(readme: str) -> None:
     assert not missing, missing
 
 
-def test_the_readme_draft_is_short_and_links_into_the_docs() -> None:
-    text = (REPO / "docs" / "README.draft.md").read_text()
+def test_the_readme_is_short_and_links_into_the_docs() -> None:
+    text = (REPO / "README.md").read_text()
     assert len(text.splitlines()) <= 250
     for page in ("docs/getting-started.md", "docs/reference.md", "docs/tutorial.md"):
         assert f"]({page})" in text
