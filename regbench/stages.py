@@ -101,12 +101,12 @@ def pairs(cells: list[list[str]], baseline: str) -> dict[str, str]:
     return out
 
 
-def values(sweep_dir: Path, arm: str, seeds: int, metric: str) -> list[float]:
+def values(runs: list[dict[str, Any]], arm: str, seeds: int, metric: str) -> list[float]:
     """The metric of the arm's runs of seeds 0..seeds-1, in seed order (from sweep.json's entries
-    and the run folders' summary.json); ConfigError naming a run that did not finish."""
+    `runs` and the run folders' summary.json); ConfigError naming a run that did not finish."""
     found: dict[int, float] = {}
     want = set(arm.split())
-    for r in json.loads((sweep_dir / index.INDEX).read_text())["runs"]:
+    for r in runs:
         seed = [o for o in r["overrides"] if o.startswith("seed=")]
         if not seed or not want <= set(r["overrides"]):
             continue
@@ -124,10 +124,12 @@ def values(sweep_dir: Path, arm: str, seeds: int, metric: str) -> list[float]:
 def decide(sweep_dir: Path, st: Staged, design: Design, k: int, open_: dict[str, str]) -> dict:
     """Stage k's verdicts of the open comparisons (arm -> verdict) and their estimates."""
     n = design.stages[k]
+    runs = json.loads((sweep_dir / index.INDEX).read_text())["runs"]
+    # every arm read once: a baseline is shared by several comparisons
+    arms = {a: values(runs, a, n, st.metric) for a in dict.fromkeys([*open_, *open_.values()])}
     diffs, estimates = {}, {}
     for arm, base in open_.items():
-        a, b = values(sweep_dir, arm, n, st.metric), values(sweep_dir, base, n, st.metric)
-        diffs[arm] = d = np.subtract(a, b)
+        diffs[arm] = d = np.subtract(arms[arm], arms[base])
         estimates[arm] = {"diff": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(n))}
     verdicts, _ = decide_stage(diffs, design, k, st.metric in LOWER_IS_BETTER)
     return {"stage": k + 1, "seeds": n, "verdicts": verdicts, "estimates": estimates}

@@ -97,7 +97,7 @@ class Job:
 
     def run(self) -> float:
         cfg = self.cfg
-        if all(self._finished(d) for d in self.dirs if d is not None) and self.multirun:
+        if self.multirun and all(self._finished(d) for d in self.dirs if d is not None):
             return self.report()  # a rerun of the sweep: nothing to load or claim
         try:
             device = resolve_device(cfg.trainer.device)
