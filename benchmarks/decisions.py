@@ -1,7 +1,8 @@
 """How often `compare`'s verdicts are right, by simulation: the fixed design (every seed of the
-plan, Holm at α/2 per kind of claim) against the staged one (decide.design: Lan-DeMets O'Brien-
-Fleming-type boundaries, stopping each comparison at the first stage that decides it), and how
-honest a plan from a 4-seed pilot is. Synthetic paired differences, no training.
+plan, Holm at α/2 per kind of claim) against the staged one (sequential.design: Lan-DeMets O'Brien-
+Fleming-type boundaries, stopping each comparison at the first stage that decides it or finds it
+futile), what the futility rule saves where the budget is too small, and how honest a plan from a
+4-seed pilot is. Synthetic paired differences, no training.
 
     python benchmarks/decisions.py [--studies 4000] [--comparisons 3] [--seed 0]
 """
@@ -11,10 +12,11 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 
-from regbench.compare import decide
+from regbench.compare import decide, sequential
 from regbench.compare.decide import DOWN, EQUIVALENT, UP, Question
 
 SD = 0.005  # SD of the paired differences: δ = 0.005 is one SD
@@ -29,7 +31,7 @@ def rates(codes: np.ndarray, used: np.ndarray) -> str:
 
 
 def scenarios(q: Question, m: int, studies: int, rng: np.random.Generator) -> None:
-    staged = decide.design(q, SD, None, m)
+    staged = sequential.design(q, SD, None, m)
     n_fixed = int(max(decide.plan(SD, None, True, q, q.alpha / (2 * m))))
     print(f"δ = {q.delta}, SD of the differences = {SD}, α = {q.alpha}, power = {q.power}, ")
     print(f"m = {m} comparisons, {studies} simulated studies per row")
@@ -39,11 +41,25 @@ def scenarios(q: Question, m: int, studies: int, rng: np.random.Generator) -> No
         d = rng.normal(true, SD, (studies, m, max(staged.stages[-1], n_fixed)))
         fixed = decide.fixed_codes(d[..., :n_fixed], q)
         print(f"{true:>8} {'fixed':>7} {rates(fixed, np.full(fixed.shape, n_fixed))}")
-        codes, used = decide.run_design(d[..., : staged.stages[-1]], staged)
-        print(f"{'':>8} {'staged':>7} {rates(codes, used)}")
+        for name, x in (("staged", staged), ("no fut.", replace(staged, futility=0.0))):
+            codes, used = sequential.run_design(d[..., : staged.stages[-1]], x)
+            print(f"{'':>8} {name:>7} {rates(codes, used)}")
     mc = math.sqrt(q.alpha * (1 - q.alpha) / studies)
     print(f"\nany claim at Δ = 0 should be ≤ α = {q.alpha} (Monte-Carlo SE {mc:.4f}); better at")
     print(f"Δ = δ and equiv at Δ = 0 should be ≥ power = {q.power}; seeds: mean per arm spent")
+
+
+def small_budget(q: Question, m: int, studies: int, rng: np.random.Generator) -> None:
+    """A budget far below what δ needs (20 seeds, SD 3δ): what the futility rule saves."""
+    print(
+        f"\nbudget too small: stages (5, 10, 15, 20), Pocock-type, SD of the differences {3 * SD}"
+    )
+    print(f"{'true Δ':>8} {'design':>7} {'any claim':>9} {'better':>7} {'equiv':>7} {'seeds':>7}")
+    staged = sequential.make_design(q, (5, 10, 15, 20), m, "pocock")
+    for true in (0.0, q.delta, 2 * q.delta):
+        d = rng.normal(true, 3 * SD, (studies, m, 20))
+        for name, x in (("staged", staged), ("no fut.", replace(staged, futility=0.0))):
+            print(f"{true:>8} {name:>7} {rates(*sequential.run_design(d, x))}")
 
 
 def pilot_plans(q: Question, studies: int, rng: np.random.Generator) -> None:
@@ -75,6 +91,7 @@ def main() -> None:
     start = time.perf_counter()
     q = Question(delta=0.005, alpha=0.05, power=0.8)
     scenarios(q, args.comparisons, args.studies, rng)
+    small_budget(q, args.comparisons, args.studies, rng)
     pilot_plans(q, args.studies, rng)
     print(f"\n{time.perf_counter() - start:.1f} s")
 

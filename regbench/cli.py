@@ -168,6 +168,7 @@ Power = Annotated[float | None, typer.Option("--power", help="Power to detect de
 Stage = Annotated[int | None, typer.Option("--stage", help="Seeds per arm added at each stage (5).")]  # fmt: skip
 Budget = Annotated[int | None, typer.Option("--budget", help="At most this many seeds per arm (20).")]  # fmt: skip
 Spending = Annotated[str | None, typer.Option("--spending", help="Where the error goes over the stages: obf (O'Brien-Fleming-type, the default: little early) or pocock (evenly: clear differences stop early).")]  # fmt: skip
+Futility = Annotated[float | None, typer.Option("--futility", help="Stop an arm undecided once the rest of the budget would decide it with a chance below this (0.1; 0: never).")]  # fmt: skip
 
 
 @app.command(context_settings=PASS_THROUGH, no_args_is_help=True)
@@ -184,6 +185,7 @@ def sweep(
     stage: Stage = None,
     budget: Budget = None,
     spending: Spending = None,
+    futility: Futility = None,
 ) -> None:
     """Many runs through Hydra's multirun: regbench sweep model=mlp,cnn reg=none,dropout seed=0,1,2
 
@@ -203,7 +205,7 @@ def sweep(
     if until_decided:
         from regbench import stages
 
-        given = {"baseline": baseline, "delta": delta, "alpha": alpha, "power": power, "stage": stage, "budget": budget, "spending": spending}  # fmt: skip
+        given = {"baseline": baseline, "delta": delta, "alpha": alpha, "power": power, "stage": stage, "budget": budget, "spending": spending, "futility": futility}  # fmt: skip
         try:
             raise typer.Exit(stages.sweep_until_decided(list(ctx.args), given, " ".join(sys.argv)))
         except ConfigError as exc:

@@ -21,14 +21,8 @@ import numpy as np
 
 from regbench import folder, index, sweep
 from regbench.compare.choices import LOWER_IS_BETTER
-from regbench.compare.decide import (
-    SPENDING,
-    Design,
-    Question,
-    decide_stage,
-    make_design,
-    question_from,
-)
+from regbench.compare.decide import Question, question_from
+from regbench.compare.sequential import FUTILITY, SPENDING, Design, decide_stage, make_design
 from regbench.compare.staged import DECISIONS
 from regbench.config import ConfigError
 
@@ -44,7 +38,8 @@ class Staged:
     stage: int
     budget: int
     metric: str = "test_acc"
-    spending: str = "obf"  # compare.decide.SPENDING
+    spending: str = "obf"  # compare.sequential.SPENDING
+    futility: float = FUTILITY  # stop a comparison the rest of the budget decides with less chance
 
     @property
     def stages(self) -> tuple[int, ...]:
@@ -57,9 +52,17 @@ def staged_of(spec: dict[str, Any], given: dict[str, Any]) -> Staged:
     block = {**spec, **{k: v for k, v in given.items() if v is not None}}
     baseline, stage = block.pop("baseline", None), int(block.pop("stage", STAGE))
     budget, metric = int(block.pop("budget", BUDGET)), str(block.pop("metric", "test_acc"))
-    spending = str(block.pop("spending", "obf"))
+    spending, futility = str(block.pop("spending", "obf")), block.pop("futility", FUTILITY)
     if spending not in SPENDING:
         raise ConfigError(f"spending {spending!r}: choose from {', '.join(SPENDING)}")
+    if (
+        isinstance(futility, bool)
+        or not isinstance(futility, (int, float))
+        or not 0 <= futility < 1
+    ):
+        raise ConfigError(
+            f"futility {futility!r}: a chance in [0, 1) (0: never stop early undecided)"
+        )
     if not baseline or "=" not in str(baseline):
         raise ConfigError("--until-decided needs a baseline: --baseline key=value (e.g. reg=none)")
     if not 2 <= stage <= budget:
@@ -70,7 +73,7 @@ def staged_of(spec: dict[str, Any], given: dict[str, Any]) -> Staged:
         raise ConfigError(str(exc)) from None
     if question.delta is None:
         raise ConfigError(f"--until-decided on {metric} needs --delta (no default for it)")
-    return Staged(question, str(baseline), stage, budget, metric, spending)
+    return Staged(question, str(baseline), stage, budget, metric, spending, float(futility))
 
 
 def arms(overrides: list[str]) -> tuple[list[str], list[list[str]]]:
@@ -131,7 +134,9 @@ def decide(sweep_dir: Path, st: Staged, design: Design, k: int, open_: dict[str,
     for arm, base in open_.items():
         diffs[arm] = d = np.subtract(arms[arm], arms[base])
         estimates[arm] = {"diff": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(n))}
-    verdicts, _ = decide_stage(diffs, design, k, st.metric in LOWER_IS_BETTER)
+    verdicts, chances = decide_stage(diffs, design, k, st.metric in LOWER_IS_BETTER)
+    for arm, chance in chances.items():
+        estimates[arm]["chance"] = chance
     return {"stage": k + 1, "seeds": n, "verdicts": verdicts, "estimates": estimates}
 
 
@@ -175,11 +180,11 @@ def sweep_until_decided(args: list[str], given: dict[str, Any], command: str) ->
     ]
     keys, cells = arms(job)
     open_ = pairs(cells, st.baseline)
-    design = make_design(st.question, st.stages, len(open_), st.spending)
+    design = make_design(st.question, st.stages, len(open_), st.spending, st.futility)
     given_name = [o.split("=", 1)[1] for o in overrides if o.startswith("sweep_name=")]
     name = given_name[0] if given_name else f"{base_name}-staged-{sweep._short_hash(overrides)}"
     log: dict[str, Any] = {"baseline": st.baseline, "metric": st.metric, "question": vars(st.question),
-                           "stages": list(design.stages), "spending": st.spending, "bounds_diff": list(design.bounds_diff),
+                           "stages": list(design.stages), "spending": st.spending, "futility": st.futility, "bounds_diff": list(design.bounds_diff),
                            "bounds_equiv": list(design.bounds_equiv), "comparisons": dict(open_),
                            "path": [], "verdicts": {}, "decided_at": {}, "runs": 0}  # fmt: skip
     ran: dict[str, int] = {}
@@ -211,4 +216,10 @@ def print_stage(step: dict[str, Any], stages: int) -> None:
     print(f"stage {step['stage']} of {stages} ({step['seeds']} seeds per arm):")
     for arm, verdict in step["verdicts"].items():
         e = step["estimates"][arm]
-        print(f"  {arm}: {verdict} (Δ {e['diff']:+.4f}, SE {e['se']:.4f})")
+        text = f"  {arm}: {verdict} (Δ {e['diff']:+.4f}, SE {e['se']:.4f}"
+        if "chance" in e:  # before the last stage: how likely the budget decides it
+            futile = verdict == "undecided"
+            text += f"; {e['chance']:.0%} chance the budget decides it" + (
+                ": stopped" if futile else ""
+            )
+        print(text + ")")

@@ -12,7 +12,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower, TTestPower
 from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
-from regbench.compare import decide
+from regbench.compare import decide, sequential
 from regbench.compare.decide import DOWN, EQUIVALENT, UNDECIDED, UP, Question
 
 STUDIES = 2000  # simulated studies per claim; Monte-Carlo SE of a rate p: sqrt(p (1 - p) / 2000)
@@ -106,7 +106,7 @@ def test_detection_plan_reaches_the_power_and_one_fewer_does_not(paired: bool) -
 def test_boundaries_are_the_lan_demets_obrien_fleming_values() -> None:
     # Jennison & Turnbull (2000), one-sided 0.025, 4 equally spaced looks (also gsDesign's sfLDOF)
     expected = [4.3326, 2.9631, 2.3590, 2.0141]
-    assert decide.boundaries([5, 10, 15, 20], 0.025) == pytest.approx(expected, abs=2e-3)
+    assert sequential.boundaries([5, 10, 15, 20], 0.025) == pytest.approx(expected, abs=2e-3)
     # the null's chance of ever crossing is alpha, by simulation of the joint normal
     t = np.array([0.25, 0.5, 0.75, 1.0])
     z = np.cumsum(
@@ -117,49 +117,83 @@ def test_boundaries_are_the_lan_demets_obrien_fleming_values() -> None:
 
 
 def test_decide_stage_names_verdicts_and_open_comparisons() -> None:
-    d = decide.make_design(Q, (4, 8, 12), 2)
+    d = sequential.make_design(Q, (4, 8, 12), 2)
     # 4 seeds (3 degrees of freedom) stop only a difference far beyond δ and its noise
     big = np.full(4, 0.02) + np.array([1e-5, -1e-5, 5e-6, 0.0])
     wd = np.array([0.004, -0.003, 0.006, 0.001])
-    verdicts, still_open = decide.decide_stage({"aug": -big, "wd": wd}, d, 0)
-    assert verdicts == {"aug": "worse", "wd": "open"} and still_open == ["wd"]
-    lower, _ = decide.decide_stage({"aug": -big}, d, 0, lower_is_better=True)
+    verdicts, chances = sequential.decide_stage({"aug": -big, "wd": wd}, d, 0)
+    assert verdicts == {"aug": "worse", "wd": "open"} and list(chances) == ["wd"]
+    assert Q.alpha < chances["wd"] <= 1  # still worth the next stage's seeds
+    lower, _ = sequential.decide_stage({"aug": -big}, d, 0, lower_is_better=True)
     assert lower == {"aug": "better"}
     noisy = np.random.default_rng(5).normal(0, 0.01, 12)
-    last, still_open = decide.decide_stage({"l2": noisy}, d, 2)
-    assert last == {"l2": "undecided"} and still_open == []
+    last, chances = sequential.decide_stage({"l2": noisy}, d, 2)
+    assert last == {"l2": "undecided"} and chances == {}
     with pytest.raises(ValueError, match="5 differences at stage 0, planned 4"):
-        decide.decide_stage({"l2": noisy[:5]}, d, 0)
+        sequential.decide_stage({"l2": noisy[:5]}, d, 0)
+
+
+def test_a_comparison_the_budget_cannot_decide_stops_undecided() -> None:
+    """A spread four times what δ allows (the budget is far too small): at the second look the
+    chance that the budget decides it is tiny, so it stops undecided there, not at the budget."""
+    d = sequential.make_design(Q, (5, 10, 15, 20), 4, "pocock")
+    wide = np.random.default_rng(11).normal(0, 4 * SD, 10)
+    wide -= wide.mean()  # an estimate of 0: neither better nor worse in sight
+    verdicts, chances = sequential.decide_stage({"dropout": wide}, d, 1)
+    assert verdicts == {"dropout": "undecided"} and chances["dropout"] < d.futility
+    never = sequential.make_design(Q, (5, 10, 15, 20), 4, "pocock", futility=0)
+    assert sequential.decide_stage({"dropout": wide}, never, 1)[0] == {"dropout": "open"}
+    with pytest.raises(ValueError, match="futility must be in"):
+        sequential.make_design(Q, (5, 10), 1, futility=1)
+
+
+def test_futility_saves_seeds_and_keeps_the_error_where_the_budget_is_too_small() -> None:
+    """Studies whose budget (20 seeds) is far below what δ needs at this spread: with Δ = 0 and
+    Δ = δ the futility rule spends fewer seeds, and makes no false claim more often than α."""
+    rng = np.random.default_rng(12)
+    on = sequential.make_design(Q, (5, 10, 15, 20), 2, "pocock")
+    off = sequential.make_design(Q, (5, 10, 15, 20), 2, "pocock", futility=0)
+    for true in (0.0, Q.delta):
+        d = rng.normal(true, 3 * SD, (STUDIES, 2, 20))
+        (codes, used), (codes_off, used_off) = (sequential.run_design(d, x) for x in (on, off))
+        assert used.mean() < 0.75 * used_off.mean()
+        claimed, claimed_off = (np.isin(c, (UP, DOWN, EQUIVALENT)) for c in (codes, codes_off))
+        assert not (claimed & ~claimed_off).any()  # it only ever withholds a claim
+        if true == 0:
+            any_false = np.mean(np.isin(codes, (UP, DOWN)).any(-1))
+            assert any_false <= Q.alpha + 2 * mc_se(Q.alpha)
 
 
 def test_design_refuses_what_it_cannot_plan() -> None:
     with pytest.raises(ValueError, match="needs δ"):
-        decide.design(Question(None), SD, None, 1)
+        sequential.design(Question(None), SD, None, 1)
     with pytest.raises(ValueError, match="more than 10,000 seeds"):
-        decide.design(Question(1e-6), SD, None, 1)
+        sequential.design(Question(1e-6), SD, None, 1)
 
 
 @pytest.fixture(scope="module")
-def staged() -> decide.Design:
-    return decide.design(Q, SD, None, comparisons=2)
+def staged() -> sequential.Design:
+    return sequential.design(Q, SD, None, comparisons=2)
 
 
 def fixed_n() -> int:
     return int(max(decide.plan(SD, None, True, Q, Q.alpha / 4)))  # m = 2: α/(2m) per test
 
 
-def test_no_true_difference_rarely_claims_one(staged: decide.Design) -> None:
+def test_no_true_difference_rarely_claims_one(staged: sequential.Design) -> None:
     rng = np.random.default_rng(6)
-    staged_codes, _ = decide.run_design(rng.normal(0, SD, (STUDIES, 2, staged.stages[-1])), staged)
+    staged_codes, _ = sequential.run_design(
+        rng.normal(0, SD, (STUDIES, 2, staged.stages[-1])), staged
+    )
     fixed = decide.fixed_codes(rng.normal(0, SD, (STUDIES, 2, fixed_n())), Q)
     for codes in (staged_codes, fixed):
         any_claim = np.mean(np.isin(codes, (UP, DOWN)).any(-1))  # family-wise, per study
         assert any_claim <= Q.alpha + 2 * mc_se(Q.alpha)
 
 
-def test_true_delta_is_found_better_with_the_requested_power(staged: decide.Design) -> None:
+def test_true_delta_is_found_better_with_the_requested_power(staged: sequential.Design) -> None:
     rng = np.random.default_rng(7)
-    codes, used = decide.run_design(
+    codes, used = sequential.run_design(
         rng.normal(Q.delta, SD, (STUDIES, 2, staged.stages[-1])), staged
     )
     assert np.mean(codes == UP) >= Q.power - 2 * mc_se(Q.power)
@@ -168,17 +202,21 @@ def test_true_delta_is_found_better_with_the_requested_power(staged: decide.Desi
     assert np.mean(fixed == UP) >= Q.power - 2 * mc_se(Q.power)
 
 
-def test_no_difference_is_shown_equivalent_with_the_requested_power(staged: decide.Design) -> None:
+def test_no_difference_is_shown_equivalent_with_the_requested_power(
+    staged: sequential.Design,
+) -> None:
     rng = np.random.default_rng(8)
-    codes, _ = decide.run_design(rng.normal(0, SD, (STUDIES, 2, staged.stages[-1])), staged)
+    codes, _ = sequential.run_design(rng.normal(0, SD, (STUDIES, 2, staged.stages[-1])), staged)
     assert np.mean(codes == EQUIVALENT) >= Q.power - 2 * mc_se(Q.power)
     fixed = decide.fixed_codes(rng.normal(0, SD, (STUDIES, 2, fixed_n())), Q)
     assert np.mean(fixed == EQUIVALENT) >= Q.power - 2 * mc_se(Q.power)
 
 
-def test_a_difference_at_delta_is_rarely_called_equivalent(staged: decide.Design) -> None:
+def test_a_difference_at_delta_is_rarely_called_equivalent(staged: sequential.Design) -> None:
     rng = np.random.default_rng(9)
-    codes, _ = decide.run_design(rng.normal(Q.delta, SD, (STUDIES, 2, staged.stages[-1])), staged)
+    codes, _ = sequential.run_design(
+        rng.normal(Q.delta, SD, (STUDIES, 2, staged.stages[-1])), staged
+    )
     false_equivalence = np.mean((codes == EQUIVALENT).any(-1))
     assert false_equivalence <= Q.alpha + 2 * mc_se(Q.alpha)
 
@@ -186,14 +224,14 @@ def test_a_difference_at_delta_is_rarely_called_equivalent(staged: decide.Design
 def test_pocock_spending_stops_earlier_and_keeps_the_error() -> None:
     """Pocock-type boundaries sit lower at the first looks than O'Brien-Fleming-type ones and
     higher at the last; the null's chance of ever crossing is still alpha (joint normal)."""
-    obf = decide.boundaries([5, 10, 15, 20], 0.025)
-    pocock = decide.boundaries([5, 10, 15, 20], 0.025, "pocock")
+    obf = sequential.boundaries([5, 10, 15, 20], 0.025)
+    pocock = sequential.boundaries([5, 10, 15, 20], 0.025, "pocock")
     assert pocock[0] < obf[0] - 1.5 and pocock[-1] > obf[-1]
     t = np.array([0.25, 0.5, 0.75, 1.0])
     z = np.cumsum(
         np.random.default_rng(9).normal(0, 1, (200_000, 4)) * np.sqrt(np.diff(t, prepend=0)), 1
     )
     assert np.mean((z / np.sqrt(t) >= pocock).any(1)) == pytest.approx(0.025, abs=0.0015)
-    d = decide.make_design(Q, (5, 10, 15, 20), 2, "pocock")
-    codes, _ = decide.run_design(np.random.default_rng(10).normal(0, SD, (STUDIES, 2, 20)), d)
+    d = sequential.make_design(Q, (5, 10, 15, 20), 2, "pocock")
+    codes, _ = sequential.run_design(np.random.default_rng(10).normal(0, SD, (STUDIES, 2, 20)), d)
     assert np.mean(np.isin(codes, (UP, DOWN)).any(-1)) <= Q.alpha + 2 * mc_se(Q.alpha)

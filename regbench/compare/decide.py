@@ -1,5 +1,5 @@
-"""Studies that decide: the question (δ, α, power), verdicts with family-wise error control,
-seeds planned for δ, and a group-sequential design over stages of seeds.
+"""Studies that decide: the question (δ, α, power), verdicts with family-wise error control, and
+seeds planned for δ.
 
 Pure functions over arrays, like stats.py; every distribution, test and correction is scipy's or
 statsmodels'. A comparison ends as one of VERDICTS:
@@ -15,22 +15,15 @@ comparison the two nulls Δ = 0 and |Δ| ≥ δ are disjoint, so at most m of th
 Shaffer's 1986 procedure could exploit that, statsmodels has no such procedure, and α/2 is the
 price of using Holm as it is.)
 
-The staged design (`design`, `boundaries`, `decide_stage`, `run_design`) spends α/(2m) per
-comparison and kind of claim (Bonferroni over both, as above) along Lan-DeMets O'Brien-Fleming-type
-spending functions (Lan & DeMets 1983; Jennison & Turnbull 2000, ch. 7 and 11): the joint z
-statistics of the stages are normal with correlation sqrt(t_i / t_j), and each stage's paired t
-statistic enters through its p-value (z = Φ⁻¹(F_t(t))), the "significance level approach" for an
-unknown variance (Jennison & Turnbull 2000, §11.2). adastop (Mathieu et al. 2023) was evaluated
-first: it permutes unpaired arms and has no equivalence claim, so it cannot use the pairing by seed.
+The staged design, seeds in stages until decided, is compare.sequential.
 """
 
 from __future__ import annotations
 
-import functools
 import gc
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +38,6 @@ UNDECIDED, UP, DOWN, EQUIVALENT = range(4)  # UP/DOWN: Δ > 0 / < 0, before the 
 # reaches the requested power with ≥80% probability (Browne 1995, Stat. Med. 14:1933)
 SD_CONFIDENCE = 0.8
 MAX_SEEDS = 10_000  # beyond this a plan is out of reach (inf)
-FIRST_STAGE = 3  # seeds per arm of the first stage: a t statistic needs a few degrees of freedom
 
 
 @dataclass(frozen=True)
@@ -195,180 +187,6 @@ def plan(
     e_level = level if equiv_level is None else equiv_level
     equiv = seeds_for(lambda n: equivalence_power(n, d, s, paired, e_level), question.power)
     return detect, equiv
-
-
-SPENDING = ("obf", "pocock")  # Lan-DeMets spending functions: which stages the α goes to
-
-
-def spent(t: np.ndarray, alpha: float, spending: str = "obf") -> np.ndarray:
-    """α spent by information fractions t (K,): Lan-DeMets O'Brien-Fleming-type ("obf": almost
-    nothing early, the last stage near a fixed design's level) or Pocock-type ("pocock": evenly,
-    so clear differences stop early and the last stage pays for it; Lan & DeMets 1983)."""
-    if spending == "pocock":
-        return alpha * np.log1p((np.e - 1) * t)
-    return 2 * stats.norm.sf(stats.norm.isf(alpha / 2) / np.sqrt(t))
-
-
-def _next_boundary(c: np.ndarray, t: np.ndarray, target: float) -> float:
-    """The z boundary of stage k = len(c) that is first crossed with probability `target`,
-    given the earlier boundaries c (k,) and information fractions t (k + 1,)."""
-    k = len(c)
-    cov = np.sqrt(np.minimum.outer(t, t) / np.maximum.outer(t, t))
-
-    def first_crossing(ck: float) -> float:
-        return stats.multivariate_normal.cdf(
-            np.r_[c, np.inf],
-            mean=np.zeros(k + 1),
-            cov=cov,
-            lower_limit=np.r_[np.full(k, -np.inf), ck],
-            abseps=min(1e-6, target * 1e-2),  # 1% of the target: the boundary to ~1e-3 in z
-            releps=1e-2,
-            rng=0,
-        )
-
-    # first crossing is rarer than crossing at stage k at all: the boundary is below isf(target)
-    high = float(stats.norm.isf(target))
-    low = max(high - 2.0, 0.0)
-    return optimize.brentq(lambda x: first_crossing(x) - target, low, high, xtol=1e-3)
-
-
-@functools.lru_cache(maxsize=256)
-def _boundaries(stages: tuple[int, ...], alpha: float, spending: str) -> tuple[float, ...]:
-    return tuple(float(c) for c in boundaries(stages, alpha, spending))
-
-
-def boundaries(stages: Sequence[int], alpha: float, spending: str = "obf") -> np.ndarray:
-    """stages: (K,) cumulative seeds per arm, increasing -> (K,) one-sided z boundaries: crossing
-    c_k first at stage k has probability spent(t_k) - spent(t_{k-1}) under the null, from the
-    joint normal of the stages' z (scipy multivariate_normal, correlation sqrt(t_i / t_j))."""
-    t = np.asarray(stages, float) / stages[-1]
-    cum = spent(t, alpha, spending)
-    c = np.empty(len(t))
-    c[0] = stats.norm.isf(cum[0])
-    for k in range(1, len(t)):
-        target = cum[k] - cum[k - 1]
-        c[k] = _next_boundary(c[:k], t[: k + 1], target)
-    return c
-
-
-@dataclass(frozen=True)
-class Design:
-    """A staged study: cumulative seeds per arm after each stage (the last is the budget), the
-    family size m and the z boundaries of each kind of claim at level α/(2m)."""
-
-    question: Question
-    stages: tuple[int, ...]
-    comparisons: int
-    bounds_diff: tuple[float, ...]  # each side of the two-sided difference test (α/(4m) a side)
-    bounds_equiv: tuple[float, ...]  # each of TOST's two one-sided tests (α/(2m))
-    spending: str = "obf"  # SPENDING
-
-    @property
-    def level(self) -> float:
-        return self.question.alpha / (2 * self.comparisons)
-
-
-def stage_counts(budget: int, n_stages: int, first: int = FIRST_STAGE) -> tuple[int, ...]:
-    """Cumulative seeds per arm of n_stages equal steps up to budget, the first at least `first`."""
-    counts = [max(first, math.ceil(budget * k / n_stages)) for k in range(1, n_stages + 1)]
-    return tuple(sorted(set(counts)))
-
-
-def make_design(
-    question: Question, stages: Sequence[int], comparisons: int, spending: str = "obf"
-) -> Design:
-    """The Design of given stages (e.g. the seeds actually run), boundaries included."""
-    level = question.alpha / (2 * comparisons)
-    stages = tuple(stages)
-    diff = _boundaries(stages, level / 2, spending)
-    equiv = _boundaries(stages, level, spending)
-    return Design(question, stages, comparisons, diff, equiv, spending)
-
-
-def design(
-    question: Question, sd: float, df: float | None, comparisons: int, n_stages: int = 4
-) -> Design:
-    """Plan a staged study of paired differences: a budget whose last stage alone detects δ and
-    shows equivalence within ±δ with the question's power at that stage's boundaries (the staged
-    power is at least that, less the rare early stops of the other kind), from the SD's upper
-    confidence bound (sd with df degrees of freedom, e.g. a pilot's; df None: sd known).
-    Raises ValueError without δ, without spread, or beyond MAX_SEEDS seeds per arm."""
-    if question.delta is None or not sd > 0:
-        raise ValueError("a staged design needs δ and a spread to plan from")
-    budget = FIRST_STAGE
-    while True:
-        d = make_design(question, stage_counts(budget, n_stages), comparisons)
-        # the last boundaries as per-test levels: what the last stage's t-tests must reach
-        detect, equiv = plan(
-            sd,
-            df,
-            True,
-            question,
-            2 * float(stats.norm.sf(d.bounds_diff[-1])),
-            float(stats.norm.sf(d.bounds_equiv[-1])),
-        )
-        need = max(detect or math.inf, equiv or math.inf)
-        if math.isinf(need):
-            raise ValueError(f"δ = {question.delta:g} needs more than {MAX_SEEDS:,} seeds per arm")
-        if need <= budget:
-            return d
-        budget = int(need)  # the boundaries move a little with the stages: check again
-
-
-def _z(t: np.ndarray, df: float) -> np.ndarray:
-    """A t statistic with df degrees of freedom -> the z of the same upper tail probability."""
-    return stats.norm.isf(stats.t.sf(t, df))
-
-
-def stage_codes(d: np.ndarray, design: Design, stage: int) -> np.ndarray:
-    """d: (..., n_k) paired differences seen by stage k (0-based) -> (...,) codes: UP/DOWN when
-    the difference crosses its boundary, EQUIVALENT when both of TOST's statistics do,
-    UNDECIDED otherwise (open before the last stage)."""
-    n = d.shape[-1]
-    delta = design.question.delta
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean, se = d.mean(-1), d.std(-1, ddof=1) / math.sqrt(n)
-        z = _z(mean / se, n - 1)
-        z_lo, z_hi = _z((mean + delta) / se, n - 1), _z((mean - delta) / se, n - 1)
-    cd, ce = design.bounds_diff[stage], design.bounds_equiv[stage]
-    codes = np.where(z >= cd, UP, np.where(z <= -cd, DOWN, UNDECIDED))
-    return np.where((z_lo >= ce) & (z_hi <= -ce), EQUIVALENT, codes)
-
-
-def decide_stage(
-    diffs: Mapping[str, np.ndarray], design: Design, stage: int, lower_is_better: bool = False
-) -> tuple[dict[str, str], list[str]]:
-    """diffs: per comparison still open, its (n_k,) paired differences (group − baseline, seeds in
-    order) after stage k (0-based; n_k = design.stages[k]). Returns (verdict per comparison:
-    better, worse, equivalent, or undecided at the last stage / open before it; the comparisons
-    still open, which need the next stage's seeds). Decided comparisons keep their verdict."""
-    verdicts, still_open = {}, []
-    last = stage == len(design.stages) - 1
-    for name, d in diffs.items():
-        d = np.asarray(d, float)
-        if len(d) != design.stages[stage]:
-            raise ValueError(
-                f"{name}: {len(d)} differences at stage {stage}, planned {design.stages[stage]}"
-            )
-        code = int(stage_codes(d, design, stage))
-        verdicts[name] = verdict_name(code, lower_is_better) if code or last else "open"
-        if verdicts[name] == "open":
-            still_open.append(name)
-    return verdicts, still_open
-
-
-def run_design(d: np.ndarray, design: Design) -> tuple[np.ndarray, np.ndarray]:
-    """d: (..., budget) paired differences in seed order (simulated studies) -> (codes (...,),
-    seeds per arm spent (...,)): each comparison stops at the first stage that decides it."""
-    codes = np.full(d.shape[:-1], UNDECIDED)
-    used = np.full(d.shape[:-1], design.stages[-1])
-    open_ = np.ones(d.shape[:-1], bool)
-    for k, n in enumerate(design.stages):
-        now = stage_codes(d[..., :n], design, k)
-        stop = open_ & (now != UNDECIDED)
-        codes[stop], used[stop] = now[stop], n
-        open_ &= ~stop
-    return codes, used
 
 
 def fixed_codes(d: np.ndarray, question: Question) -> np.ndarray:

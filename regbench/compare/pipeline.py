@@ -7,6 +7,7 @@ import html
 import json
 import os
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from regbench.compare.groups import Group, baseline_of, filter_runs, get_key, gr
 from regbench.compare.load import CompareError, Run, load_runs
 
 WIDE = 250  # piped output has no terminal width: let tables take what they need
+LINE = 100  # plain-words lines wrap here (or at a narrower terminal), as README promises
 
 
 def say(console: Console, text: str) -> None:
@@ -134,9 +136,9 @@ def print_result(result: dict[str, Any], format: str, summary: bool, err: Consol
         width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else WIDE
         console = Console(width=width)
         for s in sections:
-            console.print(report.render_rich(s))
-        for line in lines:
-            say(console, line)
+            console.print(report.render_rich(s, console))
+        for line in lines:  # a comparison's line, its continuation indented
+            say(console, textwrap.fill(line, min(console.width, LINE), subsequent_indent="  "))
     elif format == "md":
         sys.stdout.write(report.markdown(sections))
         sys.stdout.write("".join(f"\n- {line}" for line in lines) + ("\n" if lines else ""))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rich import box
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -20,6 +21,7 @@ from regbench.compare.groups import Group
 from regbench.compare.load import SUMMARY_VALUES, Run
 from regbench.compare.tables import Section
 
+LABEL_MIN = 16  # a narrow terminal folds labels, never below this or their longest word
 RUN_FIELDS = (
     "run_name",
     "seed",
@@ -40,9 +42,19 @@ RUN_FIELDS = (
 )
 
 
-def render_rich(s: Section) -> Table:
-    """Labels and statuses wrap (labels fold) when the terminal is narrow; numbers never break,
-    and a header wider than its numbers wraps at spaces instead of widening its column."""
+def render_rich(s: Section, console: Console) -> Table:
+    """The section as a rich table for this console. Too wide for it, intervals go on two lines
+    (the estimate over "[low, high]"); still too wide, statuses wrap and labels fold, never
+    narrower than their longest word (at most LABEL_MIN). Numbers never break, and a header wider
+    than its numbers wraps at spaces instead of widening its column."""
+    table = _rich_table(s, split=False)
+    unbounded = console.options.update_width(10_000)  # a measure is clipped to the options' width
+    if console.measure(table, options=unbounded).maximum > console.width:
+        table = _rich_table(s, split=True)
+    return table
+
+
+def _rich_table(s: Section, split: bool) -> Table:
     table = Table(
         title=s.title,
         caption=s.caption,
@@ -51,15 +63,23 @@ def render_rich(s: Section) -> Table:
         show_edge=False,
         collapse_padding=True,
     )
+    rows = [list(r) for r in s.rows]
     for i, h in enumerate(s.headers):
+        cells = [row[i] for row in rows]
         if i < s.n_labels:
-            table.add_column(h, overflow="fold")
-        elif h == "statuses":
+            words = [len(w) for c in [h, *cells] for w in c.split()]
+            table.add_column(h, overflow="fold", min_width=min(max(words, default=1), LABEL_MIN))
+            continue
+        if h == "statuses":
             table.add_column(h)
-        else:
-            width = max([*(len(row[i]) for row in s.rows), *map(len, h.split())])
-            table.add_column("\n".join(textwrap.wrap(h, width)), justify="right", no_wrap=True)
-    for row in s.rows:  # Text, not markup: labels like hidden=[256, 128] must print as they are
+            continue
+        if split and any(" [" in c for c in cells):
+            cells = [c.replace(" [", "\n[", 1) for c in cells]
+            for row, c in zip(rows, cells, strict=True):
+                row[i] = c
+        width = max([*(len(line) for c in cells for line in c.split("\n")), *map(len, h.split())])
+        table.add_column("\n".join(textwrap.wrap(h, width)), justify="right", no_wrap=True)
+    for row in rows:  # Text, not markup: labels like hidden=[256, 128] must print as they are
         table.add_row(*(Text(c, style="bold" if c.endswith(" *") else "") for c in row))
     return table
 

@@ -13,7 +13,7 @@ from regbench.compare.load import CompareError
 from regbench.compare.tables import Section
 
 DECISIONS = "decisions.json"  # written by regbench.stages
-SPENDING_NAMES = {"obf": "O'Brien-Fleming", "pocock": "Pocock"}  # compare.decide.SPENDING
+SPENDING_NAMES = {"obf": "O'Brien-Fleming", "pocock": "Pocock"}  # compare.sequential.SPENDING
 
 
 def read(paths: Sequence[Path]) -> list[dict[str, Any]]:
@@ -46,6 +46,8 @@ def section(log: dict[str, Any]) -> Section:
         f"δ = {q['delta']:g}, family-wise α = {q['alpha']:g} over all stages and comparisons "
         f"({SPENDING_NAMES[log.get('spending', 'obf')]}-type Lan-DeMets boundaries), "
         f"power {q['power']:g}; "
+        f"undecided before the budget: the seeds left would decide it with a chance below "
+        f"{log.get('futility', 0):g} at its estimate (stopped for futility); "
         f"{log['runs']} runs spent (a fixed design: {len(log['stages']) and log['stages'][-1]} "
         "seeds for every arm) · path: seeds: Δ (verdict) at each stage"
     )
@@ -56,7 +58,7 @@ def section(log: dict[str, Any]) -> Section:
 def figure(out: Path, log: dict[str, Any]) -> Path:
     """Per comparison, at each stage: Δ with the interval its boundary allows (the difference
     test's, solid: decided better/worse once it leaves 0; equivalence's, dashed: decided once it
-    lies within the dotted ±δ), the stage that decided it in red."""
+    lies within the dotted ±δ), the stage that stopped it (decided, or futile) in red."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,6 +82,8 @@ def figure(out: Path, log: dict[str, Any]) -> Path:
             ax.axhline(y, color="grey", lw=0.8, ls=":")
         ax.set_title(f"{arm}: {log['verdicts'].get(arm, 'open')}", fontsize=9)
         ax.set_xlabel("seeds per arm")
+        ax.set_xticks(log["stages"])  # every look, also those a comparison stopped before
+        ax.set_xlim(log["stages"][0] - 1.5, log["stages"][-1] + 1.5)
     axes[0][0].set_ylabel(f"Δ {log['metric']} vs {log['baseline']}")
     fig.tight_layout()
     path = out / "decisions.png"
