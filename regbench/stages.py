@@ -78,7 +78,7 @@ def staged_of(spec: dict[str, Any], given: dict[str, Any]) -> Staged:
 
 def arms(overrides: list[str]) -> tuple[list[str], list[list[str]]]:
     """The swept keys (seed aside) and the grid's cells, each as its key=value overrides."""
-    parsed = sweep._parse(overrides)
+    parsed = sweep.parse_overrides(overrides)
     swept = [p for p in parsed if p.is_sweep_override() and not p.is_hydra_override()]
     if any(p.get_key_element() == "seed" for p in parsed):
         raise ConfigError("--until-decided picks the seeds itself (stage by stage); drop seed=")
@@ -142,7 +142,7 @@ def decide(sweep_dir: Path, st: Staged, design: Design, k: int, open_: dict[str,
 
 def _fixed(overrides: list[str], keys: list[str], cell: list[str]) -> list[str]:
     """The grid's overrides with its swept keys set to one cell's values."""
-    parsed = sweep._parse(overrides)
+    parsed = sweep.parse_overrides(overrides)
     return [
         o for o, p in zip(overrides, parsed, strict=True) if p.get_key_element() not in keys
     ] + cell
@@ -175,14 +175,14 @@ def sweep_until_decided(args: list[str], given: dict[str, Any], command: str) ->
     st = staged_of(sweep.study_spec(study).get("question") or {} if study else {}, given)
     job = [
         o
-        for o, p in zip(overrides, sweep._parse(overrides), strict=True)
+        for o, p in zip(overrides, sweep.parse_overrides(overrides), strict=True)
         if not p.is_hydra_override()
     ]
     keys, cells = arms(job)
     open_ = pairs(cells, st.baseline)
     design = make_design(st.question, st.stages, len(open_), st.spending, st.futility)
     given_name = [o.split("=", 1)[1] for o in overrides if o.startswith("sweep_name=")]
-    name = given_name[0] if given_name else f"{base_name}-staged-{sweep._short_hash(overrides)}"
+    name = given_name[0] if given_name else f"{base_name}-staged-{sweep.short_hash(overrides)}"
     log: dict[str, Any] = {"baseline": st.baseline, "metric": st.metric, "question": vars(st.question),
                            "stages": list(design.stages), "spending": st.spending, "futility": st.futility, "bounds_diff": list(design.bounds_diff),
                            "bounds_equiv": list(design.bounds_equiv), "comparisons": dict(open_),

@@ -79,21 +79,23 @@ def merged(args: list[str]) -> tuple[str, str | None, list[str]]:
     study = next((a.split("=", 1)[1] for a in args if a.startswith("study=")), None)
     user = [a for a in args if not a.startswith("study=")]
     base_name, base = load_study(study) if study else ("grid", [])
-    user_keys = {o.get_key_element() for o in _parse(user)}
+    user_keys = {o.get_key_element() for o in parse_overrides(user)}
     kept = [
-        o for o, p in zip(base, _parse(base), strict=True) if p.get_key_element() not in user_keys
+        o for o, p in zip(base, parse_overrides(base), strict=True) if p.get_key_element() not in user_keys
     ]
     return base_name, study, kept + user
 
 
-def _parse(overrides: list[str]) -> list[Override]:
+def parse_overrides(overrides: list[str]) -> list[Override]:
+    """Hydra's parse of command-line overrides; ConfigError naming the first bad one."""
     try:
         return OverridesParser.create().parse_overrides(overrides)
     except HydraException as exc:
         raise ConfigError(f"bad override: {str(exc).splitlines()[0]}") from None
 
 
-def _short_hash(items: list[str]) -> str:
+def short_hash(items: list[str]) -> str:
+    """8 hex digits naming a set of overrides (order-free): a sweep folder's suffix."""
     return hashlib.sha1("\n".join(sorted(items)).encode()).hexdigest()[:8]
 
 
@@ -133,7 +135,7 @@ def plan(args: list[str], named_by: list[str] | None = None) -> Plan:
     base_name, study, overrides = merged(args)
     user = [a for a in args if not a.startswith("study=")]
     overrides = expand_globs(overrides)
-    parsed = _parse(overrides)
+    parsed = parse_overrides(overrides)
     if any(p.get_key_element().startswith("hydra.sweep.subdir") for p in parsed):
         raise ConfigError(
             "hydra.sweep.subdir is regbench's (each run's folder is named from its config); "
@@ -150,7 +152,7 @@ def plan(args: list[str], named_by: list[str] | None = None) -> Plan:
     else:  # the same sweep from any root, fused or not (trainer.fuse says how, not what)
         content = [o for o in job if not o.startswith(("out_dir=", "trainer.fuse="))]
         extra = [o for o in user if o in content]  # a study changed by the user's overrides
-        name = base_name if study and not extra else f"{base_name}-{_short_hash(content)}"
+        name = base_name if study and not extra else f"{base_name}-{short_hash(content)}"
         job.append(f"sweep_name={name}")
     if not re.fullmatch(NAME_PATTERN, name):  # a/b would nest sweep folders: refused up front
         raise ConfigError(
@@ -168,7 +170,7 @@ def plan(args: list[str], named_by: list[str] | None = None) -> Plan:
     if sweeper != "basic":
         return p  # the sweeper (e.g. optuna) picks the runs as it goes: none to list up front
 
-    for overrides in BasicSweeper.split_arguments(_parse(job), max_batch_size=None)[0]:
+    for overrides in BasicSweeper.split_arguments(parse_overrides(job), max_batch_size=None)[0]:
         job_cfg = compose_overrides(overrides + hydra, with_hydra=True)
         for cfg, run_dir, member_overrides in members(job_cfg, overrides):
             entry = {"name": run_dir.name, "dir": str(run_dir), "overrides": member_overrides,
@@ -192,7 +194,7 @@ def expand_globs(overrides: list[str]) -> list[str]:
     comma lists of its options they match (the basic sweeper needs Hydra's config loader for
     them, which a plan does not start)."""
     out = []
-    for o, p in zip(overrides, _parse(overrides), strict=True):
+    for o, p in zip(overrides, parse_overrides(overrides), strict=True):
         if p.value_type is not None and p.value_type.name == "GLOB_CHOICE_SWEEP":
             key = p.get_key_element()
             names = p.value().filter(group_options(key))
@@ -219,7 +221,7 @@ def fuse_seeds(job: list[str], keys: dict[str, Override]) -> list[str]:
         return job
     seeds = list(seed.sweep_string_iterator())
     lists = ",".join(f"[{','.join(seeds[i : i + k])}]" for i in range(0, len(seeds), k))
-    return [o for o in job if _parse([o])[0].get_key_element() != "seed"] + [f"seed={lists}"]
+    return [o for o in job if parse_overrides([o])[0].get_key_element() != "seed"] + [f"seed={lists}"]
 
 
 def launch(p: Plan) -> int:

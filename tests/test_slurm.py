@@ -107,15 +107,16 @@ def test_cancelled_and_timed_out_jobs_are_interrupted_and_a_rerun_resumes_them(
     slurm: Slurm, tmp_path: Path
 ) -> None:
     # 4 jobs on 2 CPUs: the two short ones complete, then one long one is cancelled with
-    # scancel and the other is stopped at its 1-minute limit (submitit's USR2, 15 s before it)
-    args = ["model=cnn", "trainer.epochs=2,400", "seed=0,1", "hydra/launcher=submitit_slurm",
+    # scancel and the other is stopped at its 1-minute limit (submitit's USR2, 15 s before it).
+    # Long: 4,000 epochs, never done in a minute (400 were, at 0.1 s an epoch on a fast VM)
+    args = ["model=cnn", "trainer.epochs=2,4000", "seed=0,1", "hydra/launcher=submitit_slurm",
             "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=15"]  # fmt: skip
     proc = launch(slurm, tmp_path, *args)
     try:
         wait_for(proc, lambda: any(tmp_path.glob("sweeps/*/sweep.json")))  # written before launch
         grid = Path(index(tmp_path)["sweep_dir"])
-        cancelled = grid / "cnn-none-adam-s1-trainer.epochs=400"
-        timed_out = grid / "cnn-none-adam-s0-trainer.epochs=400"
+        cancelled = grid / "cnn-none-adam-s1-trainer.epochs=4000"
+        timed_out = grid / "cnn-none-adam-s0-trainer.epochs=4000"
         wait_for(proc, (cancelled / "last.pt").exists)
         ((job, _),) = starts(cancelled)
         slurm.run("scancel", job)
