@@ -25,6 +25,11 @@ from regbench.config import (
 )
 from regbench.schema import KEY_CHOICES
 
+try:  # Typer vendors click from 0.2x on; before, it used click itself
+    from typer._click import exceptions as click_errors
+except ImportError:
+    from click import exceptions as click_errors
+
 if TYPE_CHECKING:  # imported when used: sweep and rich's console cost start-up time
     from rich.console import Console
 
@@ -315,4 +320,19 @@ def main() -> None:
     if user is not None:  # ./regbench_conf, made absolute before any job could change folder
         os.environ[USER_CONF_ENV] = str(user)
     app.info.help = _help()
-    app(args, prog_name="regbench")
+    try:  # standalone_mode=False: Typer's usage errors come here, not as its 3-line block
+        code = app(args, prog_name="regbench", standalone_mode=False)
+    except click_errors.UsageError as exc:
+        if isinstance(exc, getattr(click_errors, "NoArgsIsHelpError", ())):
+            exc.show()  # `regbench sweep` alone: its help, as before
+            sys.exit(exc.exit_code)
+        where = exc.ctx.command_path if exc.ctx else "regbench"
+        typer.echo(f"error: {exc.format_message().rstrip('.')}; see {where} --help", err=True)
+        sys.exit(2)
+    except click_errors.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("Aborted!", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

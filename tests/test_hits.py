@@ -189,3 +189,21 @@ def test_offline_download_does_not_suggest_itself(tmp_path: Path) -> None:
     line = assert_one_line_error(r.returncode, r.stdout, r.stderr)
     assert "download failed" in line and "data.download=true" not in line, line
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["compare", ".", "--delta", "half"], "Invalid value for '--delta'"),
+        (["sweep", "reg=none,l2", "--until-decided", "--futility", "x"], "'--futility'"),
+        (["compare", ".", "--bogus"], "No such option: --bogus"),
+        (["compare"], "Missing argument 'paths'"),
+        (["tain"], "No such command 'tain'"),
+    ],
+)
+def test_a_wrong_option_is_one_line_not_a_usage_block(args: list[str], says: str) -> None:
+    """Typer's own usage errors (a value of the wrong type, an unknown option or command) are one
+    `error:` line that names the command's --help, like regbench's own errors."""
+    r = subprocess.run(cli_cmd(*args), capture_output=True, text=True, env=cli_env())
+    line = assert_one_line_error(r.returncode, r.stdout, r.stderr)
+    assert says in line and line.endswith("--help"), line
