@@ -142,7 +142,9 @@ def _interrupted_sweep(out: Path, args: list[str]) -> None:
 
 
 def test_a_moved_sweep_resumes_its_interrupted_run(tmp_path: Path) -> None:
-    args = ["reg=none", "seed=0", "trainer.epochs=40", "trainer.progress=none", "sweep_name=moved"]
+    # 1,000 small epochs (a few seconds): 40 of the default run could end before the signal
+    args = ["reg=none", "seed=0", "data.subset=200", "model.hidden=[32]", "trainer.epochs=1000",
+            "trainer.progress=none", "sweep_name=moved"]  # fmt: skip
     _interrupted_sweep(tmp_path / "a", args)
     run = tmp_path / "a" / "sweeps" / "moved" / "mlp-none-adam-s0"
     assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
@@ -157,7 +159,7 @@ def test_a_moved_sweep_resumes_its_interrupted_run(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     moved = tmp_path / "b" / "sweeps" / "moved" / "mlp-none-adam-s0"
     assert "resumed from" in r.stdout and "holds another run" not in r.stdout + r.stderr
-    assert json.loads((moved / "summary.json").read_text())["epochs_run"] == 40
+    assert json.loads((moved / "summary.json").read_text())["epochs_run"] == 1000
 
 
 def test_sweep_tables_keep_bracketed_values_and_show_progress(tmp_path: Path) -> None:

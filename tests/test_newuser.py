@@ -65,7 +65,8 @@ def test_resume_of_finished_runs_says_so(tmp_path: Path) -> None:
 # ---- Ctrl-C and the summary ---------------------------------------------------------------------
 def test_ctrl_c_prints_one_line_that_resumes(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    args = ["train", *TINY, "trainer.epochs=60"]
+    # 1,000 tiny epochs (a few seconds): 60 could end before the signal on a fast machine
+    args = ["train", *TINY, "trainer.epochs=1000"]
     p = subprocess.Popen(
         [sys.executable, "-m", "regbench", *args],
         cwd=tmp_path,
@@ -85,10 +86,10 @@ def test_ctrl_c_prints_one_line_that_resumes(tmp_path: Path) -> None:
     assert line.startswith("interrupted: continue with regbench train ") and "Traceback" not in err
     command = shlex.split(line.split("continue with ", 1)[1])
     assert command[-1] == "resume=true"
-    assert len(metrics.read_text().splitlines()) - 1 < 60  # stopped before the end
+    assert len(metrics.read_text().splitlines()) - 1 < 1000  # stopped before the end
     r = cli(*command[1:], cwd=tmp_path)  # the printed command, exactly as the user runs it
     assert r.returncode == 0, r.stderr
-    assert "resumed from" in r.stdout and summary(metrics.parent)["epochs_run"] == 60
+    assert "resumed from" in r.stdout and summary(metrics.parent)["epochs_run"] == 1000
 
 
 def test_summary_folder_line_is_never_wrapped(tmp_path: Path) -> None:
