@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,12 @@ def cli_cmd(*args: str) -> list[str]:
 def cli_env() -> dict[str, str]:
     # this checkout's regbench, whatever an installed (editable) copy points to
     return {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+
+
+def ctrl_c_works() -> None:
+    """Popen's preexec_fn for a child that a test Ctrl-Cs: a suite started in the background of a
+    shell (`.ci/run &`) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

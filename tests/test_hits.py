@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, assert_one_line_error, cli, cli_cmd, cli_env, cli_inprocess
+from tests.conftest import (
+    REPO,
+    assert_one_line_error,
+    cli,
+    cli_cmd,
+    cli_env,
+    cli_inprocess,
+    ctrl_c_works,
+)
 
 TINY = ["trainer.progress=none", "trainer.epochs=1", "data.subset=200", "model.hidden=[32]"]
 EXAMPLE = REPO / "examples" / "regbench_conf"
@@ -130,7 +138,8 @@ def test_a_subset_above_the_pool_is_said_once(tmp_path: Path) -> None:
 def _interrupted_sweep(out: Path, args: list[str]) -> None:
     """Start a sweep, SIGINT it once a run has finished an epoch and the next is under way."""
     proc = subprocess.Popen(cli_cmd("sweep", *args, f"out_dir={out}"), env=cli_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=ctrl_c_works)  # fmt: skip
     try:
         while not list(out.glob("sweeps/*/*/last.pt")):
             assert proc.poll() is None, "the sweep ended before it could be interrupted"
@@ -142,9 +151,7 @@ def _interrupted_sweep(out: Path, args: list[str]) -> None:
 
 
 def test_a_moved_sweep_resumes_its_interrupted_run(tmp_path: Path) -> None:
-    # 1,000 small epochs (a few seconds): 40 of the default run could end before the signal
-    args = ["reg=none", "seed=0", "data.subset=200", "model.hidden=[32]", "trainer.epochs=1000",
-            "trainer.progress=none", "sweep_name=moved"]  # fmt: skip
+    args = ["reg=none", "seed=0", "trainer.epochs=40", "trainer.progress=none", "sweep_name=moved"]
     _interrupted_sweep(tmp_path / "a", args)
     run = tmp_path / "a" / "sweeps" / "moved" / "mlp-none-adam-s0"
     assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
@@ -159,7 +166,7 @@ def test_a_moved_sweep_resumes_its_interrupted_run(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     moved = tmp_path / "b" / "sweeps" / "moved" / "mlp-none-adam-s0"
     assert "resumed from" in r.stdout and "holds another run" not in r.stdout + r.stderr
-    assert json.loads((moved / "summary.json").read_text())["epochs_run"] == 1000
+    assert json.loads((moved / "summary.json").read_text())["epochs_run"] == 40
 
 
 def test_sweep_tables_keep_bracketed_values_and_show_progress(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from regbench.config import run_name
 from regbench.run.job import run
-from tests.conftest import cli, make_cfg, summary
+from tests.conftest import cli, ctrl_c_works, make_cfg, summary
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["trainer.progress=none", "data.subset=128", "model.hidden=[16]"]
@@ -65,8 +65,7 @@ def test_resume_of_finished_runs_says_so(tmp_path: Path) -> None:
 # ---- Ctrl-C and the summary ---------------------------------------------------------------------
 def test_ctrl_c_prints_one_line_that_resumes(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    # 1,000 tiny epochs (a few seconds): 60 could end before the signal on a fast machine
-    args = ["train", *TINY, "trainer.epochs=1000"]
+    args = ["train", *TINY, "trainer.epochs=60"]
     p = subprocess.Popen(
         [sys.executable, "-m", "regbench", *args],
         cwd=tmp_path,
@@ -74,6 +73,7 @@ def test_ctrl_c_prints_one_line_that_resumes(tmp_path: Path) -> None:
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=ctrl_c_works,
     )
     metrics = tmp_path / "outputs" / "mlp-none-adam-s0" / "metrics.csv"
     deadline = time.monotonic() + 120
@@ -86,10 +86,10 @@ def test_ctrl_c_prints_one_line_that_resumes(tmp_path: Path) -> None:
     assert line.startswith("interrupted: continue with regbench train ") and "Traceback" not in err
     command = shlex.split(line.split("continue with ", 1)[1])
     assert command[-1] == "resume=true"
-    assert len(metrics.read_text().splitlines()) - 1 < 1000  # stopped before the end
+    assert len(metrics.read_text().splitlines()) - 1 < 60  # stopped before the end
     r = cli(*command[1:], cwd=tmp_path)  # the printed command, exactly as the user runs it
     assert r.returncode == 0, r.stderr
-    assert "resumed from" in r.stdout and summary(metrics.parent)["epochs_run"] == 1000
+    assert "resumed from" in r.stdout and summary(metrics.parent)["epochs_run"] == 60
 
 
 def test_summary_folder_line_is_never_wrapped(tmp_path: Path) -> None:
