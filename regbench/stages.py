@@ -22,7 +22,14 @@ import numpy as np
 from regbench import folder, index, sweep
 from regbench.compare.choices import LOWER_IS_BETTER
 from regbench.compare.decide import Question, question_from
-from regbench.compare.sequential import FUTILITY, SPENDING, Design, decide_stage, make_design
+from regbench.compare.sequential import (
+    FUTILITY,
+    SPENDING,
+    Design,
+    check_futility,
+    decide_stage,
+    make_design,
+)
 from regbench.compare.staged import DECISIONS
 from regbench.config import ConfigError
 
@@ -52,17 +59,13 @@ def staged_of(spec: dict[str, Any], given: dict[str, Any]) -> Staged:
     block = {**spec, **{k: v for k, v in given.items() if v is not None}}
     baseline, stage = block.pop("baseline", None), int(block.pop("stage", STAGE))
     budget, metric = int(block.pop("budget", BUDGET)), str(block.pop("metric", "test_acc"))
-    spending, futility = str(block.pop("spending", "obf")), block.pop("futility", FUTILITY)
+    spending = str(block.pop("spending", "obf"))
     if spending not in SPENDING:
         raise ConfigError(f"spending {spending!r}: choose from {', '.join(SPENDING)}")
-    if (
-        isinstance(futility, bool)
-        or not isinstance(futility, (int, float))
-        or not 0 <= futility < 1
-    ):
-        raise ConfigError(
-            f"futility {futility!r}: a chance in [0, 1) (0: never stop early undecided)"
-        )
+    try:
+        futility = check_futility(block.pop("futility", FUTILITY))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if not baseline or "=" not in str(baseline):
         raise ConfigError("--until-decided needs a baseline: --baseline key=value (e.g. reg=none)")
     if not 2 <= stage <= budget:
@@ -73,7 +76,7 @@ def staged_of(spec: dict[str, Any], given: dict[str, Any]) -> Staged:
         raise ConfigError(str(exc)) from None
     if question.delta is None:
         raise ConfigError(f"--until-decided on {metric} needs --delta (no default for it)")
-    return Staged(question, str(baseline), stage, budget, metric, spending, float(futility))
+    return Staged(question, str(baseline), stage, budget, metric, spending, futility)
 
 
 def arms(overrides: list[str]) -> tuple[list[str], list[list[str]]]:

@@ -81,7 +81,9 @@ def merged(args: list[str]) -> tuple[str, str | None, list[str]]:
     base_name, base = load_study(study) if study else ("grid", [])
     user_keys = {o.get_key_element() for o in parse_overrides(user)}
     kept = [
-        o for o, p in zip(base, parse_overrides(base), strict=True) if p.get_key_element() not in user_keys
+        o
+        for o, p in zip(base, parse_overrides(base), strict=True)
+        if p.get_key_element() not in user_keys
     ]
     return base_name, study, kept + user
 
@@ -221,7 +223,9 @@ def fuse_seeds(job: list[str], keys: dict[str, Override]) -> list[str]:
         return job
     seeds = list(seed.sweep_string_iterator())
     lists = ",".join(f"[{','.join(seeds[i : i + k])}]" for i in range(0, len(seeds), k))
-    return [o for o in job if parse_overrides([o])[0].get_key_element() != "seed"] + [f"seed={lists}"]
+    return [o for o in job if parse_overrides([o])[0].get_key_element() != "seed"] + [
+        f"seed={lists}"
+    ]
 
 
 def launch(p: Plan) -> int:

@@ -121,6 +121,19 @@ def stage_counts(budget: int, n_stages: int, first: int = FIRST_STAGE) -> tuple[
     return tuple(sorted(set(counts)))
 
 
+def check_futility(futility: object) -> float:
+    """A futility threshold as a float; ValueError unless it is a number in [0, 1)."""
+    if (
+        isinstance(futility, bool)
+        or not isinstance(futility, (int, float))
+        or not 0 <= futility < 1
+    ):
+        raise ValueError(
+            f"futility {futility!r}: a chance in [0, 1) (0: never stop early undecided)"
+        )
+    return float(futility)
+
+
 def make_design(
     question: Question,
     stages: Sequence[int],
@@ -129,8 +142,7 @@ def make_design(
     futility: float = FUTILITY,
 ) -> Design:
     """The Design of given stages (e.g. the seeds actually run), boundaries included."""
-    if not 0 <= futility < 1:
-        raise ValueError(f"futility must be in [0, 1), got {futility}")
+    futility = check_futility(futility)
     level = question.alpha / (2 * comparisons)
     stages = tuple(stages)
     diff = _boundaries(stages, level / 2, spending)
@@ -211,12 +223,10 @@ def conditional_power(d: np.ndarray, design: Design) -> np.ndarray:
     return np.clip(np.nan_to_num(p, nan=1.0), 0.0, 1.0)
 
 
-def _futile(d: np.ndarray, design: Design, stage: int) -> np.ndarray:
-    """(...,) bool: before the last stage, the budget would decide the comparison with a chance
-    below design.futility."""
-    if stage == len(design.stages) - 1 or not design.futility:
-        return np.zeros(d.shape[:-1], bool)
-    return conditional_power(d, design) < design.futility
+def _futile(chance: np.ndarray | float, design: Design, stage: int) -> np.ndarray | bool:
+    """chance: (...,) conditional power at stage k -> (...,) bool: before the last stage, below
+    design.futility (the last stage ends every comparison anyway)."""
+    return (stage < len(design.stages) - 1) & (chance < design.futility)
 
 
 def decide_stage(
@@ -239,7 +249,7 @@ def decide_stage(
         verdicts[name] = verdict_name(code, lower_is_better) if code or last else "open"
         if verdicts[name] == "open":
             chances[name] = float(conditional_power(d, design))
-            if chances[name] < design.futility:
+            if _futile(chances[name], design, stage):
                 verdicts[name] = "undecided"
     return verdicts, chances
 
@@ -253,7 +263,8 @@ def run_design(d: np.ndarray, design: Design) -> tuple[np.ndarray, np.ndarray]:
     open_ = np.ones(d.shape[:-1], bool)
     for k, n in enumerate(design.stages):
         now = stage_codes(d[..., :n], design, k)
-        stop = open_ & ((now != UNDECIDED) | _futile(d[..., :n], design, k))
+        futile = _futile(conditional_power(d[..., :n], design), design, k)
+        stop = open_ & ((now != UNDECIDED) | futile)
         codes[stop], used[stop] = now[stop], n
         open_ &= ~stop
     return codes, used
