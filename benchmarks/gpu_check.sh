@@ -2,8 +2,9 @@
 # The CUDA checks in one device call (see benchmarks/README.md, "On a lent GPU"): a solo and a fused
 # run on the GPU, member k of the fused run against the solo run with seed k, then the CUDA rows of
 # throughput.py. Each step appends to $OUT/gpu_check.md as it ends, so a call cut off by its time
-# limit still brings back what was done. DEVICE=cpu runs the same steps here, as a dry run.
-set -euo pipefail
+# limit still brings back what was done, and a step that fails does not stop the next (no set -e: one
+# device call, no second chance). DEVICE=cpu runs the same steps here, as a dry run.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 DEVICE="${DEVICE:-cuda}"
 OUT="${OUT:-/tmp/gpu-check}"

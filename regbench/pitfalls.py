@@ -60,6 +60,6 @@ def fusion_warnings(cfg: DictConfig, device_type: str) -> list[str]:
         return [
             f"trainer.fuse={cfg.trainer.fuse} with model={cfg.model.name} on the CPU: grouped "
             "convolutions run below dense ones there, so the fused job is slower than its runs one "
-            "after another (benchmarks/README.md); fusion pays for mlp on a CPU and on a GPU"
+            "after another (benchmarks/README.md); fusion pays for mlp on a CPU, and for both on a GPU"
         ]
     return []

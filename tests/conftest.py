@@ -20,6 +20,10 @@ from typer.testing import CliRunner
 
 from regbench.config import CONF_DIR
 
+# The suite tests the CPU path (fp32, results compared to the last digit); on a GPU machine
+# trainer.device=auto would take CUDA and bf16. benchmarks/gpu_check.sh checks the CUDA path.
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # one worker per core (-n auto): one thread each, in this process and in the CLI processes it
     # starts (two 2-thread OpenMP pools on two cores ran 4x slower than one thread each: README)

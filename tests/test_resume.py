@@ -226,9 +226,15 @@ def _other_model(path: Path) -> None:
     torch.save({"model": {"fc.weight": torch.zeros(2, 2)}}, path)
 
 
+def _begun_on_cuda(path: Path) -> None:
+    ck = checkpoint.load(path)
+    ck["rng"]["device"] = "cuda"  # as written by a run on a GPU, now resumed on this CPU
+    checkpoint.save(path, ck)
+
+
 @pytest.mark.parametrize(
     "spoil",
-    [truncate, _garbage, _pickled_module, _no_model, _other_model],
+    [truncate, _garbage, _pickled_module, _no_model, _other_model, _begun_on_cuda],
     ids=lambda f: f.__name__,
 )
 def test_bad_checkpoint_is_one_line_naming_the_file(
@@ -258,5 +264,6 @@ def test_bad_checkpoint_is_one_line_naming_the_file(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
     assert str(run_dir / "last.pt") in err
+    assert spoil is not _begun_on_cuda or "resume with trainer.device=cuda" in err, err
     after = tree_hashes(run_dir)
     assert {k: v for k, v in after.items() if k in kept} == kept  # the checkpoint is kept as is

@@ -94,6 +94,7 @@ def test_a_plugin_from_a_missing_extra_names_the_extra() -> None:
     ],
 )
 def test_an_open_mapping_takes_new_keys_with_a_plus(override: str, tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the slurm extra")
     args = ["sweep", "seed=0,1", "hydra/launcher=submitit_slurm", override, f"out_dir={tmp_path}"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2
@@ -119,6 +120,7 @@ def test_joblib_grid_completes_and_a_rerun_redoes_nothing(tmp_path: Path) -> Non
 
 
 def test_submitit_local_runs_jobs_as_submitit_jobs(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the slurm extra")
     res = sweep("reg=none,dropout", *TINY, "hydra/launcher=submitit_local", out=tmp_path)
     assert res.returncode == 0, res.stderr
     assert set(statuses(tmp_path).values()) == {"completed"}

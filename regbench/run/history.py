@@ -78,6 +78,8 @@ class Record:
             restore(ck)
             self.rows, self.best, self.bad_epochs = ck["rows"], ck["best"], ck["bad_epochs"]
             self.prior = ck["wall"]
+        except ConfigError as exc:  # the checkpoint fits but cannot continue here (streams)
+            raise ConfigError(f"checkpoint {path}: {exc}") from None
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ConfigError(
                 f"checkpoint {path} does not fit this run ({type(exc).__name__}); "

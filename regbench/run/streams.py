@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from regbench.config import source_seed, stream_value
+from regbench.config import ConfigError, source_seed, stream_value
 
 
 class Streams:
@@ -25,6 +25,7 @@ class Streams:
         self.order = torch.Generator().manual_seed(source_seed(stream_value(cfg, "order"), "order"))
         self.aug = torch.Generator(device).manual_seed(source_seed(stream_value(cfg, "aug"), "aug"))
         self.dropout_seed = source_seed(stream_value(cfg, "dropout"), "dropout")
+        self.device = device.type
 
     def start_dropout(self) -> None:
         """Seed the global generator for dropout masks; call after the model is built (module
@@ -37,6 +38,7 @@ class Streams:
     def state(self) -> dict[str, Any]:
         cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
         return {
+            "device": self.device,
             "order": self.order.get_state(),
             "aug": self.aug.get_state(),
             "dropout": torch.get_rng_state(),
@@ -44,6 +46,14 @@ class Streams:
         }
 
     def restore(self, state: dict[str, Any]) -> None:
+        """Continue the streams of a checkpoint. A CPU generator cannot take a CUDA one's state
+        (nor CUDA dropout masks continue on the CPU), so a run resumes on the device type it began on."""
+        saved = state.get("device", self.device)
+        if saved != self.device:
+            raise ConfigError(
+                f"this run began on {saved} and would resume on {self.device}: its random streams "
+                f"cannot move between them; resume with trainer.device={saved}"
+            )
         self.order.set_state(state["order"])
         self.aug.set_state(state["aug"])
         torch.set_rng_state(state["dropout"])
