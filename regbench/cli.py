@@ -17,6 +17,7 @@ from regbench import __version__, compare
 from regbench.compose import compose_config, explain
 from regbench.config import (
     GROUPS,
+    LINE,
     USER_CONF_DEFAULT,
     USER_CONF_ENV,
     ConfigError,
@@ -39,8 +40,8 @@ if TYPE_CHECKING:  # imported when used: sweep and rich's console cost start-up 
 def _help() -> str:
     user = user_conf_dir()
 
-    def fit(head: str, text: str) -> str:  # help lines within 100 columns, continued aligned
-        return textwrap.fill(text, 100, initial_indent=head, subsequent_indent=" " * len(head))
+    def fit(head: str, text: str) -> str:  # help lines within LINE columns, continued aligned
+        return textwrap.fill(text, LINE, initial_indent=head, subsequent_indent=" " * len(head))
 
     lines = [fit(f"  {g:<8} ", ", ".join(group_options(g))) for g in (*GROUPS, "study")]
     where = (

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 from hydra.experimental.callback import Callback
@@ -24,6 +24,17 @@ from regbench.config import member_configs, run_name
 from regbench.folder import BAD
 
 INDEX = "sweep.json"
+
+
+class Planned(Protocol):
+    """What sweep.json records of a sweep's plan (a sweep.Plan; named here, not imported: sweep
+    imports this module)."""
+
+    name: str
+    dir: Path
+    sweeper: str
+    launcher: str
+    runs: list[dict[str, Any]]
 
 
 def members(cfg: DictConfig, overrides: list[str]) -> list[tuple[DictConfig, Path, list[str]]]:
@@ -72,7 +83,7 @@ def _update_index(sweep_dir: Path, change: Callable[[dict[str, Any]], None]) -> 
     return index
 
 
-def write_index(p: Any, command: str) -> dict[str, Any]:
+def write_index(p: Planned, command: str) -> dict[str, Any]:
     """The initial sweep.json of a sweep.Plan: every planned run, plus runs an earlier search (or
     an earlier stage) already added."""
 

@@ -17,9 +17,9 @@ from regbench.compare import analysis, figures, report, staged, tables
 from regbench.compare.analysis import Inference
 from regbench.compare.groups import Group, baseline_of, filter_runs, get_key, group_runs
 from regbench.compare.load import CompareError, Run, load_runs
+from regbench.config import LINE
 
 WIDE = 250  # piped output has no terminal width: let tables take what they need
-LINE = 100  # plain-words lines wrap here (or at a narrower terminal), as README promises
 
 
 def say(console: Console, text: str) -> None:
