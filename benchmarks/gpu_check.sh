@@ -13,12 +13,14 @@ SECTIONS="${SECTIONS:-fused,compile}"
 mkdir -p "$OUT"
 log="$OUT/gpu_check.md"
 runlog="$OUT/train.log"  # the runs' own output, apart from the checks
-if ! python3 -c "import hydra" 2>/dev/null; then  # the GPU machine has no Hydra: the carried wheels
-  python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
-  export PYTHONPATH="/tmp/site:$PWD"
-else
-  export PYTHONPATH="$PWD"
+TESTS="${TESTS:-$([[ $DEVICE == cuda ]] && echo 1 || echo 0)}"  # the suite, last (about 2.5 min there)
+if ! python3 -c "import hydra, pydantic" 2>/dev/null; then  # the GPU machine lacks them: the wheels
+  # into the machine's own environment (it is thrown away after the lease), and the checkout on
+  # its path, so that the processes the tests start find both too
+  python3 -m pip install -q --no-index --no-deps .whl/*.whl
+  echo "$PWD" >"$(python3 -c 'import site; print(site.getsitepackages()[0])')/regbench-checkout.pth"
 fi
+export PYTHONPATH="$PWD"
 step() { echo "## $1 ($(date -u +%H:%M:%S) UTC)" >>"$log"; }
 
 step "machine"
@@ -59,4 +61,11 @@ python3 -c "import json, pathlib; print('test_acc of the 16 members:', [json.loa
 step "throughput.py --device $DEVICE --only $SECTIONS --rounds $ROUNDS"
 python3 benchmarks/throughput.py --device "$DEVICE" --only "$SECTIONS" --rounds "$ROUNDS" \
   --mnist-root .devdata >>"$log" 2>&1
+
+if [[ $TESTS == 1 ]]; then  # tests/conftest.py hides CUDA: the suite checks the CPU path, here too
+  step "pytest -n 14 (MNIST from .devdata)"
+  mkdir -p ../shared/datasets && cp -r .devdata/MNIST ../shared/datasets/
+  python3 -m pytest -q -n 14 -p no:cacheprovider tests >"$OUT/pytest.log" 2>&1
+  grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/pytest.log" >>"$log"
+fi
 step "done"
