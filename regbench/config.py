@@ -44,10 +44,10 @@ def stream_value(cfg: DictConfig, source: str) -> int:
     return int(cfg.seed if pinned is None else pinned)
 
 
-# the user's own config folder: `--config-dir DIR` sets it (for this process and every job it
-# starts), else ./regbench_conf where it exists; its groups add to conf/'s, its modules import
 LINE = 100  # plain-words lines (help, compare --summary) wrap here, or at a narrower terminal
 
+# the user's own config folder: `--config-dir DIR` sets it (for this process and every job it
+# starts), else ./regbench_conf where it exists; its groups add to conf/'s, its modules import
 USER_CONF_ENV = "REGBENCH_CONFIG_DIR"
 USER_CONF_DEFAULT = "regbench_conf"
 # the packaged datasets' sizes, for what must not load the data (sweep --dry-run's warnings,
