@@ -44,6 +44,14 @@ def stream_value(cfg: DictConfig, source: str) -> int:
     return int(cfg.seed if pinned is None else pinned)
 
 
+def arithmetic(precision: str, device_type: str) -> str:
+    """The number format a run computes in: bf16 where asked, or under "auto" on CUDA; else fp32
+    (bf16 autocast on CPUs is several times slower: benchmarks/README.md)."""
+    return (
+        "bf16" if precision == "bf16" or (precision == "auto" and device_type == "cuda") else "fp32"
+    )
+
+
 LINE = 100  # plain-words lines (help, compare --summary) wrap here, or at a narrower terminal
 
 # the user's own config folder: `--config-dir DIR` sets it (for this process and every job it

@@ -47,3 +47,30 @@ def test_a_zero_variance_arm_leaks_no_scipy_warning(tmp_path: Path, flat: str) -
     expected = sorted([sign * (ci.low - 0.9), sign * (ci.high - 0.9)])
     assert [row["delta_low"], row["delta_high"]] == pytest.approx(expected)
     assert row["p"] == pytest.approx(one_sample.pvalue)
+
+
+@pytest.mark.parametrize("mix", ["devices", "precision sweep"])
+def test_runs_computed_in_different_arithmetic_are_one_warning(tmp_path: Path, mix: str) -> None:
+    """trainer.device is bookkeeping, so a GPU baseline (bf16 under "auto") and CPU runs (fp32) of
+    one config face each other: one warning line says so. A sweep over trainer.precision on one
+    device is the user's own factor: no warning."""
+    for i, reg in enumerate(("none", "l2")):
+        for s in range(3):
+            if mix == "devices":  # the baseline trained on a GPU box, l2 on a laptop
+                device, precision = ("cuda:0", "auto") if reg == "none" else ("cpu", "auto")
+            else:  # both on one CPU, the precision swept
+                device, precision = "cpu", ("fp32", "bf16")[i]
+            make_run(tmp_path, f"s/{reg}-{precision}-s{s}", seed=s, reg={reg: {}},
+                     test_acc=0.9 + 0.01 * s + 0.002 * i, summary_extra={"device": device},
+                     config_extra={"trainer.precision": precision})  # fmt: skip
+    by = [] if mix == "devices" else ["--by", "trainer.precision"]
+    res = cli("compare", str(tmp_path / "s"), *by, "--format", "json")
+    assert res.returncode == 0, res.stderr
+    if mix == "devices":
+        assert res.stderr == (
+            "warning: the runs computed in different arithmetic (3 on cpu in fp32, 3 on cuda in "
+            "bf16): a difference between groups may be the hardware's; train them all with one "
+            "trainer.device and trainer.precision\n"
+        )
+    else:
+        assert res.stderr == ""

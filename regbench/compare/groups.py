@@ -13,6 +13,7 @@ import numpy as np
 
 from regbench import folder
 from regbench.compare.load import CompareError, Run
+from regbench.config import arithmetic
 from regbench.folder import flatten
 
 # Keys that never distinguish experiments: grouping on them would split seeds of one setting.
@@ -214,6 +215,29 @@ def _default_labels(group: Group, tops: Sequence[str], leaves: Sequence[str]) ->
 
 
 # ---------------------------------------------------------------- baseline and factorial design
+
+
+def mixed_arithmetic(groups: Sequence[Group]) -> str | None:
+    """A warning when runs of one trainer.precision computed in different ways (device type and
+    number format): the device is bookkeeping, so a run on a GPU (bf16 under "auto") and one on a
+    CPU (fp32) share a group or face each other, and a difference may be the hardware's. A sweep
+    over trainer.precision itself on one device is no such mix."""
+    kinds: dict[str, Counter[str]] = {}
+    for run in (r for g in groups for r in g.runs if r.usable):
+        device = str((run.summary or {}).get("device") or "").split(":")[0]
+        if device:
+            precision = str(get_key(run.config, "trainer.precision") or "auto")
+            kinds.setdefault(precision, Counter())[
+                f"{device} in {arithmetic(precision, device)}"
+            ] += 1
+    if all(len(c) < 2 for c in kinds.values()):
+        return None
+    total = sum(kinds.values(), Counter())
+    mix = ", ".join(f"{total[k]} on {k}" for k in sorted(total, key=lambda k: (-total[k], k)))
+    return (
+        f"the runs computed in different arithmetic ({mix}): a difference between groups may be "
+        "the hardware's; train them all with one trainer.device and trainer.precision"
+    )
 
 
 def baseline_of(

@@ -15,7 +15,14 @@ from rich.console import Console
 
 from regbench.compare import analysis, figures, report, staged, tables
 from regbench.compare.analysis import Inference
-from regbench.compare.groups import Group, baseline_of, filter_runs, get_key, group_runs
+from regbench.compare.groups import (
+    Group,
+    baseline_of,
+    filter_runs,
+    get_key,
+    group_runs,
+    mixed_arithmetic,
+)
 from regbench.compare.load import CompareError, Run, load_runs
 from regbench.config import LINE
 
@@ -69,7 +76,7 @@ def analyse(
     records = analysis.group_records(groups, inf.metric)
     labels = list(groups[0].labels)
     result: dict[str, Any] = {"inf": inf, "summary": [], "effects": None, "design": None}
-    result["warnings"] = []
+    result["warnings"] = [w] if (w := mixed_arithmetic(groups)) else []
     result["ensembles"] = None
     if baseline:
         compared = analysis.baseline_records(groups, baseline_of(groups, baseline, keys), inf)

@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
-from regbench.config import ConfigError
+from regbench.config import ConfigError, arithmetic
 
 
 def resolve_device(name: str) -> torch.device:
@@ -37,9 +37,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def autocast(device: torch.device, precision: str) -> AbstractContextManager:
-    """bf16 autocast where asked, or by default on CUDA; the CPU stays in fp32 under "auto"
-    (bf16 autocast on CPUs is several times slower: benchmarks/README.md)."""
-    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    """bf16 autocast where config.arithmetic says so (asked, or "auto" on CUDA), else none."""
+    bf16 = arithmetic(precision, device.type) == "bf16"
     return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
