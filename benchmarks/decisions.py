@@ -16,8 +16,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from regbench.compare import decide, sequential
-from regbench.compare.decide import DOWN, EQUIVALENT, UP, Question
+from regbench.stats import decide, sequential
+from regbench.stats.decide import DOWN, EQUIVALENT, UP, Question
 
 SD = 0.005  # SD of the paired differences: δ = 0.005 is one SD
 

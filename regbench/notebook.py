@@ -89,9 +89,9 @@ def compare_runs(
 
     from regbench.compare import pipeline
     from regbench.compare.analysis import Inference
-    from regbench.compare.choices import default_delta
     from regbench.compare.command import _check  # the command's own option checks, not a copy
     from regbench.compare.load import CompareError
+    from regbench.stats.defaults import default_delta
 
     err = Console(stderr=True)
     try:

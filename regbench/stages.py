@@ -3,7 +3,7 @@
 Each arm of the grid (a cell of its swept keys) is compared with its baseline arm, paired by seed.
 Stage k runs seeds up to design.stages[k] for the arms still in an open comparison (and their
 baselines), each arm launched as a sweep of its own into the one sweep folder, its runs named as the
-whole grid's would be. After each stage compare.decide tests every open comparison against the
+whole grid's would be. After each stage stats.decide tests every open comparison against the
 group-sequential boundaries (the family-wise error held over all stages and comparisons) and stops
 the decided ones. decisions.json in the sweep folder records every stage; a rerun of the same
 command skips finished runs and arrives at the same decisions.
@@ -21,8 +21,10 @@ import numpy as np
 
 from regbench import folder, index, sweep
 from regbench.compare.choices import LOWER_IS_BETTER
-from regbench.compare.decide import Question, question_from
-from regbench.compare.sequential import (
+from regbench.compare.staged import DECISIONS
+from regbench.config import ConfigError
+from regbench.stats.decide import Question, question_from
+from regbench.stats.sequential import (
     FUTILITY,
     SPENDING,
     Design,
@@ -30,8 +32,6 @@ from regbench.compare.sequential import (
     decide_stage,
     make_design,
 )
-from regbench.compare.staged import DECISIONS
-from regbench.config import ConfigError
 
 STAGE, BUDGET = 5, 20  # seeds per arm per stage, and at most in all (README: why)
 
@@ -45,7 +45,7 @@ class Staged:
     stage: int
     budget: int
     metric: str = "test_acc"
-    spending: str = "obf"  # compare.sequential.SPENDING
+    spending: str = "obf"  # stats.sequential.SPENDING
     futility: float = FUTILITY  # stop a comparison the rest of the budget decides with less chance
 
     @property

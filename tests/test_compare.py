@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from regbench.compare.figures import curves
 from regbench.compare.groups import filter_runs, group_runs
 from regbench.compare.load import discover_runs, load_run, load_runs
-from regbench.compare.stats import describe
+from regbench.stats.inference import describe
 from tests.runfolders import make_run
 
 # ---------------------------------------------------------------- statistics

@@ -12,7 +12,7 @@ import statsmodels.formula.api as smf
 from scipy import stats as sp
 from statsmodels.stats.multitest import multipletests
 
-from regbench.compare import stats
+from regbench.stats import inference as stats
 
 # test accuracies of 8 seeds: a regularizer (A) and its baseline (B), seed i in position i
 A = np.array([0.951, 0.962, 0.948, 0.957, 0.966, 0.953, 0.959, 0.961])

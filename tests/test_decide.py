@@ -12,8 +12,8 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower, TTestPower
 from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
-from regbench.compare import decide, sequential
-from regbench.compare.decide import DOWN, EQUIVALENT, UNDECIDED, UP, Question
+from regbench.stats import decide, sequential
+from regbench.stats.decide import DOWN, EQUIVALENT, UNDECIDED, UP, Question
 
 STUDIES = 2000  # simulated studies per claim; Monte-Carlo SE of a rate p: sqrt(p (1 - p) / 2000)
 Q = Question(delta=0.005, alpha=0.05, power=0.8)

@@ -11,8 +11,8 @@ import torch
 from scipy import stats as sps
 
 from regbench import data, diagnostics, models
-from regbench.compare import stats
 from regbench.compare.analysis import ensemble_sizes
+from regbench.stats import inference as stats
 from tests.conftest import cli, make_cfg, summary
 
 EPOCHS = ["trainer.epochs=2", "trainer.progress=none", "data.subset=400"]

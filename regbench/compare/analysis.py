@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from regbench.compare import decide, stats
 from regbench.compare.choices import LOWER_IS_BETTER
 from regbench.compare.groups import Group, factorial_cells
 from regbench.compare.load import STATUS_ORDER, CompareError, Run, read_test_outputs, test_size
 from regbench.folder import TEST_OUTPUTS
+from regbench.stats import decide
+from regbench.stats import inference as stats
 
 # means shown beside the metric (the last four only where runs record them: newer folders)
 EXTRA_MEANS = ("best_val_acc", "gen_gap", "best_epoch", "epochs_run", "wall_seconds")

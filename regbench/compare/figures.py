@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from regbench.compare import stats
 from regbench.compare.analysis import record_sizes
 from regbench.compare.groups import Group
 from regbench.compare.load import Run
+from regbench.stats import inference as stats
 
 MAX_PLOTTED_GROUPS = 12  # more lines than this make a figure unreadable
 

@@ -13,7 +13,7 @@ from regbench.compare.load import CompareError
 from regbench.compare.tables import Section
 
 DECISIONS = "decisions.json"  # written by regbench.stages
-SPENDING_NAMES = {"obf": "O'Brien-Fleming", "pocock": "Pocock"}  # compare.sequential.SPENDING
+SPENDING_NAMES = {"obf": "O'Brien-Fleming", "pocock": "Pocock"}  # stats.sequential.SPENDING
 
 
 def read(paths: Sequence[Path]) -> list[dict[str, Any]]:

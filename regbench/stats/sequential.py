@@ -3,7 +3,7 @@ stage's verdicts, and a futility rule that stops spending seeds on a comparison 
 decide.
 
 The design spends α/(2m) per comparison and kind of claim (Bonferroni over both, as in
-compare.decide) along Lan-DeMets spending functions (Lan & DeMets 1983; Jennison & Turnbull 2000,
+stats.decide) along Lan-DeMets spending functions (Lan & DeMets 1983; Jennison & Turnbull 2000,
 ch. 7 and 11): the joint z statistics of the stages are normal with correlation sqrt(t_i / t_j),
 and each stage's paired t statistic enters through its p-value (z = Φ⁻¹(F_t(t))), the
 "significance level approach" for an unknown variance (Jennison & Turnbull 2000, §11.2). adastop
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
-from regbench.compare.decide import (
+from regbench.stats.decide import (
     DOWN,
     EQUIVALENT,
     MAX_SEEDS,

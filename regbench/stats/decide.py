@@ -1,7 +1,7 @@
 """Studies that decide: the question (δ, α, power), verdicts with family-wise error control, and
 seeds planned for δ.
 
-Pure functions over arrays, like stats.py; every distribution, test and correction is scipy's or
+Pure functions over arrays, like inference.py; every distribution, test and correction is scipy's or
 statsmodels'. A comparison ends as one of VERDICTS:
 
 - better / worse: its difference test rejects Δ = 0, Holm over the family's m difference
@@ -15,7 +15,7 @@ comparison the two nulls Δ = 0 and |Δ| ≥ δ are disjoint, so at most m of th
 Shaffer's 1986 procedure could exploit that, statsmodels has no such procedure, and α/2 is the
 price of using Holm as it is.)
 
-The staged design, seeds in stages until decided, is compare.sequential.
+The staged design, seeds in stages until decided, is stats.sequential.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
-from regbench.compare.choices import DEFAULT_DELTA, DEFAULT_POWER, default_delta
+from regbench.stats.defaults import DEFAULT_DELTA, DEFAULT_POWER, default_delta
 
 VERDICTS = ("undecided", "better", "worse", "equivalent")  # codes 0..3 in the array functions
 UNDECIDED, UP, DOWN, EQUIVALENT = range(4)  # UP/DOWN: Δ > 0 / < 0, before the metric's direction

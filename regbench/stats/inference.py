@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-from regbench.compare.choices import CORRECTIONS
+from regbench.stats.defaults import CORRECTIONS
 
 
 @dataclass(frozen=True)
