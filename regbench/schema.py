@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
 )
 
+from regbench import invalid
 from regbench.config import ConfigError
 
 # trainer.loggers: the modules each needs (its extra in pyproject.toml)
@@ -267,6 +268,7 @@ class Trainer(_Strict):
     eval_batch_size: PosInt
     device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
     precision: Literal["auto", "fp32", "bf16"]
+    threads: Literal["auto"] | PosInt
     deterministic: StrictBool
     progress: Literal["auto", "bar", "plain", "none"]
     loggers: list[Literal["tensorboard", "mlflow"]]
@@ -341,30 +343,7 @@ def validate(cfg: DictConfig) -> None:
     try:
         Config.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = [str(p) for p in err["loc"]]
-        if loc[0] in ("data", "model", "optim", "sched") and len(loc) > 2:
-            del loc[1]  # pydantic puts the union member's tag in the location: model.cnn.hidden
-        key = ".".join(loc)
-        if err["type"] == "extra_forbidden":
-            raise ConfigError(f"unknown key '{key}'; remove it or check its spelling") from None
-        if err["type"] == "union_tag_invalid":  # optim.name=foo: the input is the whole node
-            ctx = err.get("ctx", {})
-            raise ConfigError(
-                f"invalid value for '{key}.name' ({ctx.get('tag')!r}); choose from: {ctx.get('expected_tags')}"
-            ) from None
-        if err["type"] in ("string_pattern_mismatch", "string_too_long") and loc[-1] in (
-            "name",
-            "sweep_name",
-        ):
-            raise ConfigError(
-                f"invalid value for '{key}' ({err.get('input')!r}): one plain folder name of at most 200 letters, "
-                "digits and _.+=,- that does not start with '.' (no '/', not . or ..)"
-            ) from None
-        if err["type"] == "missing":  # the input is the whole parent node: too long for one line
-            raise ConfigError(f"missing value for '{key}'") from None
-        msg = err["msg"][:1].lower() + err["msg"][1:]  # lower() would mangle a quoted pattern
-        raise ConfigError(f"invalid value for '{key}' ({err.get('input')!r}): {msg}") from None
+        raise invalid.explain(exc) from None
     if OmegaConf.is_list(cfg.seed) and len(set(cfg.seed)) < len(cfg.seed):
         raise ConfigError(f"seed={list(cfg.seed)} names a seed twice; list each seed once")
     if "bn" in cfg.reg and cfg.trainer.batch_size < 2:  # batch norm trains on batch statistics

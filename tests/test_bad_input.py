@@ -99,7 +99,7 @@ BAD_INPUTS = {
     "lr-bool": _static("optim.lr=false", says="'optim.lr' (False)"),
     "hidden-bool": _static("model.hidden=[true]", says="'model.hidden'"),
     "sweep-name-slash": _static("sweep_name=a/b", says="'sweep_name'"),
-    "logger-unknown": _static("trainer.loggers=[wandb]", says="'trainer.loggers.0'"),
+    "logger-unknown": _static("trainer.loggers=[wandb]", says="'trainer.loggers[0]'"),
     # issue 14 and 11: the new trainer knobs
     "mc-dropout-negative": _static("trainer.mc_dropout=-1", says="'trainer.mc_dropout' (-1)"),
     "mc-dropout-bool": _static("trainer.mc_dropout=true", says="'trainer.mc_dropout' (True)"),

@@ -27,7 +27,7 @@ from regbench import data, extend, folder
 from regbench.compose import check
 from regbench.config import CONF_DIR, FUSED_DIR, ConfigError, member_configs, run_name, val_size
 from regbench.pitfalls import fusion_warnings, warnings
-from regbench.run import checkpoint, loop
+from regbench.run import checkpoint, loop, threads
 from regbench.run.device import resolve_device
 from regbench.run.display import console, fail, say, summary_table, warn
 from regbench.run.loggers import open_loggers
@@ -73,6 +73,7 @@ class Job:
         hc = HydraConfig.get() if HydraConfig.initialized() else None
         self.cfg = cfg
         self.multirun = hc is not None and hc.mode == RunMode.MULTIRUN
+        self.launcher = hc.launcher if self.multirun else None  # joblib's n_jobs share the cores
         self.task = list(task if task is not None else (hc.overrides.task if hc else []))
         self.members = member_configs(cfg)
         self.single = len(self.members) == 1 and not self.multirun  # errors end the command
@@ -101,6 +102,7 @@ class Job:
             return self.report()  # a rerun of the sweep: nothing to load or claim
         try:
             device = resolve_device(cfg.trainer.device)
+            threads.use(cfg.trainer.threads, self.launcher)
             same_data = cfg.data.split_seed is not None or len(self.members) == 1
             d = data.load(cfg.data, device, self.members[0].seed) if same_data else None
             if "_target_" in cfg.model:  # the user's model: built and run once, before any folder

@@ -220,7 +220,8 @@ def finish(
         with torch.random.fork_rng(devices=[]):  # the constructors' draws leave dropout masks be
             solo = models.build(m.cfg, d.shape, d.num_classes).to(d.x_train.device)
         s["fused_with"] = model.k
-    s |= {"params": sum(p.numel() for p in solo.parameters()), "device": str(d.x_train.device)}
+    s |= {"params": sum(p.numel() for p in solo.parameters()), "device": str(d.x_train.device),
+          "threads": torch.get_num_threads()}  # fmt: skip
     if s["status"] != "diverged":
         solo.load_state_dict(model.member(j))
         if record.es:
