@@ -47,7 +47,7 @@ def solo_runs(out: Path, tag: str, threads: str, runs: int, epochs: int) -> list
     """Each run's training wall time and the thread count it recorded."""
     walls = []
     for seed in range(runs):
-        name = f"{tag}-{seed}"
+        name = f"{tag.replace(' ', '').replace(',', '-')}-{seed}"
         regbench("train", f"seed={seed}", f"trainer.epochs={epochs}", f"trainer.threads={threads}",
                  "trainer.progress=none", f"out_dir={out}", f"name={name}")  # fmt: skip
         s = json.loads((out / name / "summary.json").read_text())
