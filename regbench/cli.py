@@ -213,6 +213,9 @@ def sweep(
 
         given = {"baseline": baseline, "delta": delta, "alpha": alpha, "power": power, "stage": stage, "budget": budget, "spending": spending, "futility": futility}  # fmt: skip
         try:
+            if dry_run:  # the first stage's runs and the budget's maximum: nothing trains
+                stages.dry_run(list(ctx.args), given)
+                return
             raise typer.Exit(stages.sweep_until_decided(list(ctx.args), given, " ".join(sys.argv)))
         except ConfigError as exc:
             _fail(str(exc))

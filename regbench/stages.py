@@ -85,25 +85,36 @@ def arms(overrides: list[str]) -> tuple[list[str], list[list[str]]]:
     swept = [p for p in parsed if p.is_sweep_override() and not p.is_hydra_override()]
     if any(p.get_key_element() == "seed" for p in parsed):
         raise ConfigError("--until-decided picks the seeds itself (stage by stage); drop seed=")
+    sweep.check_repeats(swept)  # an arm listed twice would be compared with itself
     keys = [p.get_key_element() for p in swept]
     values = [list(p.sweep_string_iterator()) for p in swept]
     return keys, [[f"{k}={v}" for k, v in zip(keys, cell, strict=True)] for cell in itertools.product(*values)]  # fmt: skip
 
 
-def pairs(cells: list[list[str]], baseline: str) -> dict[str, str]:
+def pairs(keys: list[str], cells: list[list[str]], baseline: str) -> dict[str, str]:
     """Each arm (its overrides joined by spaces) -> its baseline arm: the cell with the baseline's
-    value and the other keys equal."""
-    key = baseline.split("=", 1)[0]
+    value and the other keys equal. The baseline must be one value of a swept key, every value of
+    that key once: else no arm would differ from it, or one would be compared with itself."""
+    key, value = baseline.split("=", 1)
+    if key not in keys:
+        swept = f"swept here: {', '.join(keys)}" if keys else "nothing is swept here"
+        raise ConfigError(
+            f"--baseline {baseline}: {key} is not swept ({swept}); the baseline must be one value "
+            f"of a swept key, e.g. {key}={value},<another value>"
+        )
+    options = list(dict.fromkeys(c[keys.index(key)].split("=", 1)[1] for c in cells))
+    if value not in options:
+        raise ConfigError(
+            f"--baseline {baseline}: {value!r} is not a value of {key} in this grid "
+            f"(values: {', '.join(options)})"
+        )
     out = {}
     for cell in cells:
         if baseline in cell:
             continue
-        base = [baseline if o.split("=", 1)[0] == key else o for o in cell]
-        if base not in cells:
-            raise ConfigError(f"--baseline {baseline}: not a value of a swept key of this grid")
-        out[" ".join(cell)] = " ".join(base)
-    if not out:
-        raise ConfigError(f"--baseline {baseline}: no arm of this grid is compared with it")
+        out[" ".join(cell)] = " ".join(baseline if o.split("=", 1)[0] == key else o for o in cell)
+    if not out or len(options) < 2:
+        raise ConfigError(f"--baseline {baseline}: no arm of this grid differs from it")
     return out
 
 
@@ -151,29 +162,56 @@ def _fixed(overrides: list[str], keys: list[str], cell: list[str]) -> list[str]:
     ] + cell
 
 
-def _run_stage(overrides: list[str], keys: list[str], cells: list[list[str]], active: set[str],
-               seeds: range, name: str, command: str) -> tuple[Path, int]:  # fmt: skip
-    """Launch seeds of every active arm, one sweep each into the one folder; (folder, exit code)."""
-    where, code = Path(), 0
-    for cell in cells:
+def _run_stage(s: Study, active: set[str], seeds: range, command: str) -> int:
+    """Launch seeds of every active arm, one sweep each into the one folder; the exit code."""
+    code, where = 0, None
+    for cell in s.cells:
         if " ".join(cell) not in active:
             continue
-        args = [
-            *_fixed(overrides, keys, cell),
-            f"seed={','.join(map(str, seeds))}",
-            f"sweep_name={name}",
-        ]
-        p = sweep.plan(args, named_by=[*keys, "seed"])
+        p = s.plan(cell, seeds)
         index.write_index(p, command)
         where, code = p.dir, sweep.launch(p) or code
         if code == 130:  # Ctrl-C: stop here; the same command continues
             break
-    index.refresh_index(where)
-    return where, code
+    if where is not None:
+        index.refresh_index(where)
+    return code
 
 
-def sweep_until_decided(args: list[str], given: dict[str, Any], command: str) -> int:
-    """Run the staged study; print each stage's verdicts; the exit code (0: all runs finished)."""
+@dataclass
+class Study:
+    """A staged sweep as planned before any training: its question, grid, comparisons, design."""
+
+    st: Staged
+    overrides: list[str]
+    keys: list[str]
+    cells: list[list[str]]
+    comparisons: dict[str, str]  # arm -> its baseline arm
+    design: Design
+    name: str  # the sweep folder's name
+
+    def record(self) -> dict[str, Any]:
+        """decisions.json before its first stage: the question, then each stage's path."""
+        st, design = self.st, self.design
+        return {"baseline": st.baseline, "metric": st.metric, "question": vars(st.question),
+                "stages": list(design.stages), "spending": st.spending, "futility": st.futility,
+                "bounds_diff": list(design.bounds_diff), "bounds_equiv": list(design.bounds_equiv),
+                "comparisons": dict(self.comparisons), "path": [], "verdicts": {}, "decided_at": {},
+                "runs": 0}  # fmt: skip
+
+    def plan(self, cell: list[str], seeds: range) -> sweep.Plan:
+        """One arm's runs of these seeds, named as the whole grid's would be."""
+        args = [*_fixed(self.overrides, self.keys, cell), f"seed={','.join(map(str, seeds))}",
+                f"sweep_name={self.name}"]  # fmt: skip
+        return sweep.plan(args, named_by=[*self.keys, "seed"])
+
+
+# what makes two staged sweeps the same study: a change in any of these is another question
+QUESTION = ("baseline", "metric", "question", "stages", "spending", "futility", "comparisons")
+
+
+def study_of(args: list[str], given: dict[str, Any]) -> Study:
+    """The staged sweep of the command's arguments, checked before anything runs."""
     base_name, study, overrides = sweep.merged(args)
     st = staged_of(sweep.study_spec(study).get("question") or {} if study else {}, given)
     job = [
@@ -182,19 +220,72 @@ def sweep_until_decided(args: list[str], given: dict[str, Any], command: str) ->
         if not p.is_hydra_override()
     ]
     keys, cells = arms(job)
-    open_ = pairs(cells, st.baseline)
+    open_ = pairs(keys, cells, st.baseline)
     design = make_design(st.question, st.stages, len(open_), st.spending, st.futility)
     given_name = [o.split("=", 1)[1] for o in overrides if o.startswith("sweep_name=")]
-    name = given_name[0] if given_name else f"{base_name}-staged-{sweep.short_hash(overrides)}"
-    log: dict[str, Any] = {"baseline": st.baseline, "metric": st.metric, "question": vars(st.question),
-                           "stages": list(design.stages), "spending": st.spending, "futility": st.futility, "bounds_diff": list(design.bounds_diff),
-                           "bounds_equiv": list(design.bounds_equiv), "comparisons": dict(open_),
-                           "path": [], "verdicts": {}, "decided_at": {}, "runs": 0}  # fmt: skip
+    if given_name:
+        return Study(st, overrides, keys, cells, open_, design, given_name[0])
+    s = Study(st, overrides, keys, cells, open_, design,
+              f"{base_name}-staged-{sweep.short_hash(sweep.identity(job))}")  # fmt: skip
+    legacy = f"{base_name}-staged-{sweep.short_hash(overrides)}"  # its name before identities
+    if old := sweep.found_elsewhere(s.plan(cells[0], range(1)).dir, legacy):
+        s.name = old.name
+    return s
+
+
+def same_question(sweep_dir: Path, log: dict[str, Any]) -> None:
+    """ConfigError naming what differs when sweep_dir already holds a staged study that asked
+    another question: its decisions hold for that question only, and are never rewritten."""
+    try:
+        before = json.loads((sweep_dir / DECISIONS).read_text())
+    except FileNotFoundError:
+        return
+    except ValueError:
+        raise ConfigError(
+            f"{sweep_dir / DECISIONS} is unreadable; move the folder aside to start the study afresh"
+        ) from None
+    changed = [
+        f"{k} {json.dumps(before.get(k))} there, {json.dumps(log[k])} here"
+        for k in QUESTION
+        if before.get(k) != json.loads(json.dumps(log[k]))
+    ]
+    if changed:
+        raise ConfigError(
+            f"{sweep_dir} holds a staged study that asked another question ({'; '.join(changed)}); "
+            "rerun with its question, or give sweep_name=<a new name> for a new study"
+        )
+
+
+def dry_run(args: list[str], given: dict[str, Any]) -> None:
+    """`--until-decided --dry-run`: the first stage's runs and the budget's maximum; trains nothing."""
+    s = study_of(args, given)
+    first, runs = s.design.stages[0], []
+    for cell in s.cells:
+        p = s.plan(cell, range(first))
+        runs += p.runs
+    same_question(p.dir, s.record())
+    done = sum(r["status"] in folder.FINAL for r in runs)
+    for r in runs:
+        print(f"  {r['name']}: {r['status']}")
+    print(f"stage 1 of {len(s.design.stages)}: {len(runs)} runs ({first} seeds for each of "
+          f"{len(s.cells)} arms), {done} already done; at most {len(s.cells) * s.st.budget} runs "
+          f"({s.st.budget} seeds per arm, stages {list(s.design.stages)}); sweep folder {p.dir}")  # fmt: skip
+
+
+def sweep_until_decided(args: list[str], given: dict[str, Any], command: str) -> int:
+    """Run the staged study; print each stage's verdicts; the exit code (0: all runs finished)."""
+    s = study_of(args, given)
+    st, design, open_, log = s.st, s.design, dict(s.comparisons), s.record()
+    where = s.plan(s.cells[0], range(1)).dir
+    same_question(where, log)  # before any run: a changed question never rewrites decisions.json
+    if not (where / DECISIONS).exists():  # the question, recorded before the first run
+        where.mkdir(parents=True, exist_ok=True)
+        folder.write_atomic(where / DECISIONS, json.dumps(log, indent=2) + "\n")
     ran: dict[str, int] = {}
     for k, n in enumerate(design.stages):
         active = set(open_) | set(open_.values())
         start = design.stages[k - 1] if k else 0
-        where, code = _run_stage(overrides, keys, cells, active, range(start, n), name, command)
+        code = _run_stage(s, active, range(start, n), command)
         if code:
             return code
         ran |= dict.fromkeys(active, n)
@@ -209,7 +300,7 @@ def sweep_until_decided(args: list[str], given: dict[str, Any], command: str) ->
         folder.write_atomic(where / DECISIONS, json.dumps(log, indent=2) + "\n")
         if not open_:
             break
-    fixed = len(cells) * st.budget
+    fixed = len(s.cells) * st.budget
     print(f"runs: {log['runs']} of a fixed {st.budget}-seed design's {fixed} "
           f"({1 - log['runs'] / fixed:.0%} fewer); decisions in {where / DECISIONS}")  # fmt: skip
     return 0

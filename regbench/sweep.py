@@ -101,6 +101,46 @@ def short_hash(items: list[str]) -> str:
     return hashlib.sha1("\n".join(sorted(items)).encode()).hexdigest()[:8]
 
 
+# not part of a sweep's identity besides the bookkeeping keys (folder.BOOKKEEPING): its seeds (more
+# seeds extend a sweep) and how its runs are grouped into jobs
+NOT_IDENTITY = ("seed", "trainer.fuse")
+
+
+def identity(overrides: list[str]) -> list[str]:
+    """What names a sweep's folder: its overrides that change a run's result, each list of values
+    in sorted order (reg=dropout,none is reg=none,dropout); the keys sorted too."""
+    out = []
+    for o, p in zip(overrides, parse_overrides(overrides), strict=True):
+        key = p.get_key_element()
+        bare = key.lstrip("~+")
+        if p.is_hydra_override() or bare in NOT_IDENTITY or folder.is_bookkeeping(bare):
+            continue
+        if p.is_sweep_override():
+            out.append(f"{key}={','.join(sorted(p.sweep_string_iterator()))}")
+        else:
+            out.append(o)
+    return sorted(out)
+
+
+def check_repeats(parsed: list[Override]) -> None:
+    """ConfigError when a swept key lists a value twice: the same run would be launched, and
+    counted, twice (seed=0,0,1)."""
+    for p in parsed:
+        if p.is_sweep_override() and not p.is_hydra_override():
+            values = list(p.sweep_string_iterator())
+            if twice := sorted({v for v in values if values.count(v) > 1}):
+                raise ConfigError(
+                    f"{p.get_key_element()} lists {', '.join(twice)} twice; give each value once"
+                )
+
+
+def found_elsewhere(sweep_dir: Path, legacy: str) -> Path | None:
+    """The folder an earlier regbench named this sweep (its name hashed every override, in the
+    order given) when it exists and the folder of today's name does not: its runs are found."""
+    old = sweep_dir.with_name(legacy)
+    return old if legacy != sweep_dir.name and not sweep_dir.exists() and old.is_dir() else None
+
+
 def _hydra_defaults(
     hydra: list[str], keys: dict[str, Override], swept: list[str], base_cfg: Any
 ) -> list[str]:
@@ -143,18 +183,18 @@ def plan(args: list[str], named_by: list[str] | None = None) -> Plan:
             "hydra.sweep.subdir is regbench's (each run's folder is named from its config); "
             "place the sweep with sweep_name=... or out_dir=..."
         )
+    check_repeats(parsed)
     job = [o for o, p in zip(overrides, parsed, strict=True) if not p.is_hydra_override()]
     hydra = [o for o, p in zip(overrides, parsed, strict=True) if p.is_hydra_override()]
     keys = {p.get_key_element(): p for p in parsed if not p.is_hydra_override()}
     swept = [k for k, p in keys.items() if p.is_sweep_override()]
 
     # the same command maps to the same folder (so a rerun resumes); launchers do not change it
+    legacy = None
     if "sweep_name" in keys:
         name = keys["sweep_name"].get_value_element_as_str()
-    else:  # the same sweep from any root, fused or not (trainer.fuse says how, not what)
-        content = [o for o in job if not o.startswith(("out_dir=", "trainer.fuse="))]
-        extra = [o for o in user if o in content]  # a study changed by the user's overrides
-        name = base_name if study and not extra else f"{base_name}-{short_hash(content)}"
+    else:  # named by what changes the runs' results (identity), not by seeds or bookkeeping
+        name, legacy = _name(base_name, study, user, job), _legacy_name(base_name, study, user, job)
         job.append(f"sweep_name={name}")
     if not re.fullmatch(NAME_PATTERN, name):  # a/b would nest sweep folders: refused up front
         raise ConfigError(
@@ -164,6 +204,11 @@ def plan(args: list[str], named_by: list[str] | None = None) -> Plan:
     # the sweep folder and Hydra's settings; job keys are left out as they may need a swept group
     where = [o for o in job if o.split("=", 1)[0] in ("sweep_name", "out_dir")]
     base_cfg = compose_overrides(where + hydra, with_hydra=True).hydra
+    if legacy and (old := found_elsewhere(Path(base_cfg.sweep.dir), legacy)):
+        name = old.name
+        job = [f"sweep_name={name}" if o.startswith("sweep_name=") else o for o in job]
+        where = [o for o in job if o.split("=", 1)[0] in ("sweep_name", "out_dir")]
+        base_cfg = compose_overrides(where + hydra, with_hydra=True).hydra
     sweeper = base_cfg.runtime.choices["hydra/sweeper"]
     launcher = base_cfg.runtime.choices["hydra/launcher"]
     hydra += _hydra_defaults(hydra, keys, swept if named_by is None else named_by, base_cfg)
@@ -189,6 +234,21 @@ def plan(args: list[str], named_by: list[str] | None = None) -> Plan:
     if p.runs and all(r["status"] == "failed" for r in p.runs) and len(errors) == 1:
         raise ConfigError(errors.pop())  # e.g. +foo=1: every run would fail the same way
     return p
+
+
+def _name(base_name: str, study: str | None, user: list[str], job: list[str]) -> str:
+    """A study's name while the user's overrides leave its runs' results as they are, else the
+    base name and the hash of the sweep's identity."""
+    extra = identity([o for o in user if o in job])
+    return base_name if study and not extra else f"{base_name}-{short_hash(identity(job))}"
+
+
+def _legacy_name(base_name: str, study: str | None, user: list[str], job: list[str]) -> str:
+    """The name the same sweep had before names were identities: every override hashed as
+    given (seeds, bookkeeping keys and the values' order included)."""
+    content = [o for o in job if not o.startswith(("out_dir=", "trainer.fuse="))]
+    extra = [o for o in user if o in content]
+    return base_name if study and not extra else f"{base_name}-{short_hash(content)}"
 
 
 def expand_globs(overrides: list[str]) -> list[str]:

@@ -100,7 +100,7 @@ def test_an_arm_the_budget_cannot_decide_stops_before_the_budget(tmp_path: Path)
     [
         ([], "needs a baseline: --baseline"),
         (["--baseline", "reg=none", "seed=0,1"], "picks the seeds itself"),
-        (["--baseline", "reg=dropout"], "--baseline reg=dropout: not a value"),
+        (["--baseline", "reg=dropout"], "--baseline reg=dropout: 'dropout' is not a value of reg"),
         (["--baseline", "reg=none", "--stage", "9", "--budget", "4"], "need 2 <= stage <= budget"),
         (["--baseline", "reg=none", "--delta", "-1"], "delta must be a positive number"),
         (["--baseline", "reg=none", "--futility", "1.5"], "futility 1.5: a chance in [0, 1)"),
