@@ -177,6 +177,10 @@ class LabelSmooth(_Strict):
     eps: Fraction
 
 
+class WeightNoise(_Strict):
+    sigma: NonNegFloat
+
+
 class Reg(_Strict):
     none: dict | None = None
     dropout: Dropout | None = None
@@ -188,6 +192,7 @@ class Reg(_Strict):
     earlystop: EarlyStop | None = None
     labelsmooth: LabelSmooth | None = None
     maxnorm: MaxNorm | None = None
+    weightnoise: WeightNoise | None = None
 
 
 PosFloat = Annotated[float, Field(gt=0)]

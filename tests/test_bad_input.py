@@ -107,6 +107,10 @@ BAD_INPUTS = {
     "channels-last-not-bool": _static(
         "trainer.channels_last=yes", says="'trainer.channels_last' ('yes')"
     ),
+    # issue 38: the techniques the decks teach
+    "weightnoise-negative": _static(
+        "reg=weightnoise", "reg.weightnoise.sigma=-0.1", says="'reg.weightnoise.sigma' (-0.1)"
+    ),
     "user-model-missing": _static(
         "+model._target_=no_such_module.build", says="cannot import no_such_module"
     ),

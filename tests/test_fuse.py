@@ -136,6 +136,7 @@ DETERMINISTIC = {
     "none": ["reg=none"],
     "bn": ["reg=[bn,l2,wd,earlystop]", *ES],
     "aug": ["reg=[l2,wd,aug,earlystop]", *ES],
+    "weightnoise": ["reg=[weightnoise,l2]"],  # each member its own noise draws, its solo run's
 }
 
 

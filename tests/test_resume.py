@@ -33,9 +33,10 @@ from tests.conftest import (
 
 # ---- resume: SIGKILL at a random step, resume, identical results --------------------------------
 RESUMABLE = [
-    # dropout masks and augmentation draw from the torch RNG every step; early stopping counts
-    # epochs without improvement across the kill (digits stops early at about the last epoch)
-    "reg=[dropout,aug,earlystop]",
+    # dropout masks, augmentation and weight noise draw from their streams every step; early
+    # stopping counts epochs without improvement across the kill (digits stops early at about the
+    # last epoch)
+    "reg=[dropout,aug,earlystop,weightnoise]",
     "reg.earlystop.monitor=val_acc",
     "reg.earlystop.patience=3",
     "sched=cosine",  # a per-batch schedule: its state must come back too

@@ -64,6 +64,7 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
     load_step(step, saved, members)
     live = torch.ones(k, dtype=torch.bool, device=device)  # members still training
     aug = data.knobs(reg.aug) if "aug" in reg else None  # plain numbers: read every step
+    noise = [r.noise for r in rngs]  # reg=weightnoise: each member its own draws
     summaries: list[dict[str, Any]] = [{} for _ in members]
     bar = Bar(tc.progress)
     for epoch in range(len(records[0].rows) + 1, tc.epochs + 1):
@@ -77,9 +78,10 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
             x, y = d.batch(idx)  # (K, B, C, H, W), (K, B)
             if aug:  # each member its own draws, exactly those of its solo run
                 x = torch.stack([data.augment(a, aug, r.aug) for a, r in zip(x, rngs, strict=True)])
+            clean = step.perturb(noise)  # reg=weightnoise, else None
             with amp:
                 out = model(x.transpose(0, 1).flatten(1, 2).contiguous(memory_format=layout))
-            loss_sum += step(out, y, live)
+            loss_sum += step(out, y, live, clean)
             bar.advance()
         seconds = elapsed(t0, device)
         timing = {"seconds": round(seconds, 4), "samples_per_s": round(per_epoch * bs / seconds, 1)}

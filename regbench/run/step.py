@@ -67,6 +67,7 @@ class Knobs:
     wd: float = 0.0
     maxnorm: float | None = None
     smooth: float = 0.0
+    noise: float = 0.0
 
     @classmethod
     def of(cls, reg: DictConfig) -> Knobs:
@@ -76,6 +77,7 @@ class Knobs:
             wd=reg.wd.weight_decay if "wd" in reg else 0.0,
             maxnorm=reg.maxnorm.c if "maxnorm" in reg else None,
             smooth=reg.labelsmooth.eps if "labelsmooth" in reg else 0.0,
+            noise=reg.weightnoise.sigma if "weightnoise" in reg else 0.0,
         )
 
 
@@ -101,11 +103,34 @@ class Step:
         total = cfg.trainer.epochs * per_epoch
         self.sched = make_schedule(cfg.sched, self.opt, total, per_epoch)
 
-    def __call__(self, out: torch.Tensor, y: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+    @torch.no_grad()
+    def perturb(self, gens: list[torch.Generator]) -> list[torch.Tensor] | None:
+        """reg=weightnoise: add sigma * N(0, 1) to every conv/linear weight for the coming forward
+        pass; return the clean weights, which __call__ puts back before the update (None: off).
+        Member k's noise comes from its own generator gens[k] in its solo shape, so a fused
+        member draws exactly what its solo run draws."""
+        if not self.k.noise:
+            return None
+        clean = [w.clone() for w in self.weights]
+        for w in self.weights:
+            shape = (w.shape[0] // self.width, *w.shape[1:])  # a member's slice: dim 0
+            draws = [torch.randn(shape, generator=g, device=w.device, dtype=w.dtype) for g in gens]
+            w.add_(draws[0] if len(draws) == 1 else torch.cat(draws), alpha=self.k.noise)
+        return clean
+
+    def __call__(
+        self,
+        out: torch.Tensor,
+        y: torch.Tensor,
+        live: torch.Tensor,
+        clean: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """out (K, B, classes), y (K, B), live (K,) bool; returns each member's mean loss. A fused
         job's loss is the sum of the live members' mean losses: each member's gradient is its solo
         gradient. A solo run takes the plain mean: the same gradient, bit for bit, in fewer ops
-        (with label smoothing the plain mean rounds differently: it takes the general form)."""
+        (with label smoothing the plain mean rounds differently: it takes the general form).
+        `clean`: perturb's clean weights, restored after the backward pass (the gradient is
+        the noisy weights', the update the clean ones')."""
         k = self.k
         if len(y) == 1 and not k.smooth:
             loss = F.cross_entropy(out[0].float(), y[0])
@@ -124,6 +149,10 @@ class Step:
             loss = loss + penalty(k, self.weights, self.n)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if clean is not None:
+            with torch.no_grad():
+                for w, c in zip(self.weights, clean, strict=True):
+                    w.copy_(c)
         self.opt.step()
         with torch.no_grad():
             if k.wd:  # decoupled: shrink weights directly, outside the gradient (AdamW-style)

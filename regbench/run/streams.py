@@ -25,6 +25,11 @@ class Streams:
         self.order = torch.Generator().manual_seed(source_seed(stream_value(cfg, "order"), "order"))
         self.aug = torch.Generator(device).manual_seed(source_seed(stream_value(cfg, "aug"), "aug"))
         self.dropout_seed = source_seed(stream_value(cfg, "dropout"), "dropout")
+        # reg=weightnoise: training-time noise like dropout's masks, so it follows seeds.dropout,
+        # but from a generator of its own (sub-stream 2; 1 is MC dropout's): the masks, batches
+        # and augmentations of a run stay those of its reg=none pair
+        noise = source_seed(stream_value(cfg, "dropout"), "dropout", 2)
+        self.noise = torch.Generator(device).manual_seed(noise)
         self.device = device.type
 
     def start_dropout(self) -> None:
@@ -41,6 +46,7 @@ class Streams:
             "device": self.device,
             "order": self.order.get_state(),
             "aug": self.aug.get_state(),
+            "noise": self.noise.get_state(),
             "dropout": torch.get_rng_state(),
             "dropout_cuda": cuda,
         }
@@ -56,6 +62,8 @@ class Streams:
             )
         self.order.set_state(state["order"])
         self.aug.set_state(state["aug"])
+        if "noise" in state:  # checkpoints written before reg=weightnoise existed have none
+            self.noise.set_state(state["noise"])
         torch.set_rng_state(state["dropout"])
         if state["dropout_cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["dropout_cuda"])
