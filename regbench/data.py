@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib.util
 import io
@@ -69,23 +70,26 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     return x.reshape(-1, 1, 8, 8), y.astype(np.int64)
 
 
-# the original archives, below data.root: what a decoded copy is keyed by
+# below data.root: the original archives, and the files torchvision reads (MNIST's extracted idx
+# files; CIFAR's batches are md5-checked by torchvision itself): what a decoded copy is keyed by
 ARCHIVES = {
     "mnist": "MNIST/raw/*.gz",
     "fashion_mnist": "FashionMNIST/raw/*.gz",
     "cifar10": "cifar-10-python.tar.gz",
     "cifar100": "cifar-100-python.tar.gz",
 }
+EXTRACTED = {"mnist": "MNIST/raw/*-ubyte", "fashion_mnist": "FashionMNIST/raw/*-ubyte"}
 
 
 def _cache_files(name: str, root: Path, train: bool) -> list[Path]:
     """Where the decoded arrays may be kept: beside the dataset, else in the user's cache folder;
-    named by the md5 of the archives, so changed archives are decoded afresh."""
+    named by the md5 of the archives and of the extracted files read, so that a changed file is
+    decoded (and checked) afresh and a restored one finds its copy again."""
     archives = sorted(root.glob(ARCHIVES[name]))
     if not archives:
         return []
     key = hashlib.md5()
-    for a in archives:
+    for a in archives + sorted(root.glob(EXTRACTED.get(name, "/"))):
         key.update(a.name.encode() + hashlib.md5(a.read_bytes()).digest())
     file = f"{name}-{'train' if train else 'test'}-{key.hexdigest()}.npz"
     user = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "regbench"
@@ -124,7 +128,7 @@ def _torchvision(
     cached = _read_cache(files)
     if cached is None:
         cached = _decode(name, root, download, train)
-        _write_cache(files, *cached)
+        _write_cache(_cache_files(name, root, train), *cached)  # keyed by what is extracted now
     x, y = cached
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # MNIST: NHW, CIFAR: NHWC
     return x.astype(np.float32), y  # raw pixels: 0..255 (data.preprocess scales them)
@@ -152,6 +156,11 @@ def _decode(name: str, root: Path, download: bool, train: bool) -> tuple[np.ndar
                 f"dataset {name} in {root / folder} is damaged ({', '.join(damaged)}: "
                 f"wrong md5); {hint}"
             )
+    if present and (changed := _unlike_archives([a for a, _ in archives])):
+        raise ConfigError(
+            f"dataset {name} in {root / folder} is damaged ({', '.join(changed)}: not what its "
+            f".gz holds); delete {' and '.join(changed)} to extract {'them' if len(changed) > 1 else 'it'} afresh"
+        )
     try:
         ds = cls(str(root), train=train, download=download or present)
     except (
@@ -167,6 +176,22 @@ def _decode(name: str, root: Path, download: bool, train: bool) -> tuple[np.ndar
             f"dataset {name} in {root / folder} is unreadable ({type(exc).__name__}); {hint}"
         ) from None
     return np.asarray(ds.data), np.asarray(ds.targets, dtype=np.int64)
+
+
+def _unlike_archives(archives: list[Path]) -> list[str]:
+    """The extracted files (MNIST's idx files, which torchvision reads and never checks) that
+    differ from what their .gz archive holds (a damaged archive is the md5 check's to report)."""
+    changed = []
+    for a in archives:
+        x = a.with_suffix("")
+        if a.suffix != ".gz" or not x.is_file():
+            continue
+        try:
+            if x.read_bytes() != gzip.decompress(a.read_bytes()):
+                changed.append(x.name)
+        except (OSError, EOFError):  # gzip.BadGzipFile is an OSError
+            continue
+    return changed
 
 
 def split_seed(cfg: DictConfig, seed: int) -> int:

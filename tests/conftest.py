@@ -33,7 +33,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
+# the datasets beside the checkout, or where REGBENCH_TEST_DATASETS says (a worktree elsewhere)
+SHARED = Path(os.environ.get("REGBENCH_TEST_DATASETS") or REPO.parent / "shared" / "datasets")
 FAST = ["trainer.progress=none", "data.subset=256"]
 TIMING_COLUMNS = ("seconds", "samples_per_s")  # wall-clock: differs between any two runs
 TIMING_FIELDS = ("wall_seconds",)

@@ -10,7 +10,7 @@ import torch
 
 from regbench import data
 from regbench.config import ConfigError
-from tests.conftest import make_cfg
+from tests.conftest import assert_one_line_error, cli, make_cfg, summary
 
 
 def test_decoded_mnist_is_cached_and_a_changed_archive_is_decoded_afresh(
@@ -36,3 +36,31 @@ def test_decoded_mnist_is_cached_and_a_changed_archive_is_decoded_afresh(
     monkeypatch.undo()
     with pytest.raises(ConfigError, match="damaged"):
         data.load(cfg, torch.device("cpu"))
+
+
+def test_a_changed_extracted_file_is_one_line_and_a_restored_one_is_used_again(
+    mnist_root: Path, tmp_path: Path
+) -> None:
+    """torchvision reads the extracted idx files, not the .gz: those are checked and key the cache
+    (issue 40: a label file shifted by one trained to test_acc 0.0098 from a stale cache)."""
+    root = tmp_path / "data"
+    shutil.copytree(mnist_root / "MNIST" / "raw", root / "MNIST" / "raw")
+    labels = root / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    labels.chmod(0o644)
+    clean = labels.read_bytes()
+    args = ["train", "data=mnist", f"data.root={root}", "data.subset=500", "trainer.epochs=1",
+            "trainer.progress=none", "model.hidden=[32]"]  # fmt: skip
+    first = cli(*args, f"out_dir={tmp_path / 'a'}")
+    assert first.returncode == 0, first.stderr
+    cached = sorted((root / ".regbench-cache").iterdir())
+    labels.write_bytes(clean[:8] + clean[9:] + clean[8:9])  # the labels shifted by one
+    r = cli(*args, f"out_dir={tmp_path / 'b'}")
+    line = assert_one_line_error(r.returncode, r.stdout, r.stderr)
+    assert "train-labels-idx1-ubyte: not what its .gz holds" in line and "delete" in line
+    assert not (tmp_path / "b").exists()
+    labels.write_bytes(clean)  # restored: the decoded copy made from it fits again
+    again = cli(*args, f"out_dir={tmp_path / 'c'}")
+    assert again.returncode == 0, again.stderr
+    assert sorted((root / ".regbench-cache").iterdir()) == cached
+    (a,), (c,) = (tmp_path / "a").iterdir(), (tmp_path / "c").iterdir()
+    assert summary(a)["test_acc"] == summary(c)["test_acc"] > 0.5

@@ -49,6 +49,42 @@ class Group:
             return None
         return dict(pairs)  # type: ignore[arg-type]
 
+    def unpaired(self, base: Group, key: str) -> str | None:
+        """Why this group is not paired by seed with base although it might have been; None when
+        it is paired, or when the two share no seed (independent runs by design)."""
+        for g in (self, base):
+            runs = [r for r in g.runs if r.usable and r.value(key) is not None]
+            if no_seed := [r.path.name for r in runs if r.seed is None]:
+                return f"{no_seed[0]}'s config.yaml has no integer seed"
+            seeds = [r.seed for r in runs]
+            if len(set(seeds)) < len(seeds):
+                return f"seeds repeat within {g.name}"
+        a, b = self.by_seed(key) or {}, base.by_seed(key) or {}
+        if a.keys() != b.keys():
+            return f"seeds {sorted(a)} against {sorted(b)}" if a.keys() & b.keys() else None
+        return "fewer than 2 seeds" if len(a) < 2 else None
+
+
+def count_once(groups: Sequence[Group]) -> str | None:
+    """Runs of a seed a group already holds (a run repeated in another folder, name-1) are left
+    out, the first by folder name kept; the warning line naming them, or None."""
+    repeats = []
+    for g in groups:
+        first: dict[int, Run] = {}
+        for r in sorted(g.runs, key=lambda r: r.path.name):
+            if not r.usable or r.seed is None:
+                continue
+            if r.seed not in first:
+                first[r.seed] = r
+                continue
+            r.problem = f"seed {r.seed} again ({first[r.seed].path.name}); counted once"
+            repeats.append(
+                f"seed {r.seed} of {g.name} in {first[r.seed].path.name} and {r.path.name}"
+            )
+    if not repeats:
+        return None
+    return f"a seed run twice counts once (the first folder): {'; '.join(repeats)}"
+
 
 # ---------------------------------------------------------------- config keys and labels
 

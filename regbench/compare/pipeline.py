@@ -18,6 +18,7 @@ from regbench.compare.analysis import Inference
 from regbench.compare.groups import (
     Group,
     baseline_of,
+    count_once,
     filter_runs,
     get_key,
     group_runs,
@@ -50,7 +51,10 @@ def groups_of(
     for k in by:
         if all(get_key(r.config, k) is None for r in kept):
             raise CompareError(f"--by key {k!r} is not in any run's config.yaml")
-    return runs, group_runs(kept, by or None)
+    groups = group_runs(kept, by or None)
+    if not by and (line := count_once(groups)):  # runs that differ only in seed: one per seed
+        say(err, f"warning: {line}")
+    return runs, groups
 
 
 def check_curves(runs: list[Run], columns: list[str]) -> None:
@@ -79,7 +83,13 @@ def analyse(
     result["warnings"] = [w] if (w := mixed_arithmetic(groups)) else []
     result["ensembles"] = None
     if baseline:
-        compared = analysis.baseline_records(groups, baseline_of(groups, baseline, keys), inf)
+        bases = baseline_of(groups, baseline, keys)
+        compared = analysis.baseline_records(groups, bases, inf)
+        for g, j, c in zip(groups, bases, compared, strict=True):  # Welch's test: say why
+            if c.get("test") and (why := g.unpaired(groups[j], inf.metric)):  # type: ignore[index]
+                result["warnings"].append(
+                    f"{g.name} against {groups[j].name}: not paired by seed ({why}); Welch's test instead"
+                )
         for r, c in zip(records, compared, strict=True):
             r.update(c)
     factorial_data = analysis.factorial_records(groups, factors or None, inf) if factorial else None
