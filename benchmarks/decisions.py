@@ -5,6 +5,11 @@ futile), what the futility rule saves where the budget is too small, and how hon
 4-seed pilot is. Synthetic paired differences, no training.
 
     python benchmarks/decisions.py [--studies 4000] [--comparisons 3] [--seed 0]
+                                   [--error-studies 100000] [--only errors]
+
+The error table: per-comparison error at Δ = 0 (better/worse) and at |Δ| = δ (equivalent) of
+the staged t test at few seeds, O'Brien-Fleming- and Pocock-type, against α/(2m) per comparison
+and α/2 per kind for the family, with power and seeds spent beside them.
 """
 
 from __future__ import annotations
@@ -49,6 +54,36 @@ def scenarios(q: Question, m: int, studies: int, rng: np.random.Generator) -> No
     print(f"Δ = δ and equiv at Δ = 0 should be ≥ power = {q.power}; seeds: mean per arm spent")
 
 
+def error_table(q: Question, studies: int, rng: np.random.Generator, m: int = 4) -> None:
+    """Per stages and spending: the errors where they are largest, without futility (the rule
+    only withholds claims): at Δ = 0 with an SD of 10δ (equivalence out of reach, so every path
+    stays open for the difference test) the share of comparisons found better or worse (each
+    ≤ α/(2m)) and of studies with any (≤ α/2); at Δ = δ with an SD of δ the same for
+    equivalent (a smaller SD lets the difference test stop most first, a larger one keeps
+    TOST's other side from clearing). Beside them, at an SD of δ and the default futility:
+    the power (equivalent at Δ = 0, better at Δ = δ) and the seeds per arm spent."""
+    level, half = q.alpha / (2 * m), q.alpha / 2
+    se = math.sqrt(level * (1 - level) / (studies * m))
+    print(f"\nerror at few seeds: m = {m}, α = {q.alpha}, per comparison ≤ {level} + 2 SE ")
+    print(f"({level + 2 * se:.5f}), family ≤ {half}; {studies:,} studies per row")
+    print("stages spending true Δ  error/cmp  family    ok   power  seeds")
+    for stages in ((3, 6, 9, 12), (5, 10, 15, 20)):
+        for spending in sequential.SPENDING:
+            d = sequential.make_design(q, stages, m, spending, futility=0.0)
+            for true, worst in ((0.0, 10 * q.delta), (q.delta, q.delta)):
+                codes, _ = sequential.run_design(rng.normal(true, worst, (studies, m, stages[-1])), d)  # fmt: skip
+                wrong = np.isin(codes, (UP, DOWN)) if true == 0 else codes == EQUIVALENT
+                err, family = wrong.mean(), wrong.any(-1).mean()
+                ok = err <= level + 2 * se and family <= half + 2 * math.sqrt(half / studies)
+                x = rng.normal(true, q.delta, (studies, m, stages[-1]))
+                codes, used = sequential.run_design(x, replace(d, futility=sequential.FUTILITY))
+                right = codes == EQUIVALENT if true == 0 else codes == UP
+                print(
+                    f"{str(stages):>15} {spending:>6} {true:>6} {err:>10.5f} {family:>7.4f} "
+                    f"{'yes' if ok else 'NO':>5} {right.mean():>7.3f} {used.mean():>6.2f}"
+                )
+
+
 def small_budget(q: Question, m: int, studies: int, rng: np.random.Generator) -> None:
     """A budget far below what δ needs (20 seeds, SD 3δ): what the futility rule saves."""
     print(
@@ -86,10 +121,16 @@ def main() -> None:
     parser.add_argument("--studies", type=int, default=4000)
     parser.add_argument("--comparisons", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--error-studies", type=int, default=100_000)
+    parser.add_argument("--only", choices=["errors"], default=None)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
     q = Question(delta=0.005, alpha=0.05, power=0.8)
+    error_table(q, args.error_studies, rng)
+    if args.only == "errors":
+        print(f"\n{time.perf_counter() - start:.1f} s")
+        return
     scenarios(q, args.comparisons, args.studies, rng)
     small_budget(q, args.comparisons, args.studies, rng)
     pilot_plans(q, args.studies, rng)

@@ -31,6 +31,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from regbench.stats.defaults import DEFAULT_DELTA, DEFAULT_POWER, default_delta
+from regbench.stats.inference import no_spread
 
 VERDICTS = ("undecided", "better", "worse", "equivalent")  # codes 0..3 in the array functions
 UNDECIDED, UP, DOWN, EQUIVALENT = range(4)  # UP/DOWN: Δ > 0 / < 0, before the metric's direction
@@ -191,9 +192,14 @@ def plan(
 
 def fixed_codes(d: np.ndarray, question: Question) -> np.ndarray:
     """d: (studies, m, n) paired differences of m comparisons -> (studies, m) codes of the fixed
-    design: paired t and TOST p, Holm at α/2 over each kind of claim within each study."""
-    p = stats.ttest_1samp(d, 0.0, axis=-1).pvalue
+    design: paired t and TOST p, Holm at α/2 over each kind of claim within each study; no
+    spread: neither tested (as in compare)."""
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
+        p = stats.ttest_1samp(d, 0.0, axis=-1).pvalue
     q = tost_paired(d, question.delta)
+    flat = no_spread(d)
+    p, q = np.where(flat, np.nan, p), np.where(flat, np.nan, q)
     diff = d.mean(-1)
     gc.freeze()  # multipletests calls gc.collect(): ~40 ms a call over a big heap, 10 µs frozen
     try:

@@ -17,6 +17,10 @@ from scipy import special, stats
 
 from regbench.stats.defaults import CORRECTIONS
 
+# no spread: a range this small relative to the values' size is rounding (accuracies k/n differ
+# by 1e-17 where they are equal), and a zero-width interval says nothing
+FLAT = 1e-12
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -110,9 +114,17 @@ def on_grid(x: np.ndarray, grid: int | None) -> np.ndarray:
 
 
 def _flat(x: np.ndarray, *scale: np.ndarray) -> bool:
-    """No spread in x beyond rounding: accuracies k/n differ by 1e-17 where they are equal."""
+    """No spread in x beyond rounding (FLAT) at the size of the values in scale."""
     size = max(float(np.max(np.abs(v))) for v in scale) or 1.0
-    return bool(np.ptp(x) <= 1e-12 * size)
+    return bool(np.ptp(x) <= FLAT * size)
+
+
+def no_spread(d: np.ndarray) -> np.ndarray:
+    """d: (..., n) paired differences -> (...,) True where every difference is the same up to
+    rounding (FLAT): a spread of exactly zero at a few seeds is the metric's
+    discreteness (a test set's whole images), not certainty, so it decides nothing."""
+    size = np.max(np.abs(d), -1)
+    return np.ptp(d, -1) <= FLAT * np.where(size > 0, size, 1.0)
 
 
 def _mean_diff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -4,9 +4,9 @@ decide.
 
 The design spends α/(2m) per comparison and kind of claim (Bonferroni over both, as in
 stats.decide) along Lan-DeMets spending functions (Lan & DeMets 1983; Jennison & Turnbull 2000,
-ch. 7 and 11): the joint z statistics of the stages are normal with correlation sqrt(t_i / t_j),
-and each stage's paired t statistic enters through its p-value (z = Φ⁻¹(F_t(t))), the
-"significance level approach" for an unknown variance (Jennison & Turnbull 2000, §11.2). adastop
+ch. 7 and 11), with boundaries solved for the paired t statistics each stage computes
+(stats.boundaries: each stage's t enters through its p-value, z = Φ⁻¹(F_t(t)), on boundaries
+raised until the t statistics' joint null distribution spends no more than the budget). adastop
 (Mathieu et al. 2023) was evaluated first: it permutes unpaired arms and has no equivalence claim,
 so it cannot use the pairing by seed.
 
@@ -24,8 +24,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import stats
 
+from regbench.stats.boundaries import SPENDING as SPENDING
+from regbench.stats.boundaries import boundaries as boundaries
+from regbench.stats.boundaries import spent as spent
+from regbench.stats.boundaries import t_boundaries
 from regbench.stats.decide import (
     DOWN,
     EQUIVALENT,
@@ -38,63 +42,16 @@ from regbench.stats.decide import (
     sd_upper,
     verdict_name,
 )
+from regbench.stats.inference import no_spread
 
 FIRST_STAGE = 3  # seeds per arm of the first stage: a t statistic needs a few degrees of freedom
 # stop a comparison when the rest of the budget decides it with a chance below this (README: why)
 FUTILITY = 0.1
 
-SPENDING = ("obf", "pocock")  # Lan-DeMets spending functions: which stages the α goes to
-
-
-def spent(t: np.ndarray, alpha: float, spending: str = "obf") -> np.ndarray:
-    """α spent by information fractions t (K,): Lan-DeMets O'Brien-Fleming-type ("obf": almost
-    nothing early, the last stage near a fixed design's level) or Pocock-type ("pocock": evenly,
-    so clear differences stop early and the last stage pays for it; Lan & DeMets 1983)."""
-    if spending == "pocock":
-        return alpha * np.log1p((np.e - 1) * t)
-    return 2 * stats.norm.sf(stats.norm.isf(alpha / 2) / np.sqrt(t))
-
-
-def _next_boundary(c: np.ndarray, t: np.ndarray, target: float) -> float:
-    """The z boundary of stage k = len(c) that is first crossed with probability `target`,
-    given the earlier boundaries c (k,) and information fractions t (k + 1,)."""
-    k = len(c)
-    cov = np.sqrt(np.minimum.outer(t, t) / np.maximum.outer(t, t))
-
-    def first_crossing(ck: float) -> float:
-        return stats.multivariate_normal.cdf(
-            np.r_[c, np.inf],
-            mean=np.zeros(k + 1),
-            cov=cov,
-            lower_limit=np.r_[np.full(k, -np.inf), ck],
-            abseps=min(1e-6, target * 1e-2),  # 1% of the target: the boundary to ~1e-3 in z
-            releps=1e-2,
-            rng=0,
-        )
-
-    # first crossing is rarer than crossing at stage k at all: the boundary is below isf(target)
-    high = float(stats.norm.isf(target))
-    low = max(high - 2.0, 0.0)
-    return optimize.brentq(lambda x: first_crossing(x) - target, low, high, xtol=1e-3)
-
 
 @functools.lru_cache(maxsize=256)
 def _boundaries(stages: tuple[int, ...], alpha: float, spending: str) -> tuple[float, ...]:
-    return tuple(float(c) for c in boundaries(stages, alpha, spending))
-
-
-def boundaries(stages: Sequence[int], alpha: float, spending: str = "obf") -> np.ndarray:
-    """stages: (K,) cumulative seeds per arm, increasing -> (K,) one-sided z boundaries: crossing
-    c_k first at stage k has probability spent(t_k) - spent(t_{k-1}) under the null, from the
-    joint normal of the stages' z (scipy multivariate_normal, correlation sqrt(t_i / t_j))."""
-    t = np.asarray(stages, float) / stages[-1]
-    cum = spent(t, alpha, spending)
-    c = np.empty(len(t))
-    c[0] = stats.norm.isf(cum[0])
-    for k in range(1, len(t)):
-        target = cum[k] - cum[k - 1]
-        c[k] = _next_boundary(c[:k], t[: k + 1], target)
-    return c
+    return tuple(float(c) for c in t_boundaries(stages, alpha, spending))
 
 
 @dataclass(frozen=True)
@@ -180,24 +137,22 @@ def design(
         budget = int(need)  # the boundaries move a little with the stages: check again
 
 
-def _z(t: np.ndarray, df: float) -> np.ndarray:
-    """A t statistic with df degrees of freedom -> the z of the same upper tail probability."""
-    return stats.norm.isf(stats.t.sf(t, df))
-
-
 def stage_codes(d: np.ndarray, design: Design, stage: int) -> np.ndarray:
     """d: (..., n_k) paired differences seen by stage k (0-based) -> (...,) codes: UP/DOWN when
     the difference crosses its boundary, EQUIVALENT when both of TOST's statistics do,
-    UNDECIDED otherwise (open before the last stage)."""
+    UNDECIDED otherwise (open before the last stage), also where the differences have no
+    spread (the fixed design's paired test gives no p there either)."""
     n = d.shape[-1]
     delta = design.question.delta
+    # the z boundaries as the t quantiles of the same tail: t is compared where it stands
+    cd, ce = (stats.t.isf(stats.norm.sf(b[stage]), n - 1) for b in (design.bounds_diff, design.bounds_equiv))  # fmt: skip
     with np.errstate(divide="ignore", invalid="ignore"):
         mean, se = d.mean(-1), d.std(-1, ddof=1) / math.sqrt(n)
-        z = _z(mean / se, n - 1)
-        z_lo, z_hi = _z((mean + delta) / se, n - 1), _z((mean - delta) / se, n - 1)
-    cd, ce = design.bounds_diff[stage], design.bounds_equiv[stage]
-    codes = np.where(z >= cd, UP, np.where(z <= -cd, DOWN, UNDECIDED))
-    return np.where((z_lo >= ce) & (z_hi <= -ce), EQUIVALENT, codes)
+        t = mean / se
+        t_lo, t_hi = (mean + delta) / se, (mean - delta) / se
+    codes = np.where(t >= cd, UP, np.where(t <= -cd, DOWN, UNDECIDED))
+    codes = np.where((t_lo >= ce) & (t_hi <= -ce), EQUIVALENT, codes)
+    return np.where(no_spread(d), UNDECIDED, codes)
 
 
 def conditional_power(d: np.ndarray, design: Design) -> np.ndarray:
@@ -263,7 +218,9 @@ def run_design(d: np.ndarray, design: Design) -> tuple[np.ndarray, np.ndarray]:
     open_ = np.ones(d.shape[:-1], bool)
     for k, n in enumerate(design.stages):
         now = stage_codes(d[..., :n], design, k)
-        futile = _futile(conditional_power(d[..., :n], design), design, k)
+        futile = (
+            _futile(conditional_power(d[..., :n], design), design, k) if design.futility else False
+        )
         stop = open_ & ((now != UNDECIDED) | futile)
         codes[stop], used[stop] = now[stop], n
         open_ &= ~stop
