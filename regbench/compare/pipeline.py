@@ -26,6 +26,7 @@ from regbench.compare.groups import (
 )
 from regbench.compare.load import CompareError, Run, load_runs
 from regbench.config import LINE
+from regbench.stats import inference
 
 WIDE = 250  # piped output has no terminal width: let tables take what they need
 
@@ -64,6 +65,33 @@ def check_curves(runs: list[Run], columns: list[str]) -> None:
             raise CompareError(
                 f"--curves column {c!r} is in no run's metrics.csv; choose from: {', '.join(present)}"
             )
+
+
+def wilcoxon_floor(records: list[dict[str, Any]], inf: Inference, m: int) -> str | None:
+    """A warning when the signed-rank test cannot find any comparison better or worse: with n
+    pairs its smallest p is 2/2^n, and Holm's first step needs α/(2m) (decide.py)."""
+    pairs = [r["pairs_or_runs"] for r in records if r.get("p") is not None and r["test"] == "wilcoxon"]  # fmt: skip
+    level = inf.alpha / (2 * max(m, 1))
+    if not pairs or inference.signed_rank_floor(max(pairs)) <= level:
+        return None
+    need = next(n for n in range(2, 64) if inference.signed_rank_floor(n) <= level)
+    return (
+        f"--test wilcoxon cannot find a difference here: with {max(pairs)} pairs its smallest p "
+        f"is {inference.signed_rank_floor(max(pairs)):.4f}, above α/(2m) = {level:.5f} for m = {m} "
+        f"comparisons; it needs {need} seeds per arm (or use --test t)"
+    )
+
+
+def bootstrap_pairs(records: list[dict[str, Any]], inf: Inference) -> str | None:
+    """A warning when a bootstrap interval rests on fewer pairs than it needs to cover."""
+    pairs = [r["pairs_or_runs"] for r in records if r.get("test") == "bootstrap"]
+    if not pairs or min(pairs) >= inference.BOOTSTRAP_PAIRS:
+        return None
+    return (
+        f"--test bootstrap: {min(pairs)} pairs; below {inference.BOOTSTRAP_PAIRS} a bootstrap "
+        f"interval covers less than it says (a 95 % one about 84 % of the time at 5 pairs, 90 % "
+        "at 10); --test t's interval holds at any number of seeds"
+    )
 
 
 def analyse(
@@ -109,6 +137,10 @@ def analyse(
                 f"{2 * floor[0]:.4f} at n = {floor[1]}): a difference that small cannot be "
                 "resolved by this test set, whatever the seeds"
             )
+        if inf.test == "wilcoxon" and (w := wilcoxon_floor(records, inf, m)):
+            result["warnings"].append(w)
+        if inf.test == "bootstrap" and (w := bootstrap_pairs(records, inf)):
+            result["warnings"].append(w)
         caption = tables.baseline_caption(inf, m, floor)
         sections.append(tables.baseline_section(result["records"], labels, inf, caption))
         result["summary"] = tables.summary_lines(result["records"], shown, inf)
