@@ -8,7 +8,7 @@ import importlib.util
 import io
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,8 +17,10 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
+from regbench import preprocess
 from regbench.config import ConfigError
 from regbench.folder import write_atomic
+from regbench.schema import WHITEN_EPS
 
 # torchvision dataset class and the folder (below data.root) it reads
 TORCHVISION = {
@@ -40,6 +42,7 @@ class Splits:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    notes: list[str] = field(default_factory=list)  # lines for each run's log (whitening's fit)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -208,23 +211,9 @@ def flip_labels(y: np.ndarray, p: float, classes: int, seed: int) -> np.ndarray:
     return y
 
 
-def preprocess(x_train: np.ndarray, how: str) -> tuple[np.ndarray | float, np.ndarray | float]:
-    """data.preprocess as (shift, scale), x -> (x - shift) / scale, from the training split only:
-    no information leaks from validation or test (their inputs may fall outside [0, 1] with minmax)."""
-    channels = {"axis": (0, 2, 3), "keepdims": True}
-    if how == "standardize":
-        return x_train.mean(**channels), x_train.std(**channels) + 1e-6
-    if how == "minmax":
-        lo = x_train.min(**channels)
-        return lo, x_train.max(**channels) - lo + 1e-6
-    if how == "mean_image":  # per pixel and channel, no rescaling (Krizhevsky et al. 2012)
-        return x_train.mean(axis=0, keepdims=True), 1.0
-    return 0.0, 1.0  # none: raw pixel values
-
-
 def load(cfg: DictConfig, device: torch.device, seed: int = 0) -> Splits:
     """Load the dataset named by cfg.name, split it (split seed: see split_seed), add training
-    label noise, preprocess with training statistics (data.preprocess)."""
+    label noise, preprocess with training statistics (data.preprocess: regbench/preprocess.py)."""
     rng = np.random.default_rng(split_seed(cfg, seed))
     if "_target_" in cfg:  # the user's own dataset: regbench.extend
         from regbench import extend
@@ -257,19 +246,20 @@ def load(cfg: DictConfig, device: torch.device, seed: int = 0) -> Splits:
     classes = int(y.max()) + 1
     if cfg.label_noise > 0:  # training labels only: validation and test measure the clean task
         y_train = flip_labels(y_train, cfg.label_noise, classes, split_seed(cfg, seed))
-    shift, scale = preprocess(x_train, cfg.preprocess)
+    fitted = preprocess.fit(x_train, cfg.preprocess, cfg.get("whiten_eps", WHITEN_EPS), device)
 
-    def to(a: np.ndarray, norm: bool = True) -> torch.Tensor:
-        return torch.from_numpy((a - shift) / scale if norm else a).to(device)
+    def to(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(device)
 
     return Splits(
-        to(x_train),
-        to(y_train, False),
-        to(x[val]),
-        to(y[val], False),
-        to(x_test),
-        to(y_test, False),
+        fitted.apply(x_train, device),
+        to(y_train),
+        fitted.apply(x[val], device),
+        to(y[val]),
+        fitted.apply(x_test, device),
+        to(y_test),
         num_classes=classes,
+        notes=[fitted.note] if fitted.note else [],
     )
 
 

@@ -40,6 +40,11 @@ def warnings(cfg: DictConfig, n_val: int | None) -> list[str]:
             f"reg.aug.hue={reg.aug.hue} on {cfg.data.name}: one channel has no colour to shift, the "
             "hue shift does nothing; set reg.aug.hue=0"
         )
+    if cfg.data.get("preprocess") == "pca" and cfg.model.get("name") in ("cnn", "vgg", "resnet"):
+        out.append(
+            f"data.preprocess=pca with model={cfg.model.name}: principal components laid out as an "
+            "image have no spatial structure for convolutions; use data.preprocess=zca"
+        )
     sizes = split_sizes(cfg.data)
     if sizes and cfg.data.subset is not None and cfg.data.subset > sizes[0]:
         out.append(

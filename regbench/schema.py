@@ -54,7 +54,10 @@ Activation = Literal[
     "relu", "leaky_relu", "elu", "tanh", "sigmoid"
 ]  # models.ACTIVATIONS: their layers
 Pool = Literal["max", "avg"]  # models.POOLS: their layers
-Preprocess = Literal["standardize", "minmax", "mean_image", "none"]  # data.preprocess
+Preprocess = Literal[
+    "standardize", "channel_mean", "minmax", "mean_image", "pca", "zca", "none"
+]  # data.preprocess: regbench/preprocess.py
+WHITEN_EPS = 0.1  # conf/data's data.whiten_eps, for a user's dataset that leaves it out
 
 
 class Data(_Strict):
@@ -67,6 +70,7 @@ class Data(_Strict):
     subset: PosInt | None
     label_noise: Fraction
     preprocess: Preprocess
+    whiten_eps: Annotated[float, Field(gt=0)]
 
 
 # run and sweep folder names: one plain folder name (no path, not hidden, not . or ..), short
@@ -84,6 +88,7 @@ class UserData(Data):
     root: str = "data"  # the packaged datasets' keys, unused by a user's dataset
     download: StrictBool = False
     test_fraction: None = None  # the callable returns its own test split
+    whiten_eps: Annotated[float, Field(gt=0)] = WHITEN_EPS
 
 
 class UserModel(BaseModel):

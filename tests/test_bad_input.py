@@ -111,6 +111,10 @@ BAD_INPUTS = {
     "weightnoise-negative": _static(
         "reg=weightnoise", "reg.weightnoise.sigma=-0.1", says="'reg.weightnoise.sigma' (-0.1)"
     ),
+    "whiten-eps-0": _static(
+        "data.preprocess=zca", "data.whiten_eps=0", says="'data.whiten_eps' (0)"
+    ),
+    "preprocess-unknown": _static("data.preprocess=whiten", says="'data.preprocess'"),
     "user-model-missing": _static(
         "+model._target_=no_such_module.build", says="cannot import no_such_module"
     ),

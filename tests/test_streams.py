@@ -221,6 +221,7 @@ WARNED = {
         ["reg=earlystop", "data.val_fraction=0.05"],
         "validation split of 72",
     ),
+    "pca for a conv net": (["model=cnn", "data.preprocess=pca"], "use data.preprocess=zca"),
 }
 
 

@@ -66,6 +66,9 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
     aug = data.knobs(reg.aug) if "aug" in reg else None  # plain numbers: read every step
     noise = [r.noise for r in rngs]  # reg=weightnoise: each member its own draws
     summaries: list[dict[str, Any]] = [{} for _ in members]
+    for m in members:  # how the data's preprocessing fit went (whitening: its size and time)
+        for line in d.notes:
+            m.log(line)
     bar = Bar(tc.progress)
     for epoch in range(len(records[0].rows) + 1, tc.epochs + 1):
         model.train()
