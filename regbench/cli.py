@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from regbench import __version__, compare
+from regbench.claims.command import app as claims_app
 from regbench.compose import compose_config, explain
 from regbench.config import (
     GROUPS,
@@ -259,6 +260,7 @@ def _report_sweep(plan: Plan, code: int, console: Console) -> int:
 
 
 app.command("compare")(compare.compare_command)
+app.add_typer(claims_app, name="claims")
 
 
 def _take_config_dir(argv: list[str]) -> list[str]:

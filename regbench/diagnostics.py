@@ -97,6 +97,25 @@ def weight_norm(weights: Sequence[torch.Tensor]) -> float:
     return torch.sqrt(sum((w.float() ** 2).sum() for w in weights)).item()
 
 
+# a weight this close to 0 counts as zero (near_zero_weights): L1's subgradient steps keep a weight
+# it has zeroed jittering within lr * lam of 0 (1e-5 at the decks' settings), far below this, while
+# the weights of an unpenalized net on these datasets are spread over about ±0.1
+NEAR_ZERO = 1e-3
+
+
+@torch.no_grad()
+def near_zero_share(weights: Sequence[torch.Tensor]) -> float:
+    """The share of the conv/linear weights' entries within NEAR_ZERO of 0 (L1's sparsity)."""
+    small = sum(int((w.abs() < NEAR_ZERO).sum()) for w in weights)
+    return small / sum(w.numel() for w in weights)
+
+
+def epochs_to(val_accs: Sequence[float], target: float) -> int | None:
+    """The first epoch (1-based) whose validation accuracy reaches `target`; None if none does
+    (censored at the run's end: summary.json's epochs_to_target is null)."""
+    return next((e for e, acc in enumerate(val_accs, 1) if acc >= target), None)
+
+
 def overfit_epoch(val_losses: Sequence[float], threshold: float = 5.0) -> int | None:
     """Prechelt's GL criterion: the first epoch (1-based) whose validation loss exceeds the lowest
     so far by more than `threshold` percent (GL5); None if it never does."""

@@ -45,6 +45,12 @@ METRICS = [
     "samples_per_s",
 ]
 FINAL_OK = ("completed", "early_stopped")  # the only statuses averaged into statistics
+# outcomes a diverged run has too (a claim can be about divergence: such a run is a result, not
+# a missing value); its other metrics are undefined
+DIVERGED_OUTCOMES = ("diverged", "epochs_to_target")
+# time to an event, null when it never happened within the run: censored at the run's end, and
+# compared by paired signs with the censored values tied at the worst rank (stats.censored)
+CENSORED = ("epochs_to_target",)
 FINAL = (*FINAL_OK, "diverged")  # finished for good: a rerun skips these
 BAD = ("failed", "diverged")  # statuses that make a command exit non-zero
 STATUSES = ("running", "interrupted", *FINAL, "failed")
@@ -315,3 +321,14 @@ def write_test_outputs(run_dir: Path, labels: np.ndarray, outputs: dict[str, np.
     arrays = {k: v.astype(np.float32) for k, v in outputs.items()}
     np.savez(buf, labels=labels.astype(np.int32), **arrays)
     write_atomic(run_dir / TEST_OUTPUTS, buf.getvalue())
+
+
+def outcome(summary: dict[str, Any], metric: str) -> float | None:
+    """A finished run's metric as a number (inf: a censored time, never reached), or None: the run
+    has not finished, or the metric is undefined for it (a diverged run's accuracy)."""
+    status, value = summary.get("status"), summary.get(metric)
+    if status not in FINAL_OK and not (status == "diverged" and metric in DIVERGED_OUTCOMES):
+        return None
+    if value is None and metric in CENSORED and metric in summary:
+        return float("inf")
+    return float(value) if isinstance(value, (int, float)) else None

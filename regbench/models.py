@@ -192,7 +192,8 @@ def init_weights(model: nn.Module, scheme: str, seed: int) -> None:
     inserts batch norm or dropout layers (its ordinal among weight layers does not change).
     default: PyTorch's own scheme (kaiming_uniform with a=sqrt(5), biases U(+-1/sqrt(fan_in)));
     Glorot (fan_in + fan_out) or He (fan_in, for ReLU) with biases 0; normal_<std>: N(0, std^2)
-    whatever the layer's size (the decks' failing examples), biases 0.
+    whatever the layer's size (the decks' failing examples), biases 0; zeros: every weight and
+    bias 0 (the decks' question whether that works: no unit can differ from its neighbours).
     """
     for j, m in enumerate(weight_layers(model)):
         g = torch.Generator().manual_seed(source_seed(seed, "init", j))
@@ -204,7 +205,9 @@ def init_weights(model: nn.Module, scheme: str, seed: int) -> None:
                     bound = 1 / math.sqrt(nn.init._calculate_fan_in_and_fan_out(w)[0])
                     nn.init.uniform_(b, -bound, bound, generator=g)
                 continue
-            if scheme.startswith("normal_"):
+            if scheme == "zeros":  # the decks' "¿Sirve inicializar todo con 0s?"
+                nn.init.zeros_(w)
+            elif scheme.startswith("normal_"):
                 nn.init.normal_(w, 0.0, float(scheme.removeprefix("normal_")), generator=g)
             elif scheme == "glorot_uniform":
                 nn.init.xavier_uniform_(w, generator=g)

@@ -257,7 +257,13 @@ class OneCycleSched(_Strict):
 
 class Init(_Strict):
     name: Literal[
-        "default", "glorot_uniform", "glorot_normal", "he_normal", "normal_0.01", "normal_1"
+        "default",
+        "glorot_uniform",
+        "glorot_normal",
+        "he_normal",
+        "normal_0.01",
+        "normal_1",
+        "zeros",
     ]
 
 
@@ -286,6 +292,7 @@ class Trainer(_Strict):
     compile: StrictBool
     channels_last: StrictBool
     mc_dropout: Annotated[int, Field(ge=0)]
+    target_val_acc: Annotated[float, Field(gt=0, le=1)]
 
 
 class Config(_Strict):

@@ -23,6 +23,7 @@ from regbench import folder, index, sweep
 from regbench.compare.choices import LOWER_IS_BETTER
 from regbench.compare.staged import DECISIONS
 from regbench.config import ConfigError
+from regbench.stats import censored
 from regbench.stats.decide import Question, question_from
 from regbench.stats.sequential import (
     FUTILITY,
@@ -128,8 +129,8 @@ def values(runs: list[dict[str, Any]], arm: str, seeds: int, metric: str) -> lis
         if not seed or not want <= set(r["overrides"]):
             continue
         s = folder.read_summary(Path(r["dir"])) or {}
-        if s.get("status") in folder.FINAL_OK and isinstance(s.get(metric), (int, float)):
-            found[int(seed[0].split("=", 1)[1])] = float(s[metric])
+        if (value := folder.outcome(s, metric)) is not None:
+            found[int(seed[0].split("=", 1)[1])] = value
     missing = [s for s in range(seeds) if s not in found]
     if missing:
         raise ConfigError(
@@ -146,7 +147,11 @@ def decide(sweep_dir: Path, st: Staged, design: Design, k: int, open_: dict[str,
     arms = {a: values(runs, a, n, st.metric) for a in dict.fromkeys([*open_, *open_.values()])}
     diffs, estimates = {}, {}
     for arm, base in open_.items():
-        diffs[arm] = d = np.subtract(arms[arm], arms[base])
+        diffs[arm] = d = (
+            censored.paired_signs(arms[arm], arms[base])
+            if st.metric in folder.CENSORED
+            else np.subtract(arms[arm], arms[base])
+        )
         estimates[arm] = {"diff": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(n))}
     verdicts, chances = decide_stage(diffs, design, k, st.metric in LOWER_IS_BETTER)
     for arm, chance in chances.items():
@@ -275,6 +280,19 @@ def dry_run(args: list[str], given: dict[str, Any]) -> None:
 def sweep_until_decided(args: list[str], given: dict[str, Any], command: str) -> int:
     """Run the staged study; print each stage's verdicts; the exit code (0: all runs finished)."""
     s = study_of(args, given)
+    code, log, where = run_study(s, command)
+    if code:
+        return code
+    fixed = len(s.cells) * s.st.budget
+    print(f"runs: {log['runs']} of a fixed {s.st.budget}-seed design's {fixed} "
+          f"({1 - log['runs'] / fixed:.0%} fewer); decisions in {where / DECISIONS}")  # fmt: skip
+    return 0
+
+
+def run_study(s: Study, command: str) -> tuple[int, dict[str, Any], Path]:
+    """Stage by stage, the seeds of the arms still open (and their baselines), then the verdicts,
+    until none is open: (exit code, decisions.json's record, the sweep folder). A grid's study
+    (sweep_until_decided) or one of arms of their own overrides (regbench claims)."""
     st, design, open_, log = s.st, s.design, dict(s.comparisons), s.record()
     where = s.plan(s.cells[0], range(1)).dir
     same_question(where, log)  # before any run: a changed question never rewrites decisions.json
@@ -286,8 +304,9 @@ def sweep_until_decided(args: list[str], given: dict[str, Any], command: str) ->
         active = set(open_) | set(open_.values())
         start = design.stages[k - 1] if k else 0
         code = _run_stage(s, active, range(start, n), command)
-        if code:
-            return code
+        # a diverged run ends its sweep with exit code 1; a study of divergence reads it
+        if code and (code == 130 or st.metric not in folder.DIVERGED_OUTCOMES):
+            return code, log, where
         ran |= dict.fromkeys(active, n)
         step = decide(where, st, design, k, open_)
         log["path"].append(step)
@@ -300,10 +319,7 @@ def sweep_until_decided(args: list[str], given: dict[str, Any], command: str) ->
         folder.write_atomic(where / DECISIONS, json.dumps(log, indent=2) + "\n")
         if not open_:
             break
-    fixed = len(s.cells) * st.budget
-    print(f"runs: {log['runs']} of a fixed {st.budget}-seed design's {fixed} "
-          f"({1 - log['runs'] / fixed:.0%} fewer); decisions in {where / DECISIONS}")  # fmt: skip
-    return 0
+    return 0, log, where
 
 
 def print_stage(step: dict[str, Any], stages: int) -> None:

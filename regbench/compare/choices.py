@@ -17,6 +17,11 @@ METRICS = (
     "mc_test_acc",
     "mc_test_loss",
     "mc_test_ece",
+    "epochs_to_target",  # null when never reached: censored (folder.CENSORED)
+    "diverged",  # 0/1: an outcome that diverged runs have too
+    "near_zero_weights",
+    "test_acc_best",
+    "test_acc_last",
 )
 LOWER_IS_BETTER = (
     "test_loss",
@@ -26,6 +31,8 @@ LOWER_IS_BETTER = (
     "weight_norm",
     "mc_test_loss",
     "mc_test_ece",
+    "epochs_to_target",
+    "diverged",
 )
 TESTS = ("t", "wilcoxon", "bootstrap")  # the paired tests; unpaired comparisons use Welch's t
 CURVE_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc")  # --curves default

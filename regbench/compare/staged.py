@@ -5,6 +5,7 @@ against the lines it had to clear)."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,32 @@ def read(paths: Sequence[Path]) -> list[dict[str, Any]]:
     return out
 
 
+def interval(log: dict[str, Any], arm: str) -> tuple[float, float, float] | None:
+    """(Δ, low, high) of a comparison at its last look: Δ ± the difference boundary of that stage
+    read as the t quantile of the same tail, times the SE (the interval that decided it: better or
+    worse once it leaves 0); None before its first look. The ledger of `regbench claims` reads it
+    from here too, so the two print the same numbers."""
+    from scipy import stats
+
+    path = [step for step in log["path"] if arm in step["estimates"]]
+    if not path:
+        return None
+    step = path[-1]
+    e, n = step["estimates"][arm], step["seeds"]
+    half = stats.t.isf(stats.norm.sf(log["bounds_diff"][step["stage"] - 1]), n - 1) * e["se"]
+    return e["diff"], e["diff"] - half, e["diff"] + half
+
+
+def format_interval(est: tuple[float, float, float] | None) -> str:
+    if est is None:
+        return "—"
+    diff, lo, hi = est
+    return f"{diff:+.4f} [{lo:+.4f}, {hi:+.4f}]" if math.isfinite(hi - lo) else f"{diff:+.4f}"
+
+
 def section(log: dict[str, Any]) -> Section:
-    """One row per comparison: its verdict, the seeds it took, its estimate at each stage."""
+    """One row per comparison: its verdict, the seeds it took, its interval at its last look, its
+    estimate at each stage."""
     q, rows = log["question"], []
     for arm, base in log["comparisons"].items():
         path = [step for step in log["path"] if arm in step["verdicts"]]
@@ -40,7 +65,8 @@ def section(log: dict[str, Any]) -> Section:
             f"{s['seeds']}: {s['estimates'][arm]['diff']:+.4f} ({s['verdicts'][arm]})" for s in path
         )
         verdict = log["verdicts"].get(arm, "open")
-        rows.append([arm, base, verdict, str(log["decided_at"].get(arm, "—")), steps])
+        rows.append([arm, base, verdict, str(log["decided_at"].get(arm, "—")),
+                     format_interval(interval(log, arm)), steps])  # fmt: skip
     caption = (
         f"seeds in stages {log['stages']} per arm until each comparison is decided; "
         f"δ = {q['delta']:g}, family-wise α = {q['alpha']:g} over all stages and comparisons "
@@ -49,9 +75,10 @@ def section(log: dict[str, Any]) -> Section:
         f"undecided before the budget: the seeds left would decide it with a chance below "
         f"{log.get('futility', 0):g} at its estimate (stopped for futility); "
         f"{log['runs']} runs spent (a fixed design: {len(log['stages']) and log['stages'][-1]} "
-        "seeds for every arm) · path: seeds: Δ (verdict) at each stage"
+        "seeds for every arm) · Δ [interval]: at the last look, Δ ± that stage's boundary × SE "
+        "(the interval the verdict read) · path: seeds: Δ (verdict) at each stage"
     )
-    headers = ["comparison", "baseline", "verdict", "decided at (seeds)", "path"]
+    headers = ["comparison", "baseline", "verdict", "decided at (seeds)", "Δ [interval]", "path"]
     return Section(f"{log['metric']}: staged decisions", headers, rows, caption, 2)
 
 

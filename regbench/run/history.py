@@ -104,6 +104,8 @@ class Record:
             "gen_gap": best.get("gen_gap"),
             "weight_norm": None,
             "overfit_epoch": overfit_epoch([r["val_loss"] for r in self.rows]),
+            "diverged": self.status == "diverged",  # an outcome, not a missing value
+            "epochs_to_target": None,  # the caller's: it knows trainer.target_val_acc
             "epochs_run": len(self.rows),
             "tested": None,
             "wall_seconds": round(self.prior + wall, 2),

@@ -220,6 +220,10 @@ def finish(
     """Test member j once, as its solo model (its best weights with early stopping, else its last
     ones), build its summary and hand it to m.done."""
     s = record.summary(m.run_dir, m.cfg.seed, wall)
+    s["epochs_to_target"] = diagnostics.epochs_to(
+        [r["val_acc"] for r in record.rows if math.isfinite(r["val_acc"])],
+        m.cfg.trainer.target_val_acc,
+    )
     solo = model.net
     if model.k > 1:
         with torch.random.fork_rng(devices=[]):  # the constructors' draws leave dropout masks be
@@ -229,13 +233,24 @@ def finish(
           "threads": torch.get_num_threads()}  # fmt: skip
     if s["status"] != "diverged":
         solo.load_state_dict(model.member(j))
-        if record.es:
+        # both checkpoints on the test split: does the best validation epoch beat the last?
+        bs = m.cfg.trainer.eval_batch_size
+        s["test_acc_last"], s["test_acc_best"] = accuracy(solo, d, bs, amp), None
+        if (m.run_dir / folder.BEST).is_file():
             solo.load_state_dict(checkpoint.load(m.run_dir / folder.BEST)["model"])
+            s["test_acc_best"] = accuracy(solo, d, bs, amp)
+        if not record.es:  # tested: the last weights, or the best with early stopping
+            solo.load_state_dict(model.member(j))
         s |= test(m, solo, d, amp)
         s["tested"] = "best" if record.es else "last"
         s["weight_norm"] = diagnostics.weight_norm(models.decayed(solo))
+        s["near_zero_weights"] = diagnostics.near_zero_share(models.decayed(solo))
     m.done(s)
     return s
+
+
+def accuracy(solo: nn.Module, d: data.Splits, bs: int, amp) -> float:
+    return diagnostics.scores(diagnostics.predict(solo, d.x_test, bs, amp), d.y_test)[1]
 
 
 def test(m: Member, solo: nn.Module, d: data.Splits, amp) -> dict[str, Any]:

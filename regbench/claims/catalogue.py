@@ -1,0 +1,157 @@
+"""The claim files: conf/claims/NAME.yaml (and the user's config folder's claims/, which add to
+them or replace one of the same name), each checked against Claim before anything trains."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from regbench.compare.choices import LOWER_IS_BETTER, METRICS
+from regbench.config import ConfigError, conf_dirs
+
+GROUP = "claims"
+# the decks in ../shared/decks (its README names them): a claim quotes one by file stem
+DECKS = {
+    "morales-regularizacion": "Morales, Regularización de redes neuronales profundas",
+    "fuentes-regularizacion-y-entrenamiento": "Fuentes-Pineda, Regularización y entrenamiento de redes profundas",  # fmt: skip
+    "lobel-maquinaria-de-deep-learning": "Löbel, Maquinaria de Deep Learning",
+    "hermosilla-cnn": "Hermosilla, Convolutional Neural Network",
+    "bekios-extras-bn-dropout": "Bekios, Extras: Batch Normalization, Dropout y Cross Entropy",
+}
+SCALES = ("default", "full")  # default: digits and MNIST subsets on a CPU; full: a GPU's
+Direction = Literal["higher", "lower", "equivalent"]
+Probability = Annotated[float, Field(gt=0, lt=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class Question(_Strict):
+    """The staged question (stages.Staged): δ in the metric's units, the error, the stages."""
+
+    delta: Annotated[float, Field(gt=0)]
+    alpha: Probability = 0.05
+    power: Probability = 0.8
+    stage: Annotated[int, Field(ge=2)] = 5
+    budget: Annotated[int, Field(ge=2)] = 20
+    spending: Literal["obf", "pocock"] = "pocock"
+    futility: Annotated[float, Field(ge=0, lt=1)] = 0.1
+
+    @model_validator(mode="after")
+    def _stage_within_budget(self) -> Question:
+        if self.stage > self.budget:
+            raise ValueError(f"stage {self.stage} is above budget {self.budget}")
+        return self
+
+
+class Claim(_Strict):
+    """One claim of a deck and the experiment that decides it."""
+
+    deck: Literal[tuple(DECKS)]  # type: ignore[valid-type]
+    slide: str  # the slide's title, as the deck writes it
+    sentence: str  # the deck's words, in Spanish
+    claim: str  # the claim in one English line
+    setup: list[str]  # the overrides every arm shares (the default scale)
+    full: list[str]  # overrides added at the full scale (GPU)
+    # one swept key and its values (reg=none,bn), or each arm's own overrides ([[reg=l2], [reg=wd,
+    # reg.wd.weight_decay=0.001]]) where arms differ in more than one key
+    arms: str | list[Annotated[list[str], Field(min_length=1)]]
+    baseline: str  # key=value of exactly one arm: the arm the others are compared with, by seed
+    metric: Literal[METRICS]  # type: ignore[valid-type]
+    direction: Direction  # the arms' metric vs the baseline's, as the deck predicts it
+    question: Question
+    why: str  # why the setup is what it is (deck, literature): fixed before any run
+    curves: bool = False  # draw learning curves in the ledger (speed claims)
+
+    @model_validator(mode="after")
+    def _arms_and_baseline(self) -> Claim:
+        cells = self.cells
+        if len(cells) < 2:
+            raise ValueError("arms: two or more (key=a,b, or a list of override lists)")
+        holding = [c for c in cells if self.baseline in c]
+        if len(holding) != 1:
+            raise ValueError(f"baseline {self.baseline!r} must be an override of exactly one arm")
+        return self
+
+    @property
+    def cells(self) -> list[list[str]]:
+        """Each arm as its overrides."""
+        if isinstance(self.arms, list):
+            return [list(a) for a in self.arms]
+        key, _, values = self.arms.partition("=")
+        return [[f"{key}={v}"] for v in _split(values)] if values else []
+
+    @cached_property
+    def lower_is_better(self) -> bool:
+        return self.metric in LOWER_IS_BETTER
+
+
+def _split(values: str) -> list[str]:
+    """a,b,[1,2],c -> ['a', 'b', '[1,2]', 'c']: commas inside brackets belong to a value."""
+    out, depth, cur = [], 0, ""
+    for ch in values:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            out, cur = [*out, cur], ""
+        else:
+            cur += ch
+    return [*out, cur]
+
+
+def _error(path: Path, exc: ValidationError) -> str:
+    """One line naming the file, the key and what is wrong with it."""
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "(file)"
+    if err["type"] == "extra_forbidden":
+        return f"claim {path}: unknown key '{key}'; remove it or check its spelling"
+    if err["type"] == "missing":
+        return f"claim {path}: missing field '{key}'; every claim states it"
+    if err["type"] == "literal_error" and key == "metric":
+        return f"claim {path}: unknown metric {err['input']!r}; choose from: {', '.join(METRICS)}"
+    if err["type"] == "literal_error" and key == "direction":
+        return f"claim {path}: direction {err['input']!r}; choose higher, lower or equivalent"
+    if err["type"] == "literal_error" and key == "deck":
+        return f"claim {path}: unknown deck {err['input']!r}; choose from: {', '.join(DECKS)}"
+    return f"claim {path}: {key}: {err['msg'][:1].lower() + err['msg'][1:]}"
+
+
+def read(path: Path) -> Claim:
+    """One claim file, checked; ConfigError (one line) when it is not a valid claim."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(
+            f"claim {path} is not valid YAML{f' (line {mark.line + 1})' if mark else ''}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"claim {path}: a mapping of deck, slide, sentence, claim, setup, ...")
+    try:
+        return Claim.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_error(path, exc)) from None
+
+
+def paths() -> dict[str, Path]:
+    """Every claim file by name: the user's folder's over conf/'s."""
+    out: dict[str, Path] = {}
+    for d in reversed(conf_dirs()):  # conf/ first, the user's folder over it
+        out |= {p.stem: p for p in sorted((d / GROUP).glob("*.yaml"))}
+    return dict(sorted(out.items()))
+
+
+def load(names: list[str] | None = None) -> dict[str, Claim]:
+    """The named claims (all when none is named), checked; ConfigError naming an unknown one or
+    the first invalid file."""
+    found = paths()
+    unknown = [n for n in names or [] if n not in found]
+    if unknown:
+        raise ConfigError(
+            f"unknown claim '{unknown[0]}'; `regbench claims` lists them ({len(found)} claims)"
+        )
+    return {n: read(found[n]) for n in (names or list(found))}

@@ -1,0 +1,127 @@
+"""`regbench claims` (the list) and `regbench claims run [NAME...]` (the staged experiments and
+the ledger)."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from regbench.claims import catalogue
+from regbench.config import LINE, ConfigError
+
+app = typer.Typer(
+    help="The decks' claims, each decided by a staged experiment: `regbench claims` lists them, "
+    "`regbench claims run [NAME...]` runs them and writes the ledger.",
+    invoke_without_command=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(2)
+
+
+@app.callback()
+def listing(ctx: typer.Context) -> None:
+    """List the claims: name, deck, the claim in one line."""
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        claims = catalogue.load()
+    except ConfigError as exc:
+        _fail(str(exc))
+    width = max(len(n) for n in claims)
+    for name, c in claims.items():
+        head = f"{name:<{width}}  {c.deck.split('-')[0]:<9} "
+        typer.echo(textwrap.fill(c.claim, LINE, initial_indent=head,
+                                 subsequent_indent=" " * len(head)))  # fmt: skip
+    typer.echo(f"{len(claims)} claims; regbench claims run [NAME...] decides them")
+
+
+def _notes(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    try:
+        notes = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(
+            f"--notes {path}: cannot read it as YAML ({type(exc).__name__})"
+        ) from None
+    if not isinstance(notes, dict) or not all(isinstance(v, str) for v in notes.values()):
+        raise ConfigError(f"--notes {path}: a mapping of claim name: sentence")
+    return {str(k): v for k, v in notes.items()}
+
+
+@app.command()
+def run(
+    names: Annotated[list[str] | None, typer.Argument(help="Claims to run (default: all).")] = None,
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the claims' sweeps go.")] = Path(
+        "outputs"
+    ),  # fmt: skip
+    scale: Annotated[
+        str, typer.Option("--scale", help="default (digits, a CPU) or full (a GPU).")
+    ] = "default",  # fmt: skip
+    ledger: Annotated[
+        Path | None,
+        typer.Option(
+            "--ledger",
+            help="The ledger's markdown file; .json and .html beside it (default: OUT_DIR/ledger.md).",
+        ),
+    ] = None,  # fmt: skip
+    notes: Annotated[
+        Path | None,
+        typer.Option(
+            "--notes",
+            help="YAML of claim: sentence, printed with its row (why it does not hold at this scale).",
+        ),
+    ] = None,  # fmt: skip
+    data_root: Annotated[
+        str | None,
+        typer.Option("--data-root", help="data.root for the datasets the full scale reads."),
+    ] = None,  # fmt: skip
+) -> None:
+    """Run the claims staged until decided (resumable: rerun the same command, nothing finished is
+    redone) and write the ledger."""
+    from regbench.claims import ledger as ledger_mod
+    from regbench.claims import runner
+
+    try:
+        if scale not in catalogue.SCALES:
+            raise ConfigError(f"--scale {scale}: choose from {', '.join(catalogue.SCALES)}")
+        claims = catalogue.load(names or None)
+        remarks = _notes(notes)
+        extra = [f"data.root={data_root}"] if data_root else []
+        for name, claim in claims.items():  # every arm's config, before any training
+            try:
+                runner.check(claim, scale, extra)
+            except ConfigError as exc:
+                raise ConfigError(f"claim {name}: {exc}") from None
+    except ConfigError as exc:
+        _fail(str(exc))
+    results, code = {}, 0
+    for name, claim in claims.items():
+        typer.echo(f"== {name}: {claim.claim}")
+        try:
+            results[name] = res = runner.run(name, claim, out_dir, scale, extra)
+        except ConfigError as exc:
+            _fail(f"claim {name}: {exc}")
+        except KeyboardInterrupt:
+            typer.echo("interrupted: rerun the same command to go on (nothing finished is redone)", err=True)  # fmt: skip
+            raise typer.Exit(130) from None
+        typer.echo(f"== {name}: {res.verdict} ({res.runs} runs, {res.wall_seconds:.0f} s)")
+        code = code or (1 if res.error else 0)
+    path = ledger or out_dir / "ledger.md"
+    command = " ".join(["regbench claims run", *(names or []), *sys.argv[0:0]]) + (
+        f" --scale {scale}" if scale != "default" else ""
+    )
+    for p in ledger_mod.write(path.with_suffix(""), claims, results, remarks, command):
+        typer.echo(f"wrote {p}")
+    raise typer.Exit(code)
