@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import textwrap
 from pathlib import Path
@@ -217,7 +218,8 @@ def sweep(
             if dry_run:  # the first stage's runs and the budget's maximum: nothing trains
                 stages.dry_run(list(ctx.args), given)
                 return
-            raise typer.Exit(stages.sweep_until_decided(list(ctx.args), given, " ".join(sys.argv)))
+            command = shlex.join(["regbench", *sys.argv[1:]])  # as typed: its options included
+            raise typer.Exit(stages.sweep_until_decided(list(ctx.args), given, command))
         except ConfigError as exc:
             _fail(str(exc))
     try:
@@ -233,10 +235,10 @@ def sweep(
         _fail(
             f"cannot write the sweep folder {plan.dir} ({exc.strerror}); pass out_dir=<a writable folder>"
         )
-    raise typer.Exit(_report_sweep(plan, sw.launch(plan), console))
+    raise typer.Exit(_report_sweep(plan, sw.launch(plan), console, list(ctx.args)))
 
 
-def _report_sweep(plan: Plan, code: int, console: Console) -> int:
+def _report_sweep(plan: Plan, code: int, console: Console, args: list[str]) -> int:
     """The sweep's runs, its groups, the best run, what failed and where its logs are; the
     command's exit code."""
     from regbench import index as ix
@@ -254,8 +256,10 @@ def _report_sweep(plan: Plan, code: int, console: Console) -> int:
     bad = ix.failures(index)
     for line in bad:
         typer.echo(f"error: {line}", err=True)
-    if code == 130:
-        typer.echo("interrupted: rerun the same command to finish the sweep", err=True)
+    if code in (130, 143):  # Ctrl-C, SIGTERM: its runs are interrupted, resumed by a rerun
+        typer.echo(
+            f"interrupted: continue with {shlex.join(['regbench', 'sweep', *args])}", err=True
+        )
     return code or (1 if bad else 0)
 
 

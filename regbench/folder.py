@@ -184,10 +184,14 @@ def claim(out_dir: Path, name: str, cfg: DictConfig, resume: bool) -> tuple[Path
 def differences(run_dir: Path, text: str) -> list[str] | None:
     """The keys (not bookkeeping) in which run_dir's config.yaml differs from `text`; None: unreadable."""
     try:
-        there = flatten(yaml.safe_load((run_dir / CONFIG).read_text()))
+        return differ(text, (run_dir / CONFIG).read_text())
     except (OSError, yaml.YAMLError):
         return None
-    here = flatten(yaml.safe_load(text))
+
+
+def differ(text: str, other: str) -> list[str]:
+    """The keys (not bookkeeping) in which two configs' texts differ, as `key (here, there)`."""
+    here, there = flatten(yaml.safe_load(text)), flatten(yaml.safe_load(other))
     keys = sorted(set(here) | set(there), key=lambda k: (k not in here, k))
     return [
         f"{k} ({_show(here, k)} here, {_show(there, k)} there)"
@@ -258,11 +262,12 @@ def mark_status(run_dir: Path, status: str, error: str | None = None) -> None:
     write_summary(run_dir, {"status": status, "run_name": run_dir.name, "error": error})
 
 
-def record_failure(run_dir: Path, error: str) -> None:
-    """Mark a sweep job failed, unless another process holds its folder (then it is not ours)."""
+def record_failure(run_dir: Path, error: str, status: str = "failed") -> None:
+    """Mark a sweep job failed (or interrupted), unless another process holds its folder (then
+    it is not ours)."""
     try:
         if run_dir.exists() and not is_locked(run_dir):
-            mark_status(run_dir, "failed", error)
+            mark_status(run_dir, status, error)
     except OSError:  # a read-only folder: the error line is all there is
         pass
 

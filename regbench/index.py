@@ -106,10 +106,15 @@ def write_index(p: Planned, command: str) -> dict[str, Any]:
 
 
 def refresh_index(sweep_dir: Path) -> dict[str, Any]:
-    """Re-read every run folder's summary.json into sweep.json (at the end of a sweep)."""
+    """Re-read every run folder's summary.json into sweep.json (at the end of a sweep); a run
+    whose process died (a joblib worker ended with the sweep) is marked interrupted there too."""
 
     def change(index: dict[str, Any]) -> None:
         index["runs"] = [r | status_of(Path(r["dir"]), r) for r in index["runs"]]
+        for r in index["runs"]:
+            s = folder.read_summary(Path(r["dir"])) or {}
+            if r["status"] == "interrupted" and s.get("status") == "running":
+                folder.record_failure(Path(r["dir"]), r["error"], "interrupted")
 
     return _update_index(sweep_dir, change)
 

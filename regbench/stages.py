@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,7 +177,7 @@ def _run_stage(s: Study, active: set[str], seeds: range, command: str) -> int:
         p = s.plan(cell, seeds)
         index.write_index(p, command)
         where, code = p.dir, sweep.launch(p) or code
-        if code == 130:  # Ctrl-C: stop here; the same command continues
+        if code in (130, 143):  # Ctrl-C, SIGTERM: stop here; the same command continues
             break
     if where is not None:
         index.refresh_index(where)
@@ -304,8 +305,10 @@ def run_study(s: Study, command: str) -> tuple[int, dict[str, Any], Path]:
         active = set(open_) | set(open_.values())
         start = design.stages[k - 1] if k else 0
         code = _run_stage(s, active, range(start, n), command)
+        if code in (130, 143):  # Ctrl-C, SIGTERM: the same command continues
+            print(f"interrupted: continue with {command}", file=sys.stderr)
         # a diverged run ends its sweep with exit code 1; a study of divergence reads it
-        if code and (code == 130 or st.metric not in folder.DIVERGED_OUTCOMES):
+        if code and (code in (130, 143) or st.metric not in folder.DIVERGED_OUTCOMES):
             return code, log, where
         ran |= dict.fromkeys(active, n)
         step = decide(where, st, design, k, open_)

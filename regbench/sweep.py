@@ -194,21 +194,17 @@ def plan(args: list[str], named_by: list[str] | None = None) -> Plan:
     if "sweep_name" in keys:
         name = keys["sweep_name"].get_value_element_as_str()
     else:  # named by what changes the runs' results (identity), not by seeds or bookkeeping
-        name, legacy = _name(base_name, study, user, job), _legacy_name(base_name, study, user, job)
+        name, legacy = _name(base_name, study, user, job)
         job.append(f"sweep_name={name}")
     if not re.fullmatch(NAME_PATTERN, name):  # a/b would nest sweep folders: refused up front
         raise ConfigError(
             f"invalid sweep_name {name!r}: one folder name of letters, digits and _.+=,- (no '/')"
         )
     job = fuse_seeds(job, keys)
-    # the sweep folder and Hydra's settings; job keys are left out as they may need a swept group
-    where = [o for o in job if o.split("=", 1)[0] in ("sweep_name", "out_dir")]
-    base_cfg = compose_overrides(where + hydra, with_hydra=True).hydra
+    base_cfg = _where(job, hydra)
     if legacy and (old := found_elsewhere(Path(base_cfg.sweep.dir), legacy)):
-        name = old.name
-        job = [f"sweep_name={name}" if o.startswith("sweep_name=") else o for o in job]
-        where = [o for o in job if o.split("=", 1)[0] in ("sweep_name", "out_dir")]
-        base_cfg = compose_overrides(where + hydra, with_hydra=True).hydra
+        name, job = old.name, [f"sweep_name={old.name}" if o.startswith("sweep_name=") else o for o in job]  # fmt: skip
+        base_cfg = _where(job, hydra)
     sweeper = base_cfg.runtime.choices["hydra/sweeper"]
     launcher = base_cfg.runtime.choices["hydra/launcher"]
     hydra += _hydra_defaults(hydra, keys, swept if named_by is None else named_by, base_cfg)
@@ -236,19 +232,21 @@ def plan(args: list[str], named_by: list[str] | None = None) -> Plan:
     return p
 
 
-def _name(base_name: str, study: str | None, user: list[str], job: list[str]) -> str:
+def _where(job: list[str], hydra: list[str]) -> Any:
+    """The sweep folder and Hydra's settings (job keys left out: they may need a swept group)."""
+    where = [o for o in job if o.split("=", 1)[0] in ("sweep_name", "out_dir")]
+    return compose_overrides(where + hydra, with_hydra=True).hydra
+
+
+def _name(base_name: str, study: str | None, user: list[str], job: list[str]) -> tuple[str, str]:
     """A study's name while the user's overrides leave its runs' results as they are, else the
-    base name and the hash of the sweep's identity."""
+    base name and the hash of the sweep's identity; and the name the same sweep had before names
+    were identities (every override hashed as given: seeds, bookkeeping, the values' order)."""
     extra = identity([o for o in user if o in job])
-    return base_name if study and not extra else f"{base_name}-{short_hash(identity(job))}"
-
-
-def _legacy_name(base_name: str, study: str | None, user: list[str], job: list[str]) -> str:
-    """The name the same sweep had before names were identities: every override hashed as
-    given (seeds, bookkeeping keys and the values' order included)."""
+    name = base_name if study and not extra else f"{base_name}-{short_hash(identity(job))}"
     content = [o for o in job if not o.startswith(("out_dir=", "trainer.fuse="))]
     extra = [o for o in user if o in content]
-    return base_name if study and not extra else f"{base_name}-{short_hash(content)}"
+    return name, base_name if study and not extra else f"{base_name}-{short_hash(content)}"
 
 
 def expand_globs(overrides: list[str]) -> list[str]:
@@ -289,17 +287,20 @@ def fuse_seeds(job: list[str], keys: dict[str, Override]) -> list[str]:
 
 
 def launch(p: Plan) -> int:
-    """Hydra's multirun of the plan; its exit code (130: Ctrl-C). sweep.json is refreshed by the
-    caller either way."""
-    from regbench.run.job import hydra_app  # torch loads here, not for planning
+    """Hydra's multirun of the plan; its exit code (130: Ctrl-C, 143: SIGTERM). sweep.json is
+    refreshed by the caller either way."""
+    from regbench.run.job import Terminated, hydra_app, stop_on_sigterm  # torch loads here
 
     sys.argv = ["regbench", "--multirun", *searchpath_override(), *p.argv]
     before = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # a launcher's error comes back here, not as a traceback
+    stop_on_sigterm()  # a run killed in this process is marked interrupted, as Ctrl-C marks it
     try:
         hydra_app()
     except SystemExit as exc:  # Hydra reports its own errors and exits
         return exc.code if isinstance(exc.code, int) else 1
+    except Terminated:
+        return 143
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the launcher gave up, e.g. on a SLURM job cancelled with scancel

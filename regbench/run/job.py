@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import signal
+import threading
 import traceback
 from contextlib import ExitStack
 from pathlib import Path
@@ -40,6 +41,12 @@ class Terminated(KeyboardInterrupt):
 
 def _terminate(signum: int, frame: Any) -> None:
     raise Terminated
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM raises Terminated in this process (its main thread: where Python runs handlers)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
 
 
 def stop_line(exc: BaseException) -> str:
@@ -257,7 +264,9 @@ class Job:
 
 
 def run(cfg: DictConfig, task: list[str] | None = None) -> float:
-    """Check the config (the schema, then the user's code), then run it as a job."""
+    """Check the config (the schema, then the user's code), then run it as a job; SIGTERM (a
+    joblib worker's, a scheduler's) stops it like Ctrl-C: interrupted, resumable."""
+    stop_on_sigterm()
     job = Job(cfg, task)
     try:
         check(cfg)
@@ -269,7 +278,7 @@ def run(cfg: DictConfig, task: list[str] | None = None) -> float:
 
 def run_checked(cfg: DictConfig, task: list[str]) -> float:
     """`regbench train`: a config the command line has checked; SIGTERM stops it like Ctrl-C."""
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_on_sigterm()
     return Job(cfg, task).run()
 
 

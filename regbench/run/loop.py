@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,11 @@ class Member:
     done: Callable[[dict[str, Any]], None] = lambda summary: None
     on_epoch: Callable[[dict[str, Any]], None] = lambda row: None  # trainer.loggers
     on_resume: Callable[[list[dict[str, Any]]], None] = lambda rows: None  # likewise
+
+    @cached_property
+    def config_text(self) -> str:
+        """config.yaml's text: last.pt records it, and a checkpoint of another run is refused."""
+        return folder.config_yaml(self.cfg)
 
 
 def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
@@ -110,9 +116,21 @@ def resume(
     """Load the member's last.pt, if any, into its solo model, record and streams; return it."""
     path = m.run_dir / folder.LAST
     if not path.exists():
+        if m.cfg.get("resume"):  # stopped before its first epoch was saved, or last.pt deleted
+            m.log(f"resume=true: no {folder.LAST} in {m.run_dir}; the run starts at epoch 1")
         return None
     ck: dict[str, Any] = {}
-    record.resume(path, solo, lambda c: (rng.restore(c["rng"]), ck.update(c)))
+
+    def restore(c: dict[str, Any]) -> None:
+        if "config" in c and (diff := folder.differ(m.config_text, c["config"])):
+            raise ConfigError(  # e.g. another seed's last.pt copied here
+                f"holds another run (it differs in {', '.join(diff[:3])}); delete it to start "
+                "the run afresh"
+            )
+        rng.restore(c["rng"])
+        ck.update(c)
+
+    record.resume(path, solo, restore)
     m.log(f"resumed from {path} after epoch {len(record.rows)}")
     m.on_resume(record.rows)
     return ck
@@ -150,7 +168,7 @@ def save_epochs(
     The weights and optimizer states come from one state_dict for all members, and a fused job's
     members write their checkpoints at once: their waits on the disk overlap."""
     weights, opts, losses = model.members(on), step.members(on), loss_sum.tolist()
-    saves = [(members[j].run_dir, records[j], rows[j], losses[j], w, {**opt, "rng": rngs[j].state()}, wall)
+    saves = [(members[j].run_dir, records[j], rows[j], losses[j], w, {**opt, "rng": rngs[j].state(), "config": members[j].config_text}, wall)
              for j, w, opt in zip(on, weights, opts, strict=True)]  # fmt: skip
     return list((WRITER.map if len(members) > 1 else map)(lambda a: save_epoch(*a), saves))
 
