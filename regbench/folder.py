@@ -67,6 +67,7 @@ BOOKKEEPING = (
     "trainer.compile",  # like the device: the same computation, other kernels
     "trainer.channels_last",  # likewise: another memory order, the same values
     "trainer.eval_batch_size",  # likewise: the same forward passes, in other chunks
+    "trainer.threads",  # likewise: the same kernels on more or fewer cores
     "trainer.progress",
     "trainer.loggers",
 )
