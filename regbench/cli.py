@@ -98,7 +98,8 @@ def _group(
 
 
 def _fail(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
+    for line in msg.splitlines():  # a sweep's invalid combinations: one line each
+        typer.echo(f"error: {line}", err=True)
     raise typer.Exit(2)
 
 
@@ -210,10 +211,12 @@ def sweep(
     from regbench import sweep as sw
 
     console = Console(highlight=False)
+    given = {"baseline": baseline, "delta": delta, "alpha": alpha, "power": power, "stage": stage, "budget": budget, "spending": spending, "futility": futility}  # fmt: skip
+    if not until_decided and (unused := [f"--{k}" for k, v in given.items() if v is not None]):
+        _fail(f"{', '.join(unused)} only work with --until-decided; add it, or drop them")
     if until_decided:
         from regbench import stages
 
-        given = {"baseline": baseline, "delta": delta, "alpha": alpha, "power": power, "stage": stage, "budget": budget, "spending": spending, "futility": futility}  # fmt: skip
         try:
             if dry_run:  # the first stage's runs and the budget's maximum: nothing trains
                 stages.dry_run(list(ctx.args), given)

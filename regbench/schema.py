@@ -295,6 +295,25 @@ class Trainer(_Strict):
     target_val_acc: Annotated[float, Field(gt=0, le=1)]
 
 
+Seed = (
+    Annotated[int, Field(ge=0)] | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+)
+
+
+class _SeedOnly(_Strict):
+    seed: Seed
+
+
+def check_seed(seed: Any) -> None:
+    """One value of `seed` alone (a sweep checks each distinct config once and its seeds so)."""
+    try:
+        _SeedOnly.model_validate({"seed": seed})
+    except ValidationError as exc:
+        raise invalid.explain(exc) from None
+    if isinstance(seed, list) and len(set(seed)) < len(seed):
+        raise ConfigError(f"seed={seed} names a seed twice; list each seed once")
+
+
 class Config(_Strict):
     data: Annotated[
         Annotated[Data, Tag("builtin")] | Annotated[UserData, Tag("user")],
@@ -328,10 +347,7 @@ class Config(_Strict):
     init: Init
     seeds: Seeds
     trainer: Trainer
-    seed: (
-        Annotated[int, Field(ge=0)]
-        | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
-    )
+    seed: Seed
     resume: StrictBool
     out_dir: str
     name: Name | None
@@ -361,8 +377,7 @@ def validate(cfg: DictConfig) -> None:
         Config.model_validate(data)
     except ValidationError as exc:
         raise invalid.explain(exc) from None
-    if OmegaConf.is_list(cfg.seed) and len(set(cfg.seed)) < len(cfg.seed):
-        raise ConfigError(f"seed={list(cfg.seed)} names a seed twice; list each seed once")
+    check_seed(OmegaConf.to_object(cfg.seed) if OmegaConf.is_list(cfg.seed) else cfg.seed)
     if "bn" in cfg.reg and cfg.trainer.batch_size < 2:  # batch norm trains on batch statistics
         raise ConfigError("reg=bn needs trainer.batch_size of at least 2")
     for logger in cfg.trainer.loggers:  # optional extras: missing, one line before any run

@@ -24,6 +24,7 @@ from regbench import folder, index, sweep
 from regbench.compare.choices import LOWER_IS_BETTER
 from regbench.compare.staged import DECISIONS
 from regbench.config import ConfigError
+from regbench.question import check_question
 from regbench.stats import censored
 from regbench.stats.decide import Question, question_from
 from regbench.stats.sequential import (
@@ -58,7 +59,10 @@ class Staged:
 def staged_of(spec: dict[str, Any], given: dict[str, Any]) -> Staged:
     """The study's `question:` block with the command line's options over it; ConfigError when a
     value is missing or out of range."""
-    block = {**spec, **{k: v for k, v in given.items() if v is not None}}
+    check_question(spec, "the study's question: block")
+    options = {k: v for k, v in given.items() if v is not None}
+    check_question(options, "regbench sweep --until-decided", key="--")
+    block = {**spec, **options}
     baseline, stage = block.pop("baseline", None), int(block.pop("stage", STAGE))
     budget, metric = int(block.pop("budget", BUDGET)), str(block.pop("metric", "test_acc"))
     spending = str(block.pop("spending", "obf"))
@@ -230,13 +234,28 @@ def study_of(args: list[str], given: dict[str, Any]) -> Study:
     design = make_design(st.question, st.stages, len(open_), st.spending, st.futility)
     given_name = [o.split("=", 1)[1] for o in overrides if o.startswith("sweep_name=")]
     if given_name:
-        return Study(st, overrides, keys, cells, open_, design, given_name[0])
-    s = Study(st, overrides, keys, cells, open_, design,
-              f"{base_name}-staged-{sweep.short_hash(sweep.identity(job))}")  # fmt: skip
-    legacy = f"{base_name}-staged-{sweep.short_hash(overrides)}"  # its name before identities
-    if old := sweep.found_elsewhere(s.plan(cells[0], range(1)).dir, legacy):
-        s.name = old.name
+        s = Study(st, overrides, keys, cells, open_, design, given_name[0])
+    else:
+        s = Study(st, overrides, keys, cells, open_, design,
+                  f"{base_name}-staged-{sweep.short_hash(sweep.identity(job))}")  # fmt: skip
+        legacy = f"{base_name}-staged-{sweep.short_hash(overrides)}"  # its name before identities
+        if old := sweep.found_elsewhere(s.plan(cells[0], range(1)).dir, legacy):
+            s.name = old.name
+    check_all_stages(s)
     return s
+
+
+def check_all_stages(s: Study) -> None:
+    """Every run any stage could start (each arm at every seed up to the budget), composed and
+    checked before the first trains: ConfigError with one line per invalid combination."""
+    grid = [o for o in s.overrides if not o.startswith("sweep_name=")]
+    seeds = f"seed={','.join(map(str, range(s.st.budget)))}"
+    whole = sweep.plan([*grid, seeds, f"sweep_name={s.name}"], named_by=[*s.keys, "seed"])
+    if whole.sweeper != "basic":  # a search picks its own runs and seeds: no stages to add
+        raise ConfigError(
+            f"--until-decided adds seeds stage by stage; hydra/sweeper={whole.sweeper} picks runs "
+            "itself: drop one of them"
+        )
 
 
 def same_question(sweep_dir: Path, log: dict[str, Any]) -> None:

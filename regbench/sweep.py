@@ -19,14 +19,24 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
+from omegaconf import OmegaConf
 
 from regbench import folder
 from regbench.compose import check, compose_overrides
-from regbench.config import ConfigError, conf_dirs, group_options, searchpath_override, val_size
-from regbench.index import members, status_of
+from regbench.config import (
+    ConfigError,
+    conf_dirs,
+    group_options,
+    run_name,
+    searchpath_override,
+    val_size,
+)
+from regbench.index import status_of
 from regbench.pitfalls import warnings
-from regbench.schema import NAME_PATTERN
+from regbench.schema import NAME_PATTERN, check_seed
 
+STUDY_KEYS = ("sweep_name", "overrides", "question")  # a study file's top-level keys
+LARGE_GRID = 1000  # jobs: a grid this large says its size before it is planned
 CALLBACK = "+hydra.callbacks.regbench_sweep._target_=regbench.index.Tracker"
 
 
@@ -60,6 +70,10 @@ def study_spec(name: str) -> dict[str, Any]:
         raise ConfigError(f"{path} needs an 'overrides' mapping (key: value, e.g. seed: 0,1,2)")
     if not isinstance(spec.get("question", {}), dict):
         raise ConfigError(f"{path}: 'question' must be a mapping (baseline, delta, alpha, ...)")
+    if unknown := [k for k in spec if k not in STUDY_KEYS]:  # a misspelt key would be ignored
+        raise ConfigError(
+            f"{path}: unknown key '{unknown[0]}'; a study has {', '.join(STUDY_KEYS)}"
+        )
     return spec
 
 
@@ -213,22 +227,7 @@ def plan(args: list[str], named_by: list[str] | None = None) -> Plan:
     if sweeper != "basic":
         return p  # the sweeper (e.g. optuna) picks the runs as it goes: none to list up front
 
-    for overrides in BasicSweeper.split_arguments(parse_overrides(job), max_batch_size=None)[0]:
-        job_cfg = compose_overrides(overrides + hydra, with_hydra=True)
-        for cfg, run_dir, member_overrides in members(job_cfg, overrides):
-            entry = {"name": run_dir.name, "dir": str(run_dir), "overrides": member_overrides,
-                     "logs": [str(run_dir / folder.LOG)]}  # fmt: skip
-            try:
-                check(cfg)
-                entry |= status_of(run_dir)
-                if lines := warnings(cfg, val_size(cfg.data)):
-                    p.warnings[run_dir.name] = lines
-            except ConfigError as exc:  # launched anyway: the job records the failure
-                entry |= {"status": "failed", "error": str(exc), "best_val_acc": None}
-            p.runs.append(entry)
-    errors = {r.get("error") for r in p.runs if r["status"] == "failed"}
-    if p.runs and all(r["status"] == "failed" for r in p.runs) and len(errors) == 1:
-        raise ConfigError(errors.pop())  # e.g. +foo=1: every run would fail the same way
+    p.runs, p.warnings = planned_runs(job, hydra, swept)
     return p
 
 
@@ -247,6 +246,108 @@ def _name(base_name: str, study: str | None, user: list[str], job: list[str]) ->
     content = [o for o in job if not o.startswith(("out_dir=", "trainer.fuse="))]
     extra = [o for o in user if o in content]
     return name, base_name if study and not extra else f"{base_name}-{short_hash(content)}"
+
+
+def planned_runs(
+    job: list[str], hydra: list[str], swept: list[str]
+) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Every run of the grid with its folder and status, and the warnings by run name; ConfigError
+    with one line per invalid combination, before any run starts. Each distinct config (the
+    overrides but seed) is composed and checked once; its seeds only name folders."""
+    parsed = parse_overrides(job)
+    for p in parsed:  # seed=range(0,0), seed=[] as a sweep: a grid of no runs
+        if p.is_sweep_override() and not list(p.sweep_string_iterator()):
+            raise ConfigError(
+                f"{p.input_line} sweeps no value: an empty grid runs nothing; give at least one value"
+            )
+    jobs = BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
+    if len(jobs) >= LARGE_GRID:  # composing takes a moment per distinct config: say why
+        print(f"planning a grid of {len(jobs):,} jobs ...", file=sys.stderr, flush=True)
+    seeds = _seed_values(job)
+    by_config: dict[tuple[str, ...], list[list[str]]] = {}
+    for overrides in jobs:
+        by_config.setdefault(tuple(o for o in overrides if not o.startswith("seed=")), []).append(
+            overrides
+        )
+    runs, warned, invalid = [], {}, []
+    for config, group in by_config.items():
+        try:
+            cfg = compose_overrides(list(config) + hydra, with_hydra=True)  # seeds: entries()
+            check(cfg)
+        except ConfigError as exc:
+            invalid.append(f"{_combination(config, swept)}: {exc}")
+            continue
+        lines, names = warnings(cfg, val_size(cfg.data)), _Names(cfg)
+        for overrides in group:
+            seed = next((seeds[o] for o in overrides if o.startswith("seed=")), None)
+            try:
+                for entry in names.entries(overrides, seed):
+                    entry |= status_of(Path(entry["dir"]))
+                    runs.append(entry)
+                    if lines:
+                        warned[entry["name"]] = lines
+            except ConfigError as exc:
+                invalid.append(f"{_combination(overrides, swept)}: {exc}")
+    if invalid:
+        raise ConfigError("\n".join(dict.fromkeys(invalid)))
+    return runs, warned
+
+
+def _combination(overrides: Any, swept: list[str]) -> str:
+    """The swept values that make a job what it is (all its overrides where none is swept)."""
+    keys = [o for o in overrides if o.split("=", 1)[0] in swept]
+    rest = [o for o in overrides if not o.startswith(("sweep_name=", "out_dir="))]
+    return " ".join(keys or rest) or "the defaults"
+
+
+def _seed_values(job: list[str]) -> dict[str, Any]:
+    """`seed=<value>` as split_arguments writes each job's seed -> the value Hydra parsed (one
+    parse of the sweep, not one per job: Hydra's parser takes milliseconds an override)."""
+    seed = next((p for p in parse_overrides(job) if p.get_key_element() == "seed"), None)
+    if seed is None:
+        return {}
+    if not seed.is_sweep_override():
+        return {f"seed={seed.get_value_element_as_str()}": seed.value()}
+    strings = seed.sweep_string_iterator()
+    return {f"seed={s}": v for s, v in zip(strings, seed.sweep_iterator(), strict=True)}
+
+
+class _Keys(dict):
+    """A plain mapping that reads like a config (cfg.model.name): run_name on it takes
+    microseconds, where a DictConfig's attribute reads take a millisecond a name."""
+
+    __getattr__ = dict.__getitem__
+
+
+class _Names:
+    """The run folders of one distinct config's jobs, named as Hydra's sweep would (hydra.sweep.dir
+    and subdir): resolving those interpolations takes milliseconds, so the folder is read once and
+    each seed's name is made from a small copy of the keys a run's name reads."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.dir = Path(cfg.hydra.sweep.dir)
+        self.dirname = str(cfg.hydra.job.override_dirname)
+        seeds = cfg.get("seeds")
+        self.light = _Keys(model=_Keys(name=cfg.model.name), reg=_Keys.fromkeys(cfg.reg),
+                           optim=_Keys(name=cfg.optim.name), data=_Keys(name=cfg.data.name),
+                           seeds=None if seeds is None else _Keys(OmegaConf.to_container(seeds, resolve=True)))  # fmt: skip
+        self.default = OmegaConf.to_object(cfg.seed) if OmegaConf.is_list(cfg.seed) else cfg.seed
+
+    def entries(self, overrides: list[str], seed: Any) -> list[dict[str, Any]]:
+        """The runs of one job (a list-valued seed: one per seed, each in its solo run's folder);
+        the seed is checked here, the rest of the config was checked once for all its seeds."""
+        seed = self.default if seed is None else seed
+        check_seed(seed)
+        fused = isinstance(seed, list)
+        rest = [o for o in overrides if not o.startswith("seed=")]
+        entries = []
+        for s in seed if fused else [seed]:
+            self.light["seed"] = s
+            run_dir = self.dir / run_name(self.light, self.dirname)
+            entries.append({"name": run_dir.name, "dir": str(run_dir),
+                            "overrides": [*rest, f"seed={s}"] if fused else overrides,
+                            "logs": [str(run_dir / folder.LOG)]})  # fmt: skip
+        return entries
 
 
 def expand_globs(overrides: list[str]) -> list[str]:

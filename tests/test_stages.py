@@ -102,8 +102,14 @@ def test_an_arm_the_budget_cannot_decide_stops_before_the_budget(tmp_path: Path)
         (["--baseline", "reg=none", "seed=0,1"], "picks the seeds itself"),
         (["--baseline", "reg=dropout"], "--baseline reg=dropout: 'dropout' is not a value of reg"),
         (["--baseline", "reg=none", "--stage", "9", "--budget", "4"], "need 2 <= stage <= budget"),
-        (["--baseline", "reg=none", "--delta", "-1"], "delta must be a positive number"),
-        (["--baseline", "reg=none", "--futility", "1.5"], "futility 1.5: a chance in [0, 1)"),
+        (
+            ["--baseline", "reg=none", "--delta", "-1"],
+            "'--delta' (-1.0): input should be greater than 0",
+        ),
+        (
+            ["--baseline", "reg=none", "--futility", "1.5"],
+            "'--futility' (1.5): input should be less than 1",
+        ),
     ],
 )
 def test_a_bad_staged_sweep_is_one_line(extra: list[str], says: str, tmp_path: Path) -> None:
@@ -121,4 +127,4 @@ def test_the_question_block_of_a_study_is_read_and_checked(tmp_path: Path) -> No
     )
     r = cli("--config-dir", str(tmp_path / "conf"), "sweep", "study=q", "--until-decided",
             f"out_dir={tmp_path / 'out'}")  # fmt: skip
-    assert r.returncode == 2 and "question: unknown key(s) powr" in r.stderr, r.stderr
+    assert r.returncode == 2 and "unknown key 'question.powr'" in r.stderr, r.stderr

@@ -129,15 +129,13 @@ def test_submitit_local_runs_jobs_as_submitit_jobs(tmp_path: Path) -> None:
         assert all(Path(log).exists() for log in r["logs"])
 
 
-def test_an_invalid_and_a_diverging_run_do_not_stop_the_others(tmp_path: Path) -> None:
-    res = sweep("optim=sgd", "optim.lr=0.05,-1,1e9", *TINY[1:], "trainer.epochs=2", out=tmp_path)
+def test_a_diverging_run_does_not_stop_the_others(tmp_path: Path) -> None:
+    # an invalid value stops the sweep before any run (tests/test_sweep_checks.py); a run that
+    # fails while it trains is recorded and the others go on
+    res = sweep("optim=sgd", "optim.lr=0.05,1e9", *TINY[1:], "trainer.epochs=2", out=tmp_path)
     assert res.returncode == 1
     by_lr = {n.rsplit("=", 1)[1]: s for n, s in statuses(tmp_path).items()}
-    assert by_lr == {"0.05": "completed", "-1": "failed", "1000000000.0": "diverged"}
-    failed = next(r for r in index(tmp_path)["runs"] if r["status"] == "failed")
-    assert "optim.lr" in failed["error"]
-    assert f"error: {failed['name']}: failed: invalid value for 'optim.lr'" in res.stderr
-    assert f"{failed['dir']}/train.log" in res.stderr
+    assert by_lr == {"0.05": "completed", "1000000000.0": "diverged"}
     assert "diverged: non-finite loss" in res.stderr
 
 

@@ -183,6 +183,10 @@ def compare_command(
     err = Console(stderr=True)
     try:
         _check(format, metric, test, correction, alpha, reps, delta, power)
+        if factors and not factorial:
+            raise CompareError(
+                "--factors picks the regularizers of --factorial: add --factorial or drop --factors"
+            )
         delta = default_delta(metric) if delta is None else delta
         inf = Inference(metric, test, correction, alpha, reps=reps, seed=bootstrap_seed,
                         delta=delta, power=power)  # fmt: skip
