@@ -36,6 +36,7 @@ from regbench.stats.sequential import (
     make_design,
 )
 
+DIVERGED = "diverged"  # a comparison's verdict when a run of either arm diverged
 STAGE, BUDGET = 5, 20  # seeds per arm per stage, and at most in all (README: why)
 
 
@@ -124,18 +125,29 @@ def pairs(keys: list[str], cells: list[list[str]], baseline: str) -> dict[str, s
     return out
 
 
+def _seed_summaries(runs: list[dict[str, Any]], arm: str) -> dict[int, dict[str, Any]]:
+    """The arm's runs by seed: each one's summary.json (empty where it has none yet)."""
+    out, want = {}, set(arm.split())
+    for r in runs:
+        seed = [o for o in r["overrides"] if o.startswith("seed=")]
+        if seed and want <= set(r["overrides"]):
+            out[int(seed[0].split("=", 1)[1])] = folder.read_summary(Path(r["dir"])) or {}
+    return out
+
+
+def diverged(runs: list[dict[str, Any]], arm: str, seeds: int) -> list[int]:
+    """The seeds 0..seeds-1 whose run of this arm diverged (final: a rerun skips it)."""
+    by_seed = _seed_summaries(runs, arm)
+    return [s for s in range(seeds) if by_seed.get(s, {}).get("status") == "diverged"]
+
+
 def values(runs: list[dict[str, Any]], arm: str, seeds: int, metric: str) -> list[float]:
     """The metric of the arm's runs of seeds 0..seeds-1, in seed order (from sweep.json's entries
     `runs` and the run folders' summary.json); ConfigError naming a run that did not finish."""
     found: dict[int, float] = {}
-    want = set(arm.split())
-    for r in runs:
-        seed = [o for o in r["overrides"] if o.startswith("seed=")]
-        if not seed or not want <= set(r["overrides"]):
-            continue
-        s = folder.read_summary(Path(r["dir"])) or {}
+    for seed, s in _seed_summaries(runs, arm).items():
         if (value := folder.outcome(s, metric)) is not None:
-            found[int(seed[0].split("=", 1)[1])] = value
+            found[seed] = value
     missing = [s for s in range(seeds) if s not in found]
     if missing:
         raise ConfigError(
@@ -145,13 +157,26 @@ def values(runs: list[dict[str, Any]], arm: str, seeds: int, metric: str) -> lis
 
 
 def decide(sweep_dir: Path, st: Staged, design: Design, k: int, open_: dict[str, str]) -> dict:
-    """Stage k's verdicts of the open comparisons (arm -> verdict) and their estimates."""
+    """Stage k's verdicts of the open comparisons (arm -> verdict) and their estimates. A
+    comparison where a run of either arm diverged ends DIVERGED, its estimate naming the seeds:
+    the run is final (a rerun skips it), its metric is no number to average, and a technique
+    that diverges on a seed of this setup is not described by a mean difference."""
     n = design.stages[k]
     runs = json.loads((sweep_dir / index.INDEX).read_text())["runs"]
+    both = dict.fromkeys([*open_, *open_.values()])
+    lost = (
+        {}
+        if st.metric in folder.DIVERGED_OUTCOMES
+        else {a: d for a in both if (d := diverged(runs, a, n))}
+    )
+    gone = {a: {x: lost[x] for x in (a, b) if x in lost} for a, b in open_.items()}
+    gone = {a: g for a, g in gone.items() if g}
     # every arm read once: a baseline is shared by several comparisons
-    arms = {a: values(runs, a, n, st.metric) for a in dict.fromkeys([*open_, *open_.values()])}
+    arms = {a: values(runs, a, n, st.metric) for a in both if a not in lost}
     diffs, estimates = {}, {}
     for arm, base in open_.items():
+        if arm in gone:
+            continue
         diffs[arm] = d = (
             censored.paired_signs(arms[arm], arms[base])
             if st.metric in folder.CENSORED
@@ -161,6 +186,9 @@ def decide(sweep_dir: Path, st: Staged, design: Design, k: int, open_: dict[str,
     verdicts, chances = decide_stage(diffs, design, k, st.metric in LOWER_IS_BETTER)
     for arm, chance in chances.items():
         estimates[arm]["chance"] = chance
+    for arm, seeds in gone.items():
+        verdicts[arm], estimates[arm] = DIVERGED, {"diverged": seeds}
+    verdicts = {a: verdicts[a] for a in open_}  # in the comparisons' order
     return {"stage": k + 1, "seeds": n, "verdicts": verdicts, "estimates": estimates}
 
 
@@ -306,7 +334,8 @@ def sweep_until_decided(args: list[str], given: dict[str, Any], command: str) ->
     fixed = len(s.cells) * s.st.budget
     print(f"runs: {log['runs']} of a fixed {s.st.budget}-seed design's {fixed} "
           f"({1 - log['runs'] / fixed:.0%} fewer); decisions in {where / DECISIONS}")  # fmt: skip
-    return 0
+    # a diverged run is final and decided on; the command still says a run went wrong (folder.BAD)
+    return 1 if DIVERGED in log["verdicts"].values() else 0
 
 
 def run_study(s: Study, command: str) -> tuple[int, dict[str, Any], Path]:
@@ -326,8 +355,9 @@ def run_study(s: Study, command: str) -> tuple[int, dict[str, Any], Path]:
         code = _run_stage(s, active, range(start, n), command)
         if code in (130, 143):  # Ctrl-C, SIGTERM: the same command continues
             print(f"interrupted: continue with {command}", file=sys.stderr)
-        # a diverged run ends its sweep with exit code 1; a study of divergence reads it
-        if code and (code in (130, 143) or st.metric not in folder.DIVERGED_OUTCOMES):
+        # a run to rerun (failed, interrupted) stops here: the same command goes on; a diverged
+        # run is final (its sweep's exit code 1): decided on, as an outcome or as DIVERGED
+        if code and (code in (130, 143) or not _final(where, active, n)):
             return code, log, where
         ran |= dict.fromkeys(active, n)
         step = decide(where, st, design, k, open_)
@@ -344,10 +374,24 @@ def run_study(s: Study, command: str) -> tuple[int, dict[str, Any], Path]:
     return 0, log, where
 
 
+def _final(where: Path, arms: set[str], n: int) -> bool:
+    """Every run of these arms' seeds 0..n-1 is final (completed, early-stopped or diverged)."""
+    runs = json.loads((where / index.INDEX).read_text())["runs"]
+    for arm in arms:
+        by_seed = _seed_summaries(runs, arm)
+        if any(by_seed.get(s, {}).get("status") not in folder.FINAL for s in range(n)):
+            return False
+    return True
+
+
 def print_stage(step: dict[str, Any], stages: int) -> None:
     print(f"stage {step['stage']} of {stages} ({step['seeds']} seeds per arm):")
     for arm, verdict in step["verdicts"].items():
         e = step["estimates"][arm]
+        if verdict == DIVERGED:
+            said = "; ".join(f"{a} seeds {seeds}" for a, seeds in e["diverged"].items())
+            print(f"  {arm}: diverged ({said}: stopped, no claim)")
+            continue
         text = f"  {arm}: {verdict} (Δ {e['diff']:+.4f}, SE {e['se']:.4f}"
         if "chance" in e:  # before the last stage: how likely the budget decides it
             futile = verdict == "undecided"

@@ -128,3 +128,24 @@ def test_the_question_block_of_a_study_is_read_and_checked(tmp_path: Path) -> No
     r = cli("--config-dir", str(tmp_path / "conf"), "sweep", "study=q", "--until-decided",
             f"out_dir={tmp_path / 'out'}")  # fmt: skip
     assert r.returncode == 2 and "unknown key 'question.powr'" in r.stderr, r.stderr
+
+
+def test_a_diverged_arm_ends_its_comparison_and_the_study_goes_on(tmp_path: Path) -> None:
+    """SGD at lr 1e6 diverges on every seed: the comparison ends 'diverged' at the first stage,
+    naming the seeds (a rerun skips diverged runs, so waiting for them would block for good);
+    the other comparison goes on; the exit code says a run diverged; a rerun decides alike."""
+    grid = ["optim=sgd", "optim.lr=0.05,1e6", "trainer.epochs=2", "data.subset=200",
+            "trainer.progress=none", f"out_dir={tmp_path}"]  # fmt: skip
+    args = ["sweep", *grid, "--until-decided", "--baseline", "optim.lr=0.05", "--stage", "3",
+            "--budget", "6"]  # fmt: skip
+    r = cli(*args)
+    assert r.returncode == 1, r.stderr
+    log, arm = _decisions(tmp_path), "optim.lr=1000000.0"  # the arm as Hydra reads 1e6
+    assert log["verdicts"] == {arm: "diverged"} and log["decided_at"][arm] == 3
+    assert log["path"][0]["estimates"][arm]["diverged"] == {arm: [0, 1, 2]}
+    assert f"{arm}: diverged ({arm} seeds [0, 1, 2]" in r.stdout
+    again = cli(*args)
+    assert again.returncode == 1 and _decisions(tmp_path)["verdicts"] == log["verdicts"]
+    shown = cli("compare", str(_sweep_dir(tmp_path)), "--baseline", "optim.lr=0.05")
+    assert shown.returncode == 0, shown.stderr
+    assert "diverged" in shown.stdout and "seeds [0, 1, 2]" in shown.stdout

@@ -40,7 +40,7 @@ def interval(log: dict[str, Any], arm: str) -> tuple[float, float, float] | None
     from scipy import stats
 
     path = [step for step in log["path"] if arm in step["estimates"]]
-    if not path:
+    if not path or "diff" not in path[-1]["estimates"][arm]:  # none yet, or it diverged
         return None
     step = path[-1]
     e, n = step["estimates"][arm], step["seeds"]
@@ -55,15 +55,22 @@ def format_interval(est: tuple[float, float, float] | None) -> str:
     return f"{diff:+.4f} [{lo:+.4f}, {hi:+.4f}]" if math.isfinite(hi - lo) else f"{diff:+.4f}"
 
 
+def _step(step: dict[str, Any], arm: str) -> str:
+    """One stage of a comparison's path: `seeds: Δ (verdict)`, or the seeds that diverged."""
+    e = step["estimates"][arm]
+    if "diverged" in e:
+        seeds = "; ".join(f"{a} seeds {s}" for a, s in e["diverged"].items())
+        return f"{step['seeds']}: diverged ({seeds})"
+    return f"{step['seeds']}: {e['diff']:+.4f} ({step['verdicts'][arm]})"
+
+
 def section(log: dict[str, Any]) -> Section:
     """One row per comparison: its verdict, the seeds it took, its interval at its last look, its
     estimate at each stage."""
     q, rows = log["question"], []
     for arm, base in log["comparisons"].items():
         path = [step for step in log["path"] if arm in step["verdicts"]]
-        steps = " → ".join(
-            f"{s['seeds']}: {s['estimates'][arm]['diff']:+.4f} ({s['verdicts'][arm]})" for s in path
-        )
+        steps = " → ".join(_step(s, arm) for s in path)
         verdict = log["verdicts"].get(arm, "open")
         rows.append([arm, base, verdict, str(log["decided_at"].get(arm, "—")),
                      format_interval(interval(log, arm)), steps])  # fmt: skip
@@ -95,7 +102,7 @@ def figure(out: Path, log: dict[str, Any]) -> Path:
     arms, delta = list(log["comparisons"]), log["question"]["delta"]
     fig, axes = plt.subplots(1, len(arms), figsize=(3.2 * len(arms) + 0.8, 3.4), squeeze=False)
     for ax, arm in zip(axes[0], arms, strict=True):
-        for step in (s for s in log["path"] if arm in s["estimates"]):
+        for step in (s for s in log["path"] if "diff" in s["estimates"].get(arm, {})):
             k, e = step["stage"] - 1, step["estimates"][arm]
             x = step["seeds"]
             for bound, style, dx in ((log["bounds_diff"][k], "-", -0.25), (log["bounds_equiv"][k], "--", 0.25)):  # fmt: skip
