@@ -84,6 +84,29 @@ def error_table(q: Question, studies: int, rng: np.random.Generator, m: int = 4)
                 )
 
 
+def decide_study(q: Question, studies: int, rng: np.random.Generator) -> None:
+    """study=decide's design (4 comparisons, stages 5/10/15/20): per spending, the largest SD of
+    the paired differences its budget of 20 is planned for (sequential.last_stage_need), and the
+    power the staged study reaches there, with and without futility."""
+    from scipy import optimize
+
+    print(f"\nstudy=decide: m = 4, stages (5, 10, 15, 20), {studies:,} studies per row")
+    print("spending  planned SD  fut.  better at +δ  equiv at 0  seeds(+δ)  seeds(0)")
+    for spending in sequential.SPENDING:
+        d = sequential.make_design(q, (5, 10, 15, 20), 4, spending)
+        sd = optimize.brentq(
+            lambda s, d=d: sequential.last_stage_need(d, s, None) - 20.5, 1e-4, 0.05, xtol=1e-6
+        )
+        for fut in (sequential.FUTILITY, 0.0):
+            x = replace(d, futility=fut)
+            up, used_up = sequential.run_design(rng.normal(q.delta, sd, (studies, 4, 20)), x)
+            eq, used_eq = sequential.run_design(rng.normal(0, sd, (studies, 4, 20)), x)
+            print(
+                f"{spending:>8} {sd:>11.5f} {fut:>5} {np.mean(up == UP):>13.3f} "
+                f"{np.mean(eq == EQUIVALENT):>11.3f} {used_up.mean():>10.2f} {used_eq.mean():>9.2f}"
+            )
+
+
 def small_budget(q: Question, m: int, studies: int, rng: np.random.Generator) -> None:
     """A budget far below what δ needs (20 seeds, SD 3δ): what the futility rule saves."""
     print(
@@ -122,13 +145,16 @@ def main() -> None:
     parser.add_argument("--comparisons", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--error-studies", type=int, default=100_000)
-    parser.add_argument("--only", choices=["errors"], default=None)
+    parser.add_argument("--only", choices=["errors", "study"], default=None)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
     q = Question(delta=0.005, alpha=0.05, power=0.8)
-    error_table(q, args.error_studies, rng)
-    if args.only == "errors":
+    if args.only != "study":
+        error_table(q, args.error_studies, rng)
+    if args.only != "errors":
+        decide_study(q, args.error_studies, rng)
+    if args.only is not None:
         print(f"\n{time.perf_counter() - start:.1f} s")
         return
     scenarios(q, args.comparisons, args.studies, rng)

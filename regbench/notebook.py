@@ -87,7 +87,7 @@ def compare_runs(
     import pandas as pd
     from rich.console import Console
 
-    from regbench.compare import pipeline
+    from regbench.compare import pipeline, staged
     from regbench.compare.analysis import Inference
     from regbench.compare.command import _check  # the command's own option checks, not a copy
     from regbench.compare.load import CompareError
@@ -100,8 +100,11 @@ def compare_runs(
             metric, test, correction, alpha, reps=reps,
             delta=default_delta(metric) if delta is None else delta, power=power,
         )  # fmt: skip
-        runs, groups = pipeline.groups_of(_paths(path), list(by), list(filter), err)
-        result = pipeline.analyse(runs, groups, list(by), inf, baseline, None, factorial, [])
+        paths = _paths(path)
+        runs, groups = pipeline.groups_of(paths, list(by), list(filter), err)
+        result = pipeline.analyse(
+            runs, groups, list(by), inf, baseline, None, factorial, [], staged.read(paths)
+        )
         if ensemble:
             pipeline.add_ensembles(result, labels=list(groups[0].labels), err=err)
     except CompareError as e:

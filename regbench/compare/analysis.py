@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from regbench.compare.choices import LOWER_IS_BETTER
-from regbench.compare.groups import Group, factorial_cells
+from regbench.compare.groups import Group, factorial_cells, get_key, matches
 from regbench.compare.load import STATUS_ORDER, CompareError, Run, read_test_outputs, test_size
 from regbench.folder import TEST_OUTPUTS
 from regbench.stats import decide
@@ -41,6 +41,7 @@ class Inference:
     seed: int = 0  # bootstrap generator seed: the same numbers on every call
     delta: float | None = None  # smallest effect of interest (None: no equivalence, no plan)
     power: float = decide.DEFAULT_POWER
+    common_seeds: bool = False  # a staged sweep: pair on the seeds both arms ran (arms stop early)
 
     @property
     def question(self) -> decide.Question:
@@ -93,6 +94,9 @@ def _grid(g: Group, base: Group, metric: str) -> int | None:
 def _compare(g: Group, base: Group, inf: Inference) -> tuple[stats.Comparison, dict[str, Any]]:
     """The comparison of one group with its baseline, paired when their seeds match."""
     a_seed, b_seed = g.by_seed(inf.metric), base.by_seed(inf.metric)
+    if inf.common_seeds and a_seed and b_seed:
+        shared = a_seed.keys() & b_seed.keys()
+        a_seed, b_seed = ({s: x[s] for s in shared} for x in (a_seed, b_seed))
     is_paired = bool(a_seed and b_seed and a_seed.keys() == b_seed.keys() and len(a_seed) >= 2)
     if is_paired:
         seeds = sorted(a_seed)  # type: ignore[arg-type]
@@ -188,6 +192,26 @@ def baseline_records(
         r.setdefault("significant", False if r["delta"] is not None else None)
     _decide(out, [i for i, _ in tested], inf)
     return out
+
+
+def staged_verdicts(
+    records: list[dict[str, Any]], groups: Sequence[Group], log: dict[str, Any], baseline: str
+) -> bool:
+    """Put a staged sweep's verdicts (its decisions.json) on the records of its comparisons, with
+    the seeds each was decided at (`staged_at`): the staged test decided them under its stopping
+    rule, and a fixed-design verdict over the same runs would be a second, different answer.
+    False (nothing changed) when the log answers another baseline."""
+    if log.get("baseline") != baseline:
+        return False
+    for arm, verdict in [*log["verdicts"].items(), *((a, "open") for a in log["comparisons"] if a not in log["verdicts"])]:  # fmt: skip
+        want = [o.split("=", 1) for o in arm.split()]
+        for r, g in zip(records, groups, strict=True):
+            config = g.runs[0].config
+            if r.get("delta") is not None and all(
+                matches(k, get_key(config, k), v) for k, v in want
+            ):
+                r["verdict"], r["staged_at"] = verdict, log["decided_at"].get(arm)
+    return True
 
 
 def noise_floor(groups: Sequence[Group], metric: str) -> tuple[float, int, float] | None:

@@ -179,6 +179,7 @@ def compare_command(
     # and `sweep` 2.2 s of start-up on this VM on a slow day (measured, python -X importtime)
     from regbench.compare import pipeline
     from regbench.compare.analysis import Inference
+    from regbench.compare.staged import read
 
     err = Console(stderr=True)
     try:
@@ -195,7 +196,7 @@ def compare_command(
         if out is not None:
             pipeline.check_curves(runs, _split(curves))
         result = pipeline.analyse(
-            runs, groups, keys, inf, baseline, sort, factorial, _split(factors)
+            runs, groups, keys, inf, baseline, sort, factorial, _split(factors), read(paths)
         )
         if ensemble:
             pipeline.add_ensembles(result, labels=list(groups[0].labels), err=err)

@@ -3,6 +3,7 @@ and table sections (analysis, tables) -> stdout (report) and, with --out, files 
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import os
@@ -103,8 +104,14 @@ def analyse(
     sort: str | None,
     factorial: bool,
     factors: list[str],
+    decisions: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Every record and table section the outputs need, in display order."""
+    """Every record and table section the outputs need, in display order. decisions: the staged
+    sweeps' decisions.json among the paths (staged.read); where one answers this baseline and
+    metric, its comparisons pair on the seeds both arms ran and show its verdicts."""
+    logs = [x for x in decisions or [] if (x.get("baseline"), x.get("metric")) == (baseline, inf.metric)]  # fmt: skip
+    if logs:
+        inf = dataclasses.replace(inf, common_seeds=True)
     records = analysis.group_records(groups, inf.metric)
     labels = list(groups[0].labels)
     result: dict[str, Any] = {"inf": inf, "summary": [], "effects": None, "design": None}
@@ -114,12 +121,14 @@ def analyse(
         bases = baseline_of(groups, baseline, keys)
         compared = analysis.baseline_records(groups, bases, inf)
         for g, j, c in zip(groups, bases, compared, strict=True):  # Welch's test: say why
-            if c.get("test") and (why := g.unpaired(groups[j], inf.metric)):  # type: ignore[index]
+            if c.get("test") == "welch" and (why := g.unpaired(groups[j], inf.metric)):  # type: ignore[index]
                 result["warnings"].append(
                     f"{g.name} against {groups[j].name}: not paired by seed ({why}); Welch's test instead"
                 )
         for r, c in zip(records, compared, strict=True):
             r.update(c)
+        for log in logs:
+            analysis.staged_verdicts(records, groups, log, baseline)
     factorial_data = analysis.factorial_records(groups, factors or None, inf) if factorial else None
     order = analysis.sort_order(records, sort, inf.metric)
     result["records"] = [records[i] for i in order]
@@ -142,6 +151,11 @@ def analyse(
         if inf.test == "bootstrap" and (w := bootstrap_pairs(records, inf)):
             result["warnings"].append(w)
         caption = tables.baseline_caption(inf, m, floor)
+        if logs:
+            caption += (
+                " · a staged sweep: Δ, interval and p over the seeds both arms ran; verdict: the "
+                "staged study's (decisions.json), 'at n': the seeds per arm it was decided at"
+            )
         sections.append(tables.baseline_section(result["records"], labels, inf, caption))
         result["summary"] = tables.summary_lines(result["records"], shown, inf)
     if "seeds" in labels:

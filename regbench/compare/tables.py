@@ -127,7 +127,7 @@ def baseline_section(
                 _num(r["rho"], ".2f"),
                 _p(r["p_adj"]),
                 pab,
-                r["verdict"],
+                r["verdict"] + (f" at {r['staged_at']}" if r.get("staged_at") else ""),
                 _plan(r),
             ]
         )
@@ -247,8 +247,12 @@ def summary_lines(
         elif verdict == "equivalent":
             text = f"equivalent to {base} within ±{_delta_text(inf)}: {numbers}, TOST Holm p {_p_words(r['p_tost_adj'])}."
         else:
-            text = f"undecided against {base}: {numbers}" + _undecided_tail(r, inf)
-        lines["better" if verdict == "worse" else verdict].append(f"{g.name}: {text}")
+            text = f"{verdict} against {base}: {numbers}" + _undecided_tail(r, inf)
+        if r.get("staged_at"):
+            text += f" (the staged study's verdict, decided at {r['staged_at']} seeds per arm)"
+        # a staged sweep's diverged or still open comparison reads with the undecided ones
+        kind = "better" if verdict == "worse" else verdict
+        lines.get(kind, lines["undecided"]).append(f"{g.name}: {text}")
     return [line for kind in lines.values() for line in kind]
 
 

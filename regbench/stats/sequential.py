@@ -108,33 +108,46 @@ def make_design(
 
 
 def design(
-    question: Question, sd: float, df: float | None, comparisons: int, n_stages: int = 4
+    question: Question,
+    sd: float,
+    df: float | None,
+    comparisons: int,
+    n_stages: int = 4,
+    spending: str = "obf",
+    futility: float = FUTILITY,
 ) -> Design:
-    """Plan a staged study of paired differences: a budget whose last stage alone detects δ and
-    shows equivalence within ±δ with the question's power at that stage's boundaries (the staged
-    power is at least that, less the rare early stops of the other kind), from the SD's upper
-    confidence bound (sd with df degrees of freedom, e.g. a pilot's; df None: sd known).
-    Raises ValueError without δ, without spread, or beyond MAX_SEEDS seeds per arm."""
+    """Plan a staged study of paired differences for the spending it will use: a budget whose
+    last stage alone detects δ and shows equivalence within ±δ with the question's power at that
+    stage's boundaries (Pocock's last boundary is higher than O'Brien-Fleming's: a larger
+    budget), from the SD's upper confidence bound (sd with df degrees of freedom, e.g. a pilot's;
+    df None: sd known). The staged power is near that, less what early stops of the other kind
+    and futility take (benchmarks/decisions.py measures it). Raises ValueError without δ,
+    without spread, or beyond MAX_SEEDS seeds per arm."""
     if question.delta is None or not sd > 0:
         raise ValueError("a staged design needs δ and a spread to plan from")
     budget = FIRST_STAGE
     while True:
-        d = make_design(question, stage_counts(budget, n_stages), comparisons)
-        # the last boundaries as per-test levels: what the last stage's t-tests must reach
-        detect, equiv = plan(
-            sd,
-            df,
-            True,
-            question,
-            2 * float(stats.norm.sf(d.bounds_diff[-1])),
-            float(stats.norm.sf(d.bounds_equiv[-1])),
-        )
-        need = max(detect or math.inf, equiv or math.inf)
+        d = make_design(question, stage_counts(budget, n_stages), comparisons, spending, futility)
+        need = last_stage_need(d, sd, df)
         if math.isinf(need):
             raise ValueError(f"δ = {question.delta:g} needs more than {MAX_SEEDS:,} seeds per arm")
         if need <= budget:
             return d
         budget = int(need)  # the boundaries move a little with the stages: check again
+
+
+def last_stage_need(d: Design, sd: float, df: float | None) -> float:
+    """Seeds per arm the last stage needs to reach the question's power alone, both kinds of
+    claim, its boundaries read as per-test levels (inf: out of reach)."""
+    detect, equiv = plan(
+        sd,
+        df,
+        True,
+        d.question,
+        2 * float(stats.norm.sf(d.bounds_diff[-1])),
+        float(stats.norm.sf(d.bounds_equiv[-1])),
+    )
+    return max(detect or math.inf, equiv or math.inf)
 
 
 def stage_codes(d: np.ndarray, design: Design, stage: int) -> np.ndarray:
