@@ -145,6 +145,7 @@ def test_summary_outcomes_censored_and_diverged() -> None:
         ("equivalent", ["equivalent", "equivalent"], runner.HOLDS),
         ("equivalent", ["equivalent", "higher"], runner.CONTRADICTED),
         ("equivalent", ["undecided"], runner.UNDECIDED),
+        ("higher", ["higher", "diverged"], runner.UNDECIDED),  # a staged study's diverged arm
     ],
 )
 def test_a_claims_verdict_is_the_worst_of_its_comparisons(direction, seen, verdict) -> None:

@@ -71,7 +71,8 @@ def observed(verdict: str, lower_is_better: bool) -> str:
 def claim_verdict(direction: str, seen: list[str]) -> str:
     """The claim's verdict from its comparisons' observed directions: contradicted if any goes the
     other way (any difference, for an equivalence claim), else no effect if any is equivalent
-    within ±δ (a directional claim), else undecided if any is, else holds."""
+    within ±δ (a directional claim), else holds if every one went the claimed way, else
+    undecided (also a comparison that ended 'diverged' in a staged study, or is still open)."""
     if direction == "equivalent":
         if any(s in ("higher", "lower") for s in seen):
             return CONTRADICTED
@@ -79,7 +80,7 @@ def claim_verdict(direction: str, seen: list[str]) -> str:
         return CONTRADICTED
     elif "equivalent" in seen:
         return NO_EFFECT
-    return UNDECIDED if any(s == "undecided" for s in seen) else HOLDS
+    return HOLDS if seen and all(s == direction for s in seen) else UNDECIDED
 
 
 def result_of(name: str, claim: Claim, log: dict, where: Path, wall: float) -> Result:
