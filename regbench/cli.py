@@ -207,7 +207,6 @@ def sweep(
     """
     from rich.console import Console
 
-    from regbench import index as ix
     from regbench import sweep as sw
 
     console = Console(highlight=False)
@@ -227,18 +226,35 @@ def sweep(
             _fail(str(exc))
     try:
         plan = sw.plan(list(ctx.args))
+        pre = sw.source_args(list(ctx.args), plan.name)
+        source = sw.plan(pre) if pre is not None else None
     except ConfigError as exc:
         _fail(str(exc))
+    if source is not None:  # a study's pretrain: block, one source run per seed, first
+        _launch(source, ctx.args, dry_run, console, exit_on_failure=False)
+    _launch(plan, ctx.args, dry_run, console)
+
+
+def _launch(
+    plan: Plan, args: list[str], dry_run: bool, console: Console, exit_on_failure: bool = True
+) -> None:
+    """List (--dry-run) or run one sweep and report it; the command ends with the main sweep's
+    exit code (a study's source sweep: the transfer runs of failed sources say so and are skipped)."""
+    from regbench import index as ix
+    from regbench import sweep as sw
+
     if dry_run:
         _dry_run(plan, console)
         return
     try:
-        ix.write_index(plan, " ".join(["regbench", "sweep", *ctx.args]))
+        ix.write_index(plan, " ".join(["regbench", "sweep", *args]))
     except OSError as exc:  # a read-only out_dir or sweep folder: before any job starts
         _fail(
             f"cannot write the sweep folder {plan.dir} ({exc.strerror}); pass out_dir=<a writable folder>"
         )
-    raise typer.Exit(_report_sweep(plan, sw.launch(plan), console, list(ctx.args)))
+    code = _report_sweep(plan, sw.launch(plan), console, list(args))
+    if exit_on_failure or code == 130:  # Ctrl-C stops the whole command
+        raise typer.Exit(code)
 
 
 def _report_sweep(plan: Plan, code: int, console: Console, args: list[str]) -> int:

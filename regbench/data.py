@@ -211,6 +211,26 @@ def flip_labels(y: np.ndarray, p: float, classes: int, seed: int) -> np.ndarray:
     return y
 
 
+def select_classes(
+    x: np.ndarray, y: np.ndarray, classes: list[int], name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """data.classes: the examples of those classes only, labels remapped to their position in the
+    list (data.classes=[5,6,7,8,9]: 5 -> 0, ..., 9 -> 4). Applied to the pool and to the test split
+    before the validation split is carved, so the splits are drawn as for the whole dataset."""
+    if len(set(classes)) < len(classes):
+        raise ConfigError(f"data.classes={classes} names a class twice; list each class once")
+    missing = sorted(set(classes) - set(np.unique(y).tolist()))
+    if missing:
+        raise ConfigError(
+            f"data.classes names {missing}, which {name} does not have (its classes: "
+            f"0-{int(y.max())}); list classes it has, e.g. data.classes=[0,1,2,3,4]"
+        )
+    keep = np.isin(y, classes)
+    remap = np.zeros(int(y.max()) + 1, dtype=np.int64)
+    remap[classes] = np.arange(len(classes))
+    return x[keep], remap[y[keep]]
+
+
 def load(cfg: DictConfig, device: torch.device, seed: int = 0) -> Splits:
     """Load the dataset named by cfg.name, split it (split seed: see split_seed), add training
     label noise, preprocess with training statistics (data.preprocess: regbench/preprocess.py)."""
@@ -229,6 +249,8 @@ def load(cfg: DictConfig, device: torch.device, seed: int = 0) -> Splits:
         root = Path(cfg.root).expanduser()
         x, y = _torchvision(cfg.name, root, cfg.download, train=True)
         x_test, y_test = _torchvision(cfg.name, root, cfg.download, train=False)
+    if cfg.get("classes") is not None:
+        (x, y), (x_test, y_test) = (select_classes(a, b, list(cfg.classes), cfg.name) for a, b in ((x, y), (x_test, y_test)))  # fmt: skip
     order = rng.permutation(len(x))
     n_val = round(len(x) * cfg.val_fraction)
     val, train = order[:n_val], order[n_val:]
@@ -243,7 +265,7 @@ def load(cfg: DictConfig, device: torch.device, seed: int = 0) -> Splits:
             "check data.subset, data.val_fraction and data.test_fraction"
         )
     x_train, y_train = x[train], y[train]
-    classes = int(y.max()) + 1
+    classes = len(cfg.classes) if cfg.get("classes") is not None else int(y.max()) + 1
     if cfg.label_noise > 0:  # training labels only: validation and test measure the clean task
         y_train = flip_labels(y_train, cfg.label_noise, classes, split_seed(cfg, seed))
     fitted = preprocess.fit(x_train, cfg.preprocess, cfg.get("whiten_eps", WHITEN_EPS), device)

@@ -68,6 +68,7 @@ class Data(_Strict):
     val_fraction: Annotated[float, Field(gt=0, lt=1)]
     split_seed: Annotated[StrictInt, Field(ge=0)] | None  # null: the split follows `seed`
     subset: PosInt | None
+    classes: Annotated[list[Annotated[StrictInt, Field(ge=0)]], Field(min_length=1)] | None = None
     label_noise: Fraction
     preprocess: Preprocess
     whiten_eps: Annotated[float, Field(gt=0)]
@@ -314,6 +315,16 @@ def check_seed(seed: Any) -> None:
         raise ConfigError(f"seed={seed} names a seed twice; list each seed once")
 
 
+class NoTransfer(_Strict):
+    name: Literal["none"]
+
+
+class Transfer(_Strict):
+    name: Literal["finetune", "frozen"]
+    source: str
+    freeze: Annotated[StrictInt, Field(ge=0)]
+
+
 class Config(_Strict):
     data: Annotated[
         Annotated[Data, Tag("builtin")] | Annotated[UserData, Tag("user")],
@@ -347,6 +358,12 @@ class Config(_Strict):
     init: Init
     seeds: Seeds
     trainer: Trainer
+    transfer: Annotated[
+        Annotated[NoTransfer, Tag("none")]
+        | Annotated[Transfer, Tag("finetune")]
+        | Annotated[Transfer, Tag("frozen")],
+        Discriminator(_kind),
+    ]
     seed: Seed
     resume: StrictBool
     out_dir: str

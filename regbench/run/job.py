@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from regbench import data, extend, folder
+from regbench import data, extend, folder, models, transfer
 from regbench.compose import check
 from regbench.config import CONF_DIR, FUSED_DIR, ConfigError, member_configs, run_name, val_size
 from regbench.pitfalls import fusion_warnings, warnings
@@ -115,6 +116,12 @@ class Job:
             if "_target_" in cfg.model:  # the user's model: built and run once, before any folder
                 probe = d or data.load(cfg.data, device, self.members[0].seed)
                 extend.probe_model(cfg, probe.shape, probe.num_classes)
+            if cfg.transfer.name != "none":  # each member's source (its seed's), before any folder
+                probe = d or data.load(cfg.data, device, self.members[0].seed)
+                for m in self.members:
+                    with torch.random.fork_rng(devices=[]):  # the constructors' throw-away draws
+                        solo = models.build(m, probe.shape, probe.num_classes)
+                    transfer.check(m, solo)
         except ConfigError as exc:  # before any run folder: a missing dataset leaves none behind
             self.fail(str(exc))
             return math.nan

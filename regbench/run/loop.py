@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from regbench import data, diagnostics, folder, models
+from regbench import data, diagnostics, folder, models, transfer
 from regbench.config import ConfigError, source_seed, stream_value
 from regbench.run import checkpoint, fuse, streams
 from regbench.run.device import autocast, deterministic, elapsed
@@ -56,6 +56,7 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
     deterministic(tc.deterministic, tc.compile)
     rngs = [streams.Streams(m.cfg, device) for m in members]
     solos = [models.build(m.cfg, d.shape, d.num_classes) for m in members]
+    sources = [start_from(m, solo) for m, solo in zip(members, solos, strict=True)]
     fuse.start_dropout(rngs)  # after build: the global generator now draws dropout masks only
     n, bs = len(d.x_train), tc.batch_size
     per_epoch = n // bs + (n % bs >= 2)  # a last batch of one sample would break batch norm
@@ -64,6 +65,9 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
     model = fuse.Fused(solos).to(device)
     layout = torch.channels_last if tc.channels_last else torch.contiguous_format
     model.to(memory_format=layout)  # 4-d weights only; checkpoints load into either order
+    frozen = transfer.frozen(cfg, solos[0]) if cfg.transfer.name != "none" else set()
+    for name, p in model.net.named_parameters():  # the fused model keeps the solo names
+        p.requires_grad_(name not in frozen)
     if tc.compile:  # in place: the state_dict keeps its names, checkpoints stay solo-loadable
         model.compile()
     step = Step(cfg, model, n, per_epoch)
@@ -100,14 +104,27 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
             report_epoch(members[j], records[j])
             if not go_on:
                 live[j] = False  # stopped: tested now; its slices no longer count
-                summaries[j] = finish(members[j], records[j], model, j, d, amp, wall)
+                summaries[j] = finish(members[j], records[j], model, j, d, amp, wall, sources[j])
         if not live.any():
             break
     bar.stop()
     for j in live.nonzero().flatten().tolist():
         wall = time.perf_counter() - start
-        summaries[j] = finish(members[j], records[j], model, j, d, amp, wall)
+        summaries[j] = finish(members[j], records[j], model, j, d, amp, wall, sources[j])
     return summaries
+
+
+def start_from(m: Member, solo: nn.Module) -> dict[str, Any]:
+    """transfer=finetune / frozen: the source's weights into the member's solo model (a resume
+    then replaces them by its own last.pt); what its summary records about the source."""
+    source = transfer.resolve(m.cfg)
+    if source is None:
+        return {}
+    loaded = transfer.load(m.cfg, solo, source)
+    m.log(
+        f"transfer: {loaded} layers from {source.checkpoint}, first {m.cfg.transfer.freeze} blocks frozen"
+    )
+    return source.record(loaded)
 
 
 def resume(
@@ -233,7 +250,14 @@ def epoch_rows(
 
 
 def finish(
-    m: Member, record: Record, model: fuse.Fused, j: int, d: data.Splits, amp, wall: float
+    m: Member,
+    record: Record,
+    model: fuse.Fused,
+    j: int,
+    d: data.Splits,
+    amp,
+    wall: float,
+    source: dict[str, Any],
 ) -> dict[str, Any]:
     """Test member j once, as its solo model (its best weights with early stopping, else its last
     ones), build its summary and hand it to m.done."""
@@ -249,6 +273,7 @@ def finish(
         s["fused_with"] = model.k
     s |= {"params": sum(p.numel() for p in solo.parameters()), "device": str(d.x_train.device),
           "threads": torch.get_num_threads()}  # fmt: skip
+    s |= source  # transfer: the source run, its config hash, the layers loaded
     if s["status"] != "diverged":
         solo.load_state_dict(model.member(j))
         # both checkpoints on the test split: does the best validation epoch beat the last?

@@ -98,6 +98,8 @@ class Step:
     def __init__(self, cfg: DictConfig, model: nn.Module, n_train: int, per_epoch: int) -> None:
         self.k, self.n = Knobs.of(cfg.reg), n_train
         self.weights = models.decayed(model)
+        # what the penalties, decay, max-norm and weight noise act on: not the frozen blocks' weights
+        self.trained = [w for w in self.weights if w.requires_grad]
         self.width = getattr(model, "k", 1)  # members fused into the model
         self.opt = make_optimizer(cfg.optim, model, wide=self.width > 1)
         total = cfg.trainer.epochs * per_epoch
@@ -111,8 +113,8 @@ class Step:
         member draws exactly what its solo run draws."""
         if not self.k.noise:
             return None
-        clean = [w.clone() for w in self.weights]
-        for w in self.weights:
+        clean = [w.clone() for w in self.trained]
+        for w in self.trained:
             shape = (w.shape[0] // self.width, *w.shape[1:])  # a member's slice: dim 0
             draws = [torch.randn(shape, generator=g, device=w.device, dtype=w.dtype) for g in gens]
             w.add_(draws[0] if len(draws) == 1 else torch.cat(draws), alpha=self.k.noise)
@@ -146,20 +148,20 @@ class Step:
             )  # fmt: skip
             loss = losses @ live.to(losses.dtype)  # a stopped member's gradient is 0 (NaN or not)
         if k.l2 or k.l1:
-            loss = loss + penalty(k, self.weights, self.n)
+            loss = loss + penalty(k, self.trained, self.n)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if clean is not None:
             with torch.no_grad():
-                for w, c in zip(self.weights, clean, strict=True):
+                for w, c in zip(self.trained, clean, strict=True):
                     w.copy_(c)
         self.opt.step()
         with torch.no_grad():
             if k.wd:  # decoupled: shrink weights directly, outside the gradient (AdamW-style)
                 lr = self.opt.param_groups[0]["lr"]
-                torch._foreach_mul_(self.weights, 1 - lr * k.wd)
+                torch._foreach_mul_(self.trained, 1 - lr * k.wd)
             if k.maxnorm is not None:  # each unit's incoming weights (dim 0: a unit / filter)
-                for w in self.weights:
+                for w in self.trained:
                     w.copy_(torch.renorm(w, 2, 0, k.maxnorm))
         if self.sched is not None:
             self.sched.step()
