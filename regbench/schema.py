@@ -315,14 +315,10 @@ def check_seed(seed: Any) -> None:
         raise ConfigError(f"seed={seed} names a seed twice; list each seed once")
 
 
-class NoTransfer(_Strict):
-    name: Literal["none"]
-
-
-class Transfer(_Strict):
-    name: Literal["finetune", "frozen"]
-    source: str
-    freeze: Annotated[StrictInt, Field(ge=0)]
+class Transfer(_Strict):  # transfer=none is its name alone (validate refuses the other keys)
+    name: Literal["none", "finetune", "frozen"]
+    source: str | None = None
+    freeze: Annotated[StrictInt, Field(ge=0)] = 0
 
 
 class Config(_Strict):
@@ -358,12 +354,7 @@ class Config(_Strict):
     init: Init
     seeds: Seeds
     trainer: Trainer
-    transfer: Annotated[
-        Annotated[NoTransfer, Tag("none")]
-        | Annotated[Transfer, Tag("finetune")]
-        | Annotated[Transfer, Tag("frozen")],
-        Discriminator(_kind),
-    ]
+    transfer: Transfer
     seed: Seed
     resume: StrictBool
     out_dir: str
@@ -394,6 +385,8 @@ def validate(cfg: DictConfig) -> None:
         Config.model_validate(data)
     except ValidationError as exc:
         raise invalid.explain(exc) from None
+    if cfg.transfer.name == "none" and len(cfg.transfer) > 1:  # a source it would not read
+        raise ConfigError("transfer=none trains from scratch; for transfer.source choose transfer=finetune or frozen")  # fmt: skip
     check_seed(OmegaConf.to_object(cfg.seed) if OmegaConf.is_list(cfg.seed) else cfg.seed)
     if "bn" in cfg.reg and cfg.trainer.batch_size < 2:  # batch norm trains on batch statistics
         raise ConfigError("reg=bn needs trainer.batch_size of at least 2")

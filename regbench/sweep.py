@@ -35,7 +35,7 @@ from regbench.index import status_of
 from regbench.pitfalls import warnings
 from regbench.schema import NAME_PATTERN, check_seed
 
-STUDY_KEYS = ("sweep_name", "overrides", "question")  # a study file's top-level keys
+STUDY_KEYS = ("sweep_name", "overrides", "question", "pretrain")  # a study file's top-level keys
 LARGE_GRID = 1000  # jobs: a grid this large says its size before it is planned
 CALLBACK = "+hydra.callbacks.regbench_sweep._target_=regbench.index.Tracker"
 
