@@ -14,7 +14,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from regbench import __version__, compare
+from regbench import __version__, compare, disk
 from regbench.claims.command import app as claims_app
 from regbench.compose import compose_config, explain
 from regbench.config import (
@@ -224,6 +224,10 @@ def sweep(
             raise typer.Exit(stages.sweep_until_decided(list(ctx.args), given, command))
         except ConfigError as exc:
             _fail(str(exc))
+        except OSError as exc:  # a read-only or full out_dir
+            if not disk.refused(exc):
+                raise
+            _fail(disk.write_error(exc))
     try:
         plan = sw.plan(list(ctx.args))
         pre = sw.source_args(list(ctx.args), plan.name)
@@ -248,10 +252,8 @@ def _launch(
         return
     try:
         ix.write_index(plan, " ".join(["regbench", "sweep", *args]))
-    except OSError as exc:  # a read-only out_dir or sweep folder: before any job starts
-        _fail(
-            f"cannot write the sweep folder {plan.dir} ({exc.strerror}); pass out_dir=<a writable folder>"
-        )
+    except OSError as exc:  # a read-only or full out_dir or sweep folder: before any job starts
+        _fail(disk.write_error(exc))
     code = _report_sweep(plan, sw.launch(plan), console, list(args))
     if exit_on_failure or code == 130:  # Ctrl-C stops the whole command
         raise typer.Exit(code)
@@ -327,6 +329,7 @@ def inspect(
 
     args = list(ctx.args)
     try:
+        disk.check_figure(out)  # before composing or any forward pass
         runs = [(label, compose_config(o)) for label, o in inspection.expand(args)]
     except ConfigError as exc:
         _fail(str(exc))

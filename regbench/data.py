@@ -131,10 +131,23 @@ def _torchvision(
     cached = _read_cache(files)
     if cached is None:
         cached = _decode(name, root, download, train)
+        _check_pairs(name, root, train, *cached)
         _write_cache(_cache_files(name, root, train), *cached)  # keyed by what is extracted now
     x, y = cached
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # MNIST: NHW, CIFAR: NHWC
     return x.astype(np.float32), y  # raw pixels: 0..255 (data.preprocess scales them)
+
+
+def _check_pairs(name: str, root: Path, train: bool, x: np.ndarray, y: np.ndarray) -> None:
+    """Images and labels of one split must be as many (a test label file in the training one's
+    place: an IndexError deep in the split code otherwise)."""
+    if len(x) != len(y):
+        split = "training" if train else "test"
+        raise ConfigError(
+            f"dataset {name} in {root / TORCHVISION[name][1]}: the {split} files hold {len(x)} "
+            f"images but {len(y)} labels, so they do not belong together; put back the original "
+            f"{split} image and label files"
+        )
 
 
 def _decode(name: str, root: Path, download: bool, train: bool) -> tuple[np.ndarray, np.ndarray]:

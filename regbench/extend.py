@@ -156,14 +156,29 @@ def _images(a: Any, what: str) -> np.ndarray:
         raise ConfigError(
             f"{what} images must be an (N, C, H, W) or (N, H, W) array, got shape {x.shape}"
         )
+    bad = ~np.isfinite(x)
+    if bad.any():  # the data are at fault, not the optimisation: said before any training
+        images = np.flatnonzero(bad.reshape(len(x), -1).any(1))
+        first = ", ".join(map(str, images[:5])) + (", ..." if len(images) > 5 else "")
+        raise ConfigError(
+            f"{what} images hold {int(bad.sum())} non-finite values (NaN or inf) in "
+            f"{len(images)} of {len(x)} images (index {first}); fix or drop them in the dataset"
+        )
     return x
 
 
 def _labels(a: Any, n: int, what: str) -> np.ndarray:
     y = np.asarray(a)
-    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or (n and y.min() < 0):
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
         raise ConfigError(
             f"{what} labels must be {n} integers 0..K-1 (one per image), got {y.dtype} shape {y.shape}"
+        )
+    if n and y.min() < 0:
+        where = np.flatnonzero(y < 0)
+        first = ", ".join(map(str, where[:5])) + (", ..." if len(where) > 5 else "")
+        raise ConfigError(
+            f"{what} labels must be class numbers 0..K-1; {len(where)} are negative (smallest "
+            f"{int(y.min())}, index {first}); map them to 0..K-1 in the dataset"
         )
     return y.astype(np.int64)
 

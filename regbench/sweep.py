@@ -21,7 +21,7 @@ from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from regbench import folder
+from regbench import disk, folder
 from regbench.compose import check, compose_overrides
 from regbench.config import (
     ConfigError,
@@ -429,6 +429,9 @@ def launch(p: Plan) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the launcher gave up, e.g. on a SLURM job cancelled with scancel
+        if disk.refused(exc):  # a full or read-only disk under a job: the same line as train's
+            print(f"error: {disk.write_error(exc, p.dir)}", file=sys.stderr)
+            return 2
         detail = " ".join(str(exc).splitlines()[:2]) or type(exc).__name__
         print(f"error: hydra/launcher={p.launcher}: {detail}", file=sys.stderr)
         return 1

@@ -150,6 +150,17 @@ def _check(format: str, metric: str, test: str, correction: str, alpha: float, r
         raise CompareError(f"--power must be between 0 and 1, got {power}")
 
 
+def check_out(out: Path) -> None:
+    """compare --out is a folder the report goes to: CompareError unless it can be written."""
+    from regbench import disk
+    from regbench.config import ConfigError
+
+    try:
+        disk.check_folder(out, "--out")
+    except ConfigError as exc:
+        raise CompareError(str(exc)) from None
+
+
 def compare_command(
     paths: Paths,
     by: By = None,
@@ -184,6 +195,8 @@ def compare_command(
     err = Console(stderr=True)
     try:
         _check(format, metric, test, correction, alpha, reps, delta, power)
+        if out is not None:  # before any run is read: a file in its place, a read-only disk
+            check_out(out)
         if factors and not factorial:
             raise CompareError(
                 "--factors picks the regularizers of --factorial: add --factorial or drop --factors"

@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from regbench import data, extend, folder, models, transfer
+from regbench import data, disk, extend, folder, models, transfer
 from regbench.compose import check
 from regbench.config import CONF_DIR, FUSED_DIR, ConfigError, member_configs, run_name, val_size
 from regbench.pitfalls import fusion_warnings, warnings
@@ -208,6 +208,8 @@ class Job:
                 warn("interrupted", f"continue with {self._resume_command(group)}")
             raise
         except Exception as exc:  # ConfigError included: a bad checkpoint is found only here
+            if disk.refused(exc):  # a full disk: no line to record here; the command says it
+                raise
             if why := stop_line(exc):  # SLURM's time limit with no requeue left
                 self._mark(group, "interrupted", why)
                 warn("error", why)
@@ -284,9 +286,15 @@ def run(cfg: DictConfig, task: list[str] | None = None) -> float:
 
 
 def run_checked(cfg: DictConfig, task: list[str]) -> float:
-    """`regbench train`: a config the command line has checked; SIGTERM stops it like Ctrl-C."""
+    """`regbench train`: a config the command line has checked; SIGTERM stops it like Ctrl-C; a
+    write the disk refused (full, read-only), wherever it happened, is one line and exit 2."""
     stop_on_sigterm()
-    return Job(cfg, task).run()
+    try:
+        return Job(cfg, task).run()
+    except OSError as exc:
+        if not disk.refused(exc):
+            raise
+        fail(disk.write_error(exc, cfg.out_dir), 2)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
