@@ -70,8 +70,28 @@ def explain(exc: Exception, overrides: list[str]) -> str:
             f"{key}={value} is a sweep of several runs: run them with `regbench sweep {key}={value}`"
             f", or give one run a list with '{key}=[{value}]'"
         )
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
-    return f"bad override: {first}"
+    return parse_error(text, overrides)
+
+
+def parse_error(text: str, overrides: list[str]) -> str:
+    """Hydra's override parser's complaint (an ANTLR exception name) as what to write instead."""
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "unreadable")
+    m = re.match(r"(LexerNoViableAltException|Error parsing override)[:]? '?([^']*)'?", first)
+    if not m:
+        return f"bad override: {first}"
+    given = m.group(2).strip() or next(iter(overrides), "")
+    if given.startswith("-"):
+        return (
+            f"{given} is not an option of this command and not an override (key=value); "
+            "see --help for its options"
+        )
+    key, eq, value = given.partition("=")
+    if not eq:
+        return f"bad override {given!r}: write key=value, e.g. trainer.epochs=5"
+    return (
+        f"bad override {given!r}: Hydra's syntax does not allow this value unquoted; quote it "
+        f"inside the shell's quotes, e.g. '{key}=\"{value}\"'"
+    )
 
 
 def compose_overrides(overrides: list[str], with_hydra: bool = False) -> DictConfig:

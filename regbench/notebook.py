@@ -24,7 +24,41 @@ RUN_COLUMNS = ("folder", "name", "status", "problem", "seed")
 
 
 def _paths(path: str | Path | Sequence[str | Path]) -> list[Path]:
-    return [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+    """One folder or several, each existing: ValueError otherwise (as every bad argument here)."""
+    items = [path] if isinstance(path, (str, Path)) else path
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ValueError(f"path must be a folder or a list of folders, got {path!r}")
+    for p in items:
+        if not isinstance(p, (str, Path)) or not str(p):
+            raise ValueError(f"path must be a folder or a list of folders, got {p!r}")
+        if not Path(p).exists():
+            raise ValueError(f"{p} does not exist; give a run folder or a folder of runs")
+    return [Path(p) for p in items]
+
+
+def _texts(value: str | Sequence[str], name: str, sep: str | None = None) -> list[str]:
+    """filter="reg=none" is one condition (not its letters); by="model,reg" two keys."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(sep) if v.strip()] if sep else [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must be a string or a list of strings, got {value!r}")
+    return list(value)
+
+
+def _number(value: Any, name: str, whole: bool = False) -> None:
+    """A number where one is expected (alpha="0.05", alpha=None, reps=2000.5: ValueError)."""
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        what = "a whole number" if whole else "a number"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def _said_if_empty(df: pd.DataFrame, filters: list[str]) -> pd.DataFrame:
+    if filters and df.empty:
+        import warnings
+
+        warnings.warn(f"no run matches filter {filters}", UserWarning, stacklevel=3)
+    return df
 
 
 def load_runs(
@@ -38,12 +72,16 @@ def load_runs(
     import pandas as pd
 
     from regbench.compare.groups import filter_runs, label
-    from regbench.compare.load import SUMMARY_VALUES
+    from regbench.compare.load import SUMMARY_VALUES, CompareError
     from regbench.compare.load import load_runs as read
 
-    runs = read(_paths(path))
-    if filter:
-        runs = filter_runs(runs, list(filter))
+    filters = _texts(filter, "filter")
+    try:
+        runs = read(_paths(path))
+        if filters:
+            runs = filter_runs(runs, filters)
+    except CompareError as e:  # the same ValueError as compare_runs for the same mistake
+        raise ValueError(str(e)) from None
     rows = []
     for r in runs:
         config = r.config or {}
@@ -59,7 +97,7 @@ def load_runs(
                 **{k: v for k, v in flatten(config).items() if k not in RUN_COLUMNS},
             }
         )
-    return pd.DataFrame(rows)
+    return _said_if_empty(pd.DataFrame(rows), filters)
 
 
 def compare_runs(
@@ -94,6 +132,11 @@ def compare_runs(
     from regbench.stats.defaults import default_delta
 
     err = Console(stderr=True)
+    for name, value in (("alpha", alpha), ("power", power), ("reps", reps)):
+        _number(value, name, whole=name == "reps")
+    if delta is not None:
+        _number(delta, "delta")
+    by, filter = _texts(by, "by", ","), _texts(filter, "filter")
     try:
         _check("table", metric, test, correction, alpha, reps, delta, power)
         inf = Inference(

@@ -22,7 +22,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from regbench import disk, folder
-from regbench.compose import check, compose_overrides
+from regbench.compose import check, compose_overrides, parse_error
 from regbench.config import (
     ConfigError,
     conf_dirs,
@@ -131,7 +131,7 @@ def parse_overrides(overrides: list[str]) -> list[Override]:
     try:
         return OverridesParser.create().parse_overrides(overrides)
     except HydraException as exc:
-        raise ConfigError(f"bad override: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(parse_error(str(exc), overrides)) from None
 
 
 def short_hash(items: list[str]) -> str:

@@ -145,3 +145,18 @@ def test_a_fused_grid_names_each_seeds_folder() -> None:
     assert [r["name"] for r in p.runs][:4] == [f"mlp-none-adam-s{s}" for s in range(4)]
     with pytest.raises(ConfigError, match="names a seed twice"):
         sw.plan(["seed=[0,0]", "out_dir=/nonexistent"])
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["train", "name=café", "--cfg"], "bad override 'name=café': Hydra's syntax does not allow this value unquoted; quote it"),
+        (["sweep", "name=café,b", "--dry-run"], "bad override 'name=café,b'"),
+        (["train", "--", "--bogus"], "--bogus is not an option of this command and not an override"),
+        (["train", "justaword", "--cfg"], "bad override 'justaword': write key=value"),
+    ],
+)  # fmt: skip
+def test_hydras_parser_errors_say_what_to_write(command: list[str], says: str) -> None:
+    r = cli(*command)
+    line = assert_one_line_error(r.returncode, r.stdout, r.stderr)
+    assert says in line and "LexerNoViableAlt" not in line, line

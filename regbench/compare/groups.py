@@ -120,6 +120,13 @@ def matches(key: str, value: Any, text: str) -> bool:
         return text in ("null", "None") or (key in SEED_KEYS and text == "seed")
     if isinstance(value, bool):
         return text.lower() == str(value).lower()
+    if isinstance(value, list):  # model.hidden=[1024,1024] equals [1024, 1024]: values, not text
+        items = _list_items(text)
+        return (
+            items is not None
+            and len(items) == len(value)
+            and all(matches(key, v, t) for v, t in zip(value, items, strict=True))
+        )
     shown = label(key, value)
     if shown == text:
         return True
@@ -127,6 +134,15 @@ def matches(key: str, value: Any, text: str) -> bool:
         return float(shown) == float(text)
     except ValueError:
         return False
+
+
+def _list_items(text: str) -> list[str] | None:
+    """`[1024, 1024]` or `[1024,1024]` -> its items as text; None for text that is no list."""
+    text = text.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    inner = text[1:-1].strip()
+    return [t.strip().strip("'\"") for t in inner.split(",")] if inner else []
 
 
 def is_bookkeeping(key: str) -> bool:
