@@ -51,6 +51,9 @@ DIVERGED_OUTCOMES = ("diverged", "epochs_to_target")
 # time to an event, null when it never happened within the run: censored at the run's end, and
 # compared by paired signs with the censored values tied at the worst rank (stats.censored)
 CENSORED = ("epochs_to_target",)
+# outcomes whose paired scores are -1, 0 or +1 (a 0/1 outcome, paired signs): decided by the exact
+# sign test where every pair moved the same way (stats.censored.unanimous)
+SIGNED = ("diverged", *CENSORED)
 FINAL = (*FINAL_OK, "diverged")  # finished for good: a rerun skips these
 BAD = ("failed", "diverged")  # statuses that make a command exit non-zero
 STATUSES = ("running", "interrupted", *FINAL, "failed")

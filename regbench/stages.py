@@ -26,7 +26,7 @@ from regbench.compare.staged import DECISIONS
 from regbench.config import ConfigError
 from regbench.question import check_question
 from regbench.stats import censored
-from regbench.stats.decide import Question, question_from
+from regbench.stats.decide import DOWN, UP, Question, question_from, verdict_name
 from regbench.stats.sequential import (
     FUTILITY,
     SPENDING,
@@ -183,7 +183,12 @@ def decide(sweep_dir: Path, st: Staged, design: Design, k: int, open_: dict[str,
             else np.subtract(arms[arm], arms[base])
         )
         estimates[arm] = {"diff": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(n))}
-    verdicts, chances = decide_stage(diffs, design, k, st.metric in LOWER_IS_BETTER)
+    lower = st.metric in LOWER_IS_BETTER
+    verdicts, chances = decide_stage(diffs, design, k, lower)
+    if st.metric in folder.SIGNED:  # scores in {-1, 0, 1}: all alike is the sign test's to decide
+        for arm, d in diffs.items():
+            if verdicts[arm] in ("open", "undecided") and (s := censored.unanimous(d, design.bounds_diff[k])):  # fmt: skip
+                verdicts[arm] = verdict_name(UP if s > 0 else DOWN, lower)
     for arm, chance in chances.items():
         estimates[arm]["chance"] = chance
     for arm, seeds in gone.items():
@@ -207,6 +212,9 @@ def _run_stage(s: Study, active: set[str], seeds: range, command: str) -> int:
         if " ".join(cell) not in active:
             continue
         p = s.plan(cell, seeds)
+        if p.runs and all(r["status"] in folder.FINAL for r in p.runs):
+            where = p.dir  # every run finished before: a rerun launches nothing for this arm
+            continue
         index.write_index(p, command)
         where, code = p.dir, sweep.launch(p) or code
         if code in (130, 143):  # Ctrl-C, SIGTERM: stop here; the same command continues

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +18,9 @@ import yaml
 
 from regbench import folder
 from regbench.claims import catalogue, runner
+from regbench.stats import censored
 from regbench.stats.censored import paired_signs
-from tests.conftest import assert_one_line_error, cli, cli_inprocess
+from tests.conftest import assert_one_line_error, cli, cli_cmd, cli_env, cli_inprocess
 from tests.test_html_browser import CHROMIUM, chromium, console_errors
 
 TINY = {
@@ -46,7 +50,8 @@ DIVERGES = TINY | {
     "arms": "init=he_normal,normal_1",
     "metric": "diverged",
     "direction": "higher",
-    "question": {"delta": 0.2, "stage": 2, "budget": 2},
+    # every pair alike: the exact sign test decides at 6 seeds or more (0.5^6 < its level)
+    "question": {"delta": 0.2, "stage": 10, "budget": 10},
     "curves": False,
 }
 
@@ -122,6 +127,14 @@ def test_censored_times_score_by_sign_with_never_tied_at_the_worst_rank() -> Non
         paired_signs([np.nan], [1.0])
 
 
+def test_all_pairs_alike_is_the_exact_sign_tests_to_decide() -> None:
+    # 5 pairs alike: P = 1/32 = 0.031 under no effect; 10 pairs: 1/1024 = 0.00098
+    assert censored.unanimous(np.ones(5), bound=1.5) == 1  # one-sided level 0.067
+    assert censored.unanimous(np.ones(5), bound=2.5) == 0  # level 0.0062: not yet
+    assert censored.unanimous(-np.ones(10), bound=2.5) == -1
+    assert censored.unanimous([1, 1, 0, 1, 1, 1, 1, 1, 1, 1], bound=0.1) == 0  # a tie: the t test's
+
+
 def test_summary_outcomes_censored_and_diverged() -> None:
     done = {"status": "completed", "epochs_to_target": None, "test_acc": 0.9, "diverged": False}
     assert folder.outcome(done, "epochs_to_target") == math.inf  # never reached: censored
@@ -176,6 +189,7 @@ def test_two_tiny_claims_end_to_end(ledger: tuple[Path, Path, str]) -> None:
     assert rows["diverges"]["verdict"] == runner.HOLDS  # every N(0, 1) run diverged, no He run did
     assert rows["diverges"]["effect"].startswith("init=normal_1: +1.0000")
     assert rows["tiny"]["runs"] == 6 and rows["tiny"]["fixed_runs"] == 6
+    assert rows["diverges"]["runs"] == 20
     md = (out / "ledger.md").read_text()
     assert "«¿Sirve inicializar todo con 0s?»" in md and "Error control is per claim" in md
     assert (out / "ledger_tiny.png").is_file()  # curves: true
@@ -210,3 +224,27 @@ def test_the_html_ledger_renders_in_chromium(ledger, tmp_path: Path) -> None:
     assert 'id="ledger"' in done.stdout and "¿Sirve inicializar todo con 0s?" in done.stdout
     assert done.stdout.count("<tr>") == 3 and "data:image/png;base64," in done.stdout
     assert not console_errors(done.stderr), console_errors(done.stderr)
+
+
+def test_killed_anywhere_a_rerun_redoes_no_finished_run_and_agrees(ledger, tmp_path: Path) -> None:
+    conf, uninterrupted, _ = ledger
+    out = tmp_path / "out"
+    args = ("--config-dir", str(conf), "claims", "run", "tiny", "diverges", "--out-dir", str(out))
+    proc = subprocess.Popen(cli_cmd(*args), env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:  # killed once the first claim is decided, while the second trains
+        while proc.poll() is None and not (out / "sweeps" / "claim-tiny" / runner.CLAIM_JSON).exists():  # fmt: skip
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL, "the command ended before it could be killed"
+    finished = {p: p.stat().st_mtime_ns for p in out.rglob("summary.json")
+                if folder.read_summary(p.parent)["status"] in folder.FINAL}  # fmt: skip
+    assert finished  # the first claim's runs
+    again = cli(*args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # none trained again
+    verdicts = [(r["claim"], r["verdict"], r["effect"]) for r in json.loads((out / "ledger.json").read_text())["claims"]]  # fmt: skip
+    assert verdicts == [(r["claim"], r["verdict"], r["effect"]) for r in json.loads((uninterrupted / "ledger.json").read_text())["claims"]]  # fmt: skip

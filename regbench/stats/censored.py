@@ -11,6 +11,7 @@ the same units (0.2: a fifth more pairs one way than the other).
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 
 
 def paired_signs(arm: np.ndarray | list[float], base: np.ndarray | list[float]) -> np.ndarray:
@@ -25,3 +26,15 @@ def paired_signs(arm: np.ndarray | list[float], base: np.ndarray | list[float]) 
     both = np.isinf(a) & np.isinf(b)
     with np.errstate(invalid="ignore"):
         return np.where(both, 0.0, np.sign(a - b))
+
+
+def unanimous(d: np.ndarray, bound: float) -> int:
+    """d: (n,) paired scores in {-1, 0, +1} (paired signs, or differences of a 0/1 outcome such as
+    divergence) -> +1 or -1 when every pair moved the same way and the exact sign test, P(all n
+    alike | no effect) = 0.5^n, is within the one-sided level of the stage's z boundary; else 0.
+    The t test reads such scores as having no spread and decides nothing; the sign test is the
+    exact test for them (all diverged in one arm, none in the other, is a result)."""
+    d = np.asarray(d, float)
+    if len(d) == 0 or not (np.all(d > 0) or np.all(d < 0)):
+        return 0
+    return int(np.sign(d[0])) if 0.5 ** len(d) <= stats.norm.sf(bound) else 0
