@@ -208,6 +208,7 @@ def sweep(
     from rich.console import Console
 
     from regbench import sweep as sw
+    from regbench.pretrain import source_args
 
     console = Console(highlight=False)
     given = {"baseline": baseline, "delta": delta, "alpha": alpha, "power": power, "stage": stage, "budget": budget, "spending": spending, "futility": futility}  # fmt: skip
@@ -230,7 +231,7 @@ def sweep(
             _fail(disk.write_error(exc))
     try:
         plan = sw.plan(list(ctx.args))
-        pre = sw.source_args(list(ctx.args), plan.name)
+        pre = source_args(list(ctx.args), plan.name)
         source = sw.plan(pre) if pre is not None else None
     except ConfigError as exc:
         _fail(str(exc))

@@ -234,6 +234,10 @@ def build(cfg: DictConfig, shape: tuple[int, int, int], classes: int) -> nn.Modu
     model = BUILDERS[cfg.model.name](
         cfg.model, shape, classes, Switches.from_reg(cfg.reg, cfg.model.activation)
     )
+    if cfg.get("aux") is not None:  # multi-task: the auxiliary head, before the initialisation
+        from regbench import multitask
+
+        model = multitask.attach(model, cfg, shape)
     init_weights(model, cfg.init.name, seed)
     return model
 

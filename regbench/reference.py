@@ -21,7 +21,7 @@ from regbench import schema
 from regbench.config import CONF_DIR
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
-GROUPS = ("data", "model", "reg", "optim", "sched", "init", "seeds", "trainer", "transfer")
+GROUPS = ("data", "model", "reg", "optim", "sched", "init", "seeds", "trainer", "transfer", "aux")
 TOP_KEYS = ("seed", "resume", "out_dir", "name", "sweep_name")  # config.yaml's own keys
 HEADER = """# Configuration reference
 

@@ -16,40 +16,17 @@ from pydantic import (
     StrictInt,
     Tag,
     ValidationError,
-    ValidationInfo,
-    field_validator,
 )
 
 from regbench import invalid
 from regbench.config import ConfigError
+from regbench.schema_base import Fraction, NonNegFloat, PosInt, _Strict
 
 # trainer.loggers: the modules each needs (its extra in pyproject.toml)
 LOGGER_MODULES = {"tensorboard": ["tensorboard"], "mlflow": ["mlflow", "sqlalchemy", "alembic"]}
 
 
 # ---- the schema: every key of conf/ with its type and valid range --------------------------------
-class _Strict(BaseModel):
-    # allow_inf_nan=False: optim.lr=inf passes "greater than 0" but can only diverge
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _bool_is_not_a_number(cls, value: Any, info: ValidationInfo) -> Any:
-        # pydantic's lax mode reads true as 1: trainer.epochs=true would train one epoch
-        field = cls.model_fields.get(info.field_name or "")
-        items = value if isinstance(value, (list, tuple)) else [value]  # model.hidden=[true]
-        if (
-            field is not None
-            and field.annotation is not bool
-            and any(isinstance(v, bool) for v in items)
-        ):
-            raise ValueError("true/false is not a valid value here")
-        return value
-
-
-PosInt = Annotated[int, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0, lt=1)]
 Activation = Literal[
     "relu", "leaky_relu", "elu", "tanh", "sigmoid"
 ]  # models.ACTIVATIONS: their layers
@@ -321,6 +298,15 @@ class Transfer(_Strict):  # transfer=none is its name alone (validate refuses th
     freeze: Annotated[StrictInt, Field(ge=0)] = 0
 
 
+# aux: the auxiliary tasks (multitask.py) and the datasets each is derived from (None: every one)
+AUX_DATA = {"parity": ("digits", "mnist"), "gt4": ("digits", "mnist"), "coarse": ("fashion_mnist",)}
+
+
+class Aux(_Strict):  # aux=none is its name alone (validate refuses the other keys)
+    name: Literal["none", "parity", "gt4", "coarse", "reconstruct"]
+    weight: NonNegFloat = 0.0
+
+
 class Config(_Strict):
     data: Annotated[
         Annotated[Data, Tag("builtin")] | Annotated[UserData, Tag("user")],
@@ -355,6 +341,7 @@ class Config(_Strict):
     seeds: Seeds
     trainer: Trainer
     transfer: Transfer
+    aux: Aux
     seed: Seed
     resume: StrictBool
     out_dir: str
@@ -385,6 +372,10 @@ def validate(cfg: DictConfig) -> None:
         Config.model_validate(data)
     except ValidationError as exc:
         raise invalid.explain(exc) from None
+    if (aux := cfg.aux.name) in AUX_DATA and cfg.data.get("name") not in AUX_DATA[aux]:
+        raise ConfigError(f"aux={aux} is not available for {cfg.data.get('name')} (only for {', '.join(AUX_DATA[aux])}); aux=reconstruct works on every dataset")  # fmt: skip
+    if aux == "none" and len(cfg.aux) > 1:
+        raise ConfigError("aux=none has no auxiliary head; for aux.weight choose an aux task")
     if cfg.transfer.name == "none" and len(cfg.transfer) > 1:  # a source it would not read
         raise ConfigError("transfer=none trains from scratch; for transfer.source choose transfer=finetune or frozen")  # fmt: skip
     check_seed(OmegaConf.to_object(cfg.seed) if OmegaConf.is_list(cfg.seed) else cfg.seed)

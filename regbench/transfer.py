@@ -80,9 +80,13 @@ def resolve(cfg: DictConfig) -> Source | None:
 
 def blocks(model: nn.Module) -> list[list[str]]:
     """The model's blocks in forward order, as parameter names: each conv/linear layer with the
-    batch norms after it; the last block is the classifier."""
+    batch norms after it; the last block is the classifier (an auxiliary head is none of them)."""
     out: list[list[str]] = []
     for name, m in model.named_modules():
+        if (
+            name.split(".")[0] == "aux"
+        ):  # multitask.py's auxiliary head: not on the way to the classifier
+            continue
         own = [f"{name}.{p}" if name else p for p, _ in m.named_parameters(recurse=False)]
         if isinstance(m, (nn.Linear, nn.Conv2d)):
             out.append(own)

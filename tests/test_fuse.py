@@ -137,6 +137,9 @@ DETERMINISTIC = {
     "bn": ["reg=[bn,l2,wd,earlystop]", *ES],
     "aug": ["reg=[l2,wd,aug,earlystop]", *ES],
     "weightnoise": ["reg=[weightnoise,l2]"],  # each member its own noise draws, its solo run's
+    # an auxiliary head on the trunk, its loss per member; the resnet after one epoch, like bn: at
+    # chance after two, a member within 1e-4 of its solo run had one test image of 359 flip
+    "aux": ["reg=none", "aux=gt4"],
 }
 
 
@@ -144,7 +147,7 @@ DETERMINISTIC = {
 @pytest.mark.parametrize("model", list(NARROW))
 def test_member_k_equals_the_solo_run_of_seed_k(tmp_path: Path, model: str, regs: str) -> None:
     common = [f"model={model}", *NARROW[model], *DETERMINISTIC[regs], *SMALL, "optim=sgd",
-              "optim.lr=0.003", *(["trainer.epochs=1"] if (model, regs) == ("resnet", "bn") else [])]  # fmt: skip
+              "optim.lr=0.003", *(["trainer.epochs=1"] if model == "resnet" and regs in ("bn", "aux") else [])]  # fmt: skip
     job.run(make_cfg(*common, "seed=[0,1,2]", "trainer.fuse=3", f"out_dir={tmp_path / 'fused'}"))
     for s in range(3):
         solo_run(make_cfg(*common, f"seed={s}", f"out_dir={tmp_path / 'solo'}"))

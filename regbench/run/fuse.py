@@ -153,6 +153,11 @@ class Fused(nn.Module):
         out = self.net(x)
         return out.unsqueeze(0) if self.k == 1 else out.transpose(1, 2)
 
+    def aux_output(self) -> torch.Tensor:
+        """The auxiliary head's output of the last forward pass, (K, B, A) (multitask.py)."""
+        a = self.net.aux_out
+        return a.unsqueeze(0) if self.k == 1 else a.transpose(1, 2)
+
     def member(self, k: int) -> dict[str, torch.Tensor]:
         """Member k's weights as a solo model's state_dict (loads into models.build's model)."""
         return member_state(self.net.state_dict(), k, self.k)

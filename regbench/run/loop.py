@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from regbench import data, diagnostics, folder, models, transfer
+from regbench import data, diagnostics, folder, models, multitask, transfer
 from regbench.config import ConfigError, source_seed, stream_value
 from regbench.run import checkpoint, fuse, streams
 from regbench.run.device import autocast, deterministic, elapsed
@@ -75,6 +75,7 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
     live = torch.ones(k, dtype=torch.bool, device=device)  # members still training
     aug = data.knobs(reg.aug) if "aug" in reg else None  # plain numbers: read every step
     noise = [r.noise for r in rngs]  # reg=weightnoise: each member its own draws
+    has_aux = cfg.aux.name != "none"
     summaries: list[dict[str, Any]] = [{} for _ in members]
     for m in members:  # how the data's preprocessing fit went (whitening: its size and time)
         for line in d.notes:
@@ -94,11 +95,15 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
             clean = step.perturb(noise)  # reg=weightnoise, else None
             with amp:
                 out = model(x.transpose(0, 1).flatten(1, 2).contiguous(memory_format=layout))
-            loss_sum += step(out, y, live, clean)
+            extra = multitask.losses(cfg, model.aux_output(), x, y) if has_aux else None
+            loss_sum += step(out, y, live, clean, extra)
             bar.advance()
         seconds = elapsed(t0, device)
         timing = {"seconds": round(seconds, 4), "samples_per_s": round(per_epoch * bs / seconds, 1)}
         rows = [r | timing for r in epoch_rows(model, d, step, tc.eval_batch_size, amp, epoch)]
+        if has_aux:  # the auxiliary task's validation loss (and accuracy), beside the main task's
+            aux_rows = multitask.evaluate(cfg, model, d.x_val, d.y_val, tc.eval_batch_size, amp)
+            rows = [r | a for r, a in zip(rows, aux_rows, strict=True)]
         on, wall = live.nonzero().flatten().tolist(), time.perf_counter() - start
         for j, go_on in zip(on, save_epochs(on, members, records, rows, loss_sum, model, step, rngs, wall), strict=True):  # fmt: skip
             report_epoch(members[j], records[j])

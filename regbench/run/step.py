@@ -97,6 +97,7 @@ class Step:
 
     def __init__(self, cfg: DictConfig, model: nn.Module, n_train: int, per_epoch: int) -> None:
         self.k, self.n = Knobs.of(cfg.reg), n_train
+        self.aux_weight = float(cfg.aux.get("weight", 0.0)) if "aux" in cfg else 0.0
         self.weights = models.decayed(model)
         # what the penalties, decay, max-norm and weight noise act on: not the frozen blocks' weights
         self.trained = [w for w in self.weights if w.requires_grad]
@@ -126,6 +127,7 @@ class Step:
         y: torch.Tensor,
         live: torch.Tensor,
         clean: list[torch.Tensor] | None = None,
+        aux: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """out (K, B, classes), y (K, B), live (K,) bool; returns each member's mean loss. A fused
         job's loss is the sum of the live members' mean losses: each member's gradient is its solo
@@ -147,6 +149,8 @@ class Step:
                 .mean(1)
             )  # fmt: skip
             loss = losses @ live.to(losses.dtype)  # a stopped member's gradient is 0 (NaN or not)
+        if aux is not None:  # aux=...: each member's auxiliary loss (K,), weighted by aux.weight
+            loss = loss + self.aux_weight * (aux @ live.to(aux.dtype))
         if k.l2 or k.l1:
             loss = loss + penalty(k, self.trained, self.n)
         self.opt.zero_grad(set_to_none=True)
