@@ -248,3 +248,18 @@ def test_killed_anywhere_a_rerun_redoes_no_finished_run_and_agrees(ledger, tmp_p
     assert {p: p.stat().st_mtime_ns for p in finished} == finished  # none trained again
     verdicts = [(r["claim"], r["verdict"], r["effect"]) for r in json.loads((out / "ledger.json").read_text())["claims"]]  # fmt: skip
     assert verdicts == [(r["claim"], r["verdict"], r["effect"]) for r in json.loads((uninterrupted / "ledger.json").read_text())["claims"]]  # fmt: skip
+
+
+def test_the_ledger_is_written_again_from_the_results_running_nothing(
+    ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf, out, _ = ledger
+    again = tmp_path / "again.md"
+    code, _, err = cli_inprocess(
+        "--config-dir", str(conf), "claims", "ledger", "tiny", "diverges", "--out-dir", str(out),
+        "--ledger", str(again), monkeypatch=monkeypatch,
+    )  # fmt: skip
+    assert code == 0, err
+    rows = json.loads(again.with_suffix(".json").read_text())["claims"]
+    assert rows == json.loads((out / "ledger.json").read_text())["claims"]
+    assert (tmp_path / "again_tiny.png").is_file() and again.with_suffix(".html").is_file()

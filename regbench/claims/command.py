@@ -3,7 +3,6 @@ the ledger)."""
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 from typing import Annotated
@@ -90,7 +89,6 @@ def run(
 ) -> None:
     """Run the claims staged until decided (resumable: rerun the same command, nothing finished is
     redone) and write the ledger."""
-    from regbench.claims import ledger as ledger_mod
     from regbench.claims import runner
 
     try:
@@ -118,10 +116,58 @@ def run(
             raise typer.Exit(130) from None
         typer.echo(f"== {name}: {res.verdict} ({res.runs} runs, {res.wall_seconds:.0f} s)")
         code = code or (1 if res.error else 0)
-    path = ledger or out_dir / "ledger.md"
-    command = " ".join(["regbench claims run", *(names or []), *sys.argv[0:0]]) + (
+    command = " ".join(["regbench claims run", *(names or [])]) + (
         f" --scale {scale}" if scale != "default" else ""
     )
+    _write(ledger or out_dir / "ledger.md", claims, results, remarks, command)
+    raise typer.Exit(code)
+
+
+def _write(path: Path, claims: dict, results: dict, remarks: dict[str, str], command: str) -> None:
+    from regbench.claims import ledger as ledger_mod
+
     for p in ledger_mod.write(path.with_suffix(""), claims, results, remarks, command):
         typer.echo(f"wrote {p}")
-    raise typer.Exit(code)
+
+
+@app.command()
+def ledger(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Claims to list (default: all).")
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", help="Where `claims run` put the claims' sweeps.")
+    ] = Path("outputs"),  # fmt: skip
+    scale: Annotated[str, typer.Option("--scale", help="default or full.")] = "default",
+    ledger: Annotated[
+        Path | None,
+        typer.Option("--ledger", help="The ledger's markdown file (default: OUT_DIR/ledger.md)."),
+    ] = None,  # fmt: skip
+    notes: Annotated[
+        Path | None, typer.Option("--notes", help="YAML of claim: sentence, printed with its row.")
+    ] = None,  # fmt: skip
+) -> None:
+    """Write the ledger from the claims' results as `claims run` left them, running nothing (a
+    claim never run is left out and named)."""
+    from regbench.claims import runner
+
+    try:
+        if scale not in catalogue.SCALES:
+            raise ConfigError(f"--scale {scale}: choose from {', '.join(catalogue.SCALES)}")
+        claims = catalogue.load(names or None)
+        remarks = _notes(notes)
+    except ConfigError as exc:
+        _fail(str(exc))
+    results = {}
+    for name, claim in claims.items():
+        res = runner.read(out_dir / "sweeps" / runner.sweep_name(name, scale), claim)
+        if res is None:
+            typer.echo(f"{name}: not run yet (regbench claims run {name})", err=True)
+        else:
+            results[name] = res
+    if not results:
+        _fail(f"no claim has run under {out_dir}; regbench claims run --out-dir {out_dir}")
+    command = " ".join(["regbench claims run", *(names or [])]) + (
+        f" --scale {scale}" if scale != "default" else ""
+    )
+    _write(ledger or out_dir / "ledger.md", claims, results, remarks, command)

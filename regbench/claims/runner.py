@@ -179,11 +179,15 @@ def run(name: str, claim: Claim, out_dir: Path, scale: str, extra: list[str]) ->
     return res
 
 
-def read(where: Path) -> Result | None:
-    """A claim's result as its last run wrote it (None: never run)."""
+def read(where: Path, claim: Claim) -> Result | None:
+    """A claim's result as its last run wrote it (None: never run), its verdict read again from
+    its comparisons by claim_verdict."""
     try:
         d = json.loads((where / CLAIM_JSON).read_text())
     except (OSError, ValueError):
         return None
     d["comparisons"] = [Comparison(**{**c, "estimate": tuple(c["estimate"]) if c["estimate"] else None}) for c in d["comparisons"]]  # fmt: skip
-    return Result(**d)
+    res = Result(**d)
+    if not res.error:
+        res.verdict = claim_verdict(claim.direction, [c.observed for c in res.comparisons])
+    return res
