@@ -155,3 +155,14 @@ def test_bad_transfer_is_one_line_and_writes_nothing(
 def test_classes_not_in_the_data_fail_before_loading_weights() -> None:
     with pytest.raises(ConfigError, match="names \\[10\\]"):
         data.select_classes(np.zeros((3, 1, 2, 2)), np.array([0, 1, 2]), [10], "x")
+
+
+def test_a_conv_net_transfers_and_freezes_its_first_conv_block(tmp_path: Path) -> None:
+    cnn = ["model=cnn", "model.channels=[4,8]", "model.hidden=16", "reg=bn", *SMALL[:2]]
+    run(make_cfg(*cnn, A, f"out_dir={tmp_path}", "name=source"))
+    src = tmp_path / "source"
+    run(make_cfg(*cnn, B, "transfer=frozen", f"transfer.source={src}", f"out_dir={tmp_path}", "name=t"))  # fmt: skip
+    s, t = weights(src), weights(tmp_path / "t")
+    convs = [k for k, v in s.items() if v.ndim == 4]
+    assert torch.equal(t[convs[0]], s[convs[0]]) and not torch.equal(t[convs[1]], s[convs[1]])
+    assert summary(tmp_path / "t")["transfer_layers_loaded"] == 3  # two convs and the hidden layer
