@@ -7,11 +7,11 @@
 #
 #   docs/regenerate.sh [WORK] [PARTS]     WORK: a scratch folder (default /tmp/regbench-docs),
 #                                         emptied first; PARTS: any of reference tutorial
-#                                         examples decks (default: all of them)
+#                                         examples decks claims (default: all of them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-/tmp/regbench-docs}
-PARTS=${2:-"reference tutorial examples decks"}
+PARTS=${2:-"reference tutorial examples decks claims"}
 PY=${PYTHON:-python}
 rm -rf "$WORK" && mkdir -p "$WORK/tables" "$WORK/report"
 OUT="$WORK/out"
@@ -72,7 +72,7 @@ if has examples; then  # docs/comparing.md (and the README): the digits study, t
   echo "examples: ${SECONDS}s"
 fi
 
-if has decks; then  # docs/decks.md
+if has decks; then  # docs/decks-studies.md
   for act in tanh relu; do
     rb inspect init=normal_0.01,normal_1,glorot_uniform,he_normal 'model.hidden=[128,128,128,128,128]' \
       "model.activation=$act" --out "docs/init_activation_std_$act.png" >"$WORK/tables/inspect-$act.txt"
@@ -99,5 +99,9 @@ if has decks; then  # docs/decks.md
   compare ensembles "$(sweep_dir ensembles)" --ensemble
   cp "$WORK/report/ensembles/ensembles.png" docs/decks_ensembles.png
   echo "decks: ${SECONDS}s"
+fi
+if has claims; then  # docs/decks.md: the ledger, written by the command itself (its figures beside it)
+  rb claims run --out-dir "$WORK/claims" --ledger docs/decks.md --notes docs/decks-notes.yaml
+  echo "claims: ${SECONDS}s"
 fi
 echo "regenerated in ${SECONDS}s; tables in $WORK/tables"
