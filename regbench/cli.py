@@ -31,7 +31,7 @@ from regbench.schema import KEY_CHOICES
 try:  # Typer vendors click from 0.2x on; before, it used click itself
     from typer._click import exceptions as click_errors
 except ImportError:
-    from click import exceptions as click_errors
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 if TYPE_CHECKING:  # imported when used: sweep and rich's console cost start-up time
     from rich.console import Console

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -94,7 +95,8 @@ def scores(out: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
 @torch.no_grad()
 def weight_norm(weights: Sequence[torch.Tensor]) -> float:
     """L2 norm of the conv/linear weights taken together: sqrt(sum of w^2)."""
-    return torch.sqrt(sum((w.float() ** 2).sum() for w in weights)).item()
+    total = sum((w.float() ** 2).sum() for w in weights)  # a tensor: weights are never empty
+    return torch.sqrt(cast(torch.Tensor, total)).item()
 
 
 # a weight this close to 0 counts as zero (near_zero_weights): L1's subgradient steps keep a weight

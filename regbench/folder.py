@@ -12,6 +12,7 @@ import os
 import shlex
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +23,23 @@ from omegaconf import DictConfig, OmegaConf
 
 from regbench.config import USER_CONF_DEFAULT, USER_CONF_ENV, ConfigError
 
+# outcomes a diverged run has too, times to an event (null: censored), the statuses averaged:
+# properties of record.Summary's fields, re-exported for the sweep side
+from regbench.record import CENSORED as CENSORED
+from regbench.record import DIVERGED_OUTCOMES as DIVERGED_OUTCOMES
+from regbench.record import FINAL_OK, Summary
+from regbench.record import SIGNED as SIGNED
+
 # ---- the format ---------------------------------------------------------------------------------
 CONFIG = "config.yaml"  # the run's composed config (resume: false)
-SUMMARY = "summary.json"  # status first; the numbers once the run has finished
+SUMMARY = "summary.json"  # record.Summary: status first; the numbers once the run has finished
 METRICS_CSV = "metrics.csv"  # one row per epoch
 LOG = "train.log"
 LAST = "last.pt"  # the checkpoint a resume continues from
 BEST = "best.pt"  # the best epoch's weights (tested instead of the last ones with early stopping)
 TEST_OUTPUTS = "test_outputs.npz"  # the tested model's log-probabilities, for compare --ensemble
 LOCK = ".lock"
+DECISIONS = "decisions.json"  # a staged sweep's, in its sweep folder (written by stages.py)
 METRICS = [
     "epoch",
     "train_loss",
@@ -44,16 +53,6 @@ METRICS = [
     "seconds",
     "samples_per_s",
 ]
-FINAL_OK = ("completed", "early_stopped")  # the only statuses averaged into statistics
-# outcomes a diverged run has too (a claim can be about divergence: such a run is a result, not
-# a missing value); its other metrics are undefined
-DIVERGED_OUTCOMES = ("diverged", "epochs_to_target")
-# time to an event, null when it never happened within the run: censored at the run's end, and
-# compared by paired signs with the censored values tied at the worst rank (stats.censored)
-CENSORED = ("epochs_to_target",)
-# outcomes whose paired scores are -1, 0 or +1 (a 0/1 outcome, paired signs): decided by the exact
-# sign test where every pair moved the same way (stats.censored.unanimous)
-SIGNED = ("diverged", *CENSORED)
 FINAL = (*FINAL_OK, "diverged")  # finished for good: a rerun skips these
 BAD = ("failed", "diverged")  # statuses that make a command exit non-zero
 STATUSES = ("running", "interrupted", *FINAL, "failed")
@@ -148,11 +147,13 @@ def is_locked(run_dir: Path) -> bool:
         return False
 
 
-def read_summary(run_dir: Path) -> dict[str, Any] | None:
+def read_summary(run_dir: Path) -> Summary | None:
+    """The run's summary.json as it is (None: absent or not a JSON mapping)."""
     try:
-        return json.loads((run_dir / SUMMARY).read_text())
+        raw = json.loads((run_dir / SUMMARY).read_text())
     except (OSError, ValueError):
         return None
+    return Summary.from_json(raw) if isinstance(raw, dict) else None
 
 
 def claim(out_dir: Path, name: str, cfg: DictConfig, resume: bool) -> tuple[Path, FileLock]:
@@ -226,7 +227,7 @@ def _resumable(out_dir: Path, name: str, text: str) -> tuple[Path, FileLock]:
         elif diff and (closest is None or len(diff) < len(closest[1])):
             closest = (run_dir, diff)
     if same:  # all finished: the last one, which then says there is nothing to do
-        unfinished = [d for d in same if (read_summary(d) or {}).get("status") not in FINAL]
+        unfinished = [d for d in same if getattr(read_summary(d), "status", None) not in FINAL]
         run_dir = unfinished[0] if unfinished else same[-1]
         return run_dir, lock(run_dir)
     why = f"no run folder {out_dir / name}[-N] holds this config"
@@ -263,7 +264,7 @@ def resume_command(run_dir: Path, task: list[str]) -> str:
 
 def mark_status(run_dir: Path, status: str, error: str | None = None) -> None:
     """A summary.json that holds only a status (running, interrupted, failed) and its error line."""
-    write_summary(run_dir, {"status": status, "run_name": run_dir.name, "error": error})
+    write_summary(run_dir, Summary.note_of(status, run_dir.name, error))
 
 
 def record_failure(run_dir: Path, error: str, status: str = "failed") -> None:
@@ -320,8 +321,8 @@ def write_metrics(run_dir: Path, rows: list[dict[str, float]]) -> None:
     write_atomic(run_dir / METRICS_CSV, buf.getvalue())
 
 
-def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
-    write_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+def write_summary(run_dir: Path, summary: Summary) -> None:
+    write_atomic(run_dir / SUMMARY, json.dumps(summary.to_json(), indent=2) + "\n")
 
 
 def write_test_outputs(run_dir: Path, labels: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
@@ -329,17 +330,12 @@ def write_test_outputs(run_dir: Path, labels: np.ndarray, outputs: dict[str, np.
     MC dropout also `mc_log_probs`) and the labels (N,): ensembles are formed from them afterwards
     (`regbench compare --ensemble`) without retraining."""
     buf = io.BytesIO()
-    arrays = {k: v.astype(np.float32) for k, v in outputs.items()}
+    arrays: dict[str, Any] = {k: v.astype(np.float32) for k, v in outputs.items()}
     np.savez(buf, labels=labels.astype(np.int32), **arrays)
     write_atomic(run_dir / TEST_OUTPUTS, buf.getvalue())
 
 
-def outcome(summary: dict[str, Any], metric: str) -> float | None:
-    """A finished run's metric as a number (inf: a censored time, never reached), or None: the run
-    has not finished, or the metric is undefined for it (a diverged run's accuracy)."""
-    status, value = summary.get("status"), summary.get(metric)
-    if status not in FINAL_OK and not (status == "diverged" and metric in DIVERGED_OUTCOMES):
-        return None
-    if value is None and metric in CENSORED and metric in summary:
-        return float("inf")
-    return float(value) if isinstance(value, (int, float)) else None
+def outcome(summary: Summary | Mapping[str, Any], metric: str) -> float | None:
+    """A finished run's metric as a number (record.Summary.outcome), from its summary."""
+    s = summary if isinstance(summary, Summary) else Summary.from_json(summary)
+    return s.outcome(metric)

@@ -61,12 +61,12 @@ def status_of(run_dir: Path, fallback: dict[str, Any] | None = None) -> dict[str
             "error": fb.get("error"),
             "best_val_acc": fb.get("best_val_acc"),
         }
-    status, error = s.get("status", "failed"), s.get("error")
+    status, error = s.status or "failed", s.error
     if status == "running" and not folder.is_locked(run_dir):
         status = "interrupted"  # its process died
     if status == "interrupted":
         error = "interrupted: rerun the same sweep command to resume it from last.pt"
-    return {"status": status, "error": error, "best_val_acc": s.get("best_val_acc")}
+    return {"status": status, "error": error, "best_val_acc": s.best_val_acc}
 
 
 def _update_index(sweep_dir: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -136,7 +136,7 @@ def _pick_gpu(run_dir: Path) -> FileLock | None:
 
     Local parallel launchers (joblib, submitit_local) run jobs side by side on one machine; a
     lock file per GPU in the sweep folder hands each running job its own GPU (the current CUDA
-    device, which `cuda` means in train.py). One GPU or none: nothing to choose.
+    device, which `cuda` means in a run). One GPU or none: nothing to choose.
     """
     import torch
 

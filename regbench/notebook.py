@@ -72,8 +72,9 @@ def load_runs(
     import pandas as pd
 
     from regbench.compare.groups import filter_runs, label
-    from regbench.compare.load import SUMMARY_VALUES, CompareError
+    from regbench.compare.load import CompareError
     from regbench.compare.load import load_runs as read
+    from regbench.record import CHECKED
 
     filters = _texts(filter, "filter")
     try:
@@ -92,7 +93,7 @@ def load_runs(
                 "status": r.status,
                 "problem": r.problem,
                 "seed": r.seed,
-                **{k: r.values.get(k, float("nan")) for k in SUMMARY_VALUES},
+                **{k: r.values.get(k, float("nan")) for k in CHECKED},
                 "reg": label("reg", config["reg"]) if "reg" in config else None,
                 **{k: v for k, v in flatten(config).items() if k not in RUN_COLUMNS},
             }

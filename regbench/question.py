@@ -18,8 +18,8 @@ from pydantic import (
 )
 
 from regbench import invalid
-from regbench.compare.choices import METRICS
 from regbench.config import ConfigError
+from regbench.record import METRICS
 from regbench.stats.sequential import SPENDING
 
 Number = Annotated[StrictInt | StrictFloat, Field(allow_inf_nan=False)]

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from regbench import folder, index, sweep
-from regbench.compare.choices import LOWER_IS_BETTER
-from regbench.compare.staged import DECISIONS
 from regbench.config import ConfigError
+from regbench.folder import DECISIONS
 from regbench.question import check_question
+from regbench.record import LOWER_IS_BETTER, Summary
 from regbench.stats import censored
 from regbench.stats.decide import DOWN, UP, Question, question_from, verdict_name
 from regbench.stats.sequential import (
@@ -125,20 +125,21 @@ def pairs(keys: list[str], cells: list[list[str]], baseline: str) -> dict[str, s
     return out
 
 
-def _seed_summaries(runs: list[dict[str, Any]], arm: str) -> dict[int, dict[str, Any]]:
+def _seed_summaries(runs: list[dict[str, Any]], arm: str) -> dict[int, Summary]:
     """The arm's runs by seed: each one's summary.json (empty where it has none yet)."""
     out, want = {}, set(arm.split())
     for r in runs:
         seed = [o for o in r["overrides"] if o.startswith("seed=")]
         if seed and want <= set(r["overrides"]):
-            out[int(seed[0].split("=", 1)[1])] = folder.read_summary(Path(r["dir"])) or {}
+            s = folder.read_summary(Path(r["dir"])) or Summary.note_of("pending", "")
+            out[int(seed[0].split("=", 1)[1])] = s
     return out
 
 
 def diverged(runs: list[dict[str, Any]], arm: str, seeds: int) -> list[int]:
     """The seeds 0..seeds-1 whose run of this arm diverged (final: a rerun skips it)."""
     by_seed = _seed_summaries(runs, arm)
-    return [s for s in range(seeds) if by_seed.get(s, {}).get("status") == "diverged"]
+    return [s for s in range(seeds) if s in by_seed and by_seed[s].status == "diverged"]
 
 
 def values(runs: list[dict[str, Any]], arm: str, seeds: int, metric: str) -> list[float]:
@@ -146,7 +147,7 @@ def values(runs: list[dict[str, Any]], arm: str, seeds: int, metric: str) -> lis
     `runs` and the run folders' summary.json); ConfigError naming a run that did not finish."""
     found: dict[int, float] = {}
     for seed, s in _seed_summaries(runs, arm).items():
-        if (value := folder.outcome(s, metric)) is not None:
+        if (value := s.outcome(metric)) is not None:
             found[seed] = value
     missing = [s for s in range(seeds) if s not in found]
     if missing:
@@ -387,7 +388,7 @@ def _final(where: Path, arms: set[str], n: int) -> bool:
     runs = json.loads((where / index.INDEX).read_text())["runs"]
     for arm in arms:
         by_seed = _seed_summaries(runs, arm)
-        if any(by_seed.get(s, {}).get("status") not in folder.FINAL for s in range(n)):
+        if any(s not in by_seed or by_seed[s].status not in folder.FINAL for s in range(n)):
             return False
     return True
 

@@ -235,3 +235,19 @@ def test_pocock_spending_stops_earlier_and_keeps_the_error() -> None:
     d = sequential.make_design(Q, (5, 10, 15, 20), 2, "pocock")
     codes, _ = sequential.run_design(np.random.default_rng(10).normal(0, SD, (STUDIES, 2, 20)), d)
     assert np.mean(np.isin(codes, (UP, DOWN)).any(-1)) <= Q.alpha + 2 * mc_se(Q.alpha)
+
+
+def test_fixed_codes_leave_a_callers_frozen_objects_frozen():
+    import gc
+
+    d = np.random.default_rng(0).normal(0.01, 0.01, (3, 2, 5))
+    question = Question(0.005, 0.05, 0.8)
+    decide.fixed_codes(d, question)
+    assert gc.get_freeze_count() == 0  # nothing left frozen when nothing was
+    gc.freeze()
+    try:
+        held = gc.get_freeze_count()
+        decide.fixed_codes(d, question)
+        assert gc.get_freeze_count() >= held  # the caller's freeze is not thawed
+    finally:
+        gc.unfreeze()

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from regbench import folder
+from regbench.record import Summary
 from regbench.run import checkpoint
 from tests.conftest import (
     cli,
@@ -167,13 +168,14 @@ KILLED_WRITE = """
 import os, signal, sys, torch
 from pathlib import Path
 from regbench import folder
+from regbench.record import Summary
 from regbench.run import checkpoint
 run_dir, what, point = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 setattr(os, point, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
 if what == "checkpoint":
     checkpoint.save(run_dir / "last.pt", {"model": {"w": torch.ones(1000)}})
 elif what == "summary":
-    folder.write_summary(run_dir, {"status": "completed"})
+    folder.write_summary(run_dir, Summary.note_of("completed", run_dir.name))
 else:
     folder.write_metrics(run_dir, [{"epoch": 1}, {"epoch": 2}])
 """
@@ -191,7 +193,7 @@ else:
 def test_kill_during_write_keeps_previous_file(what: str, point: str, tmp_path: Path) -> None:
     """SIGKILL after the data is written but before it is on disk (fsync) or renamed (replace)."""
     checkpoint.save(tmp_path / "last.pt", {"model": {"w": torch.zeros(1000)}})
-    folder.write_summary(tmp_path, {"status": "running"})
+    folder.write_summary(tmp_path, Summary.note_of("running", tmp_path.name))
     folder.write_metrics(tmp_path, [{"epoch": 1}])
     before = tree_hashes(tmp_path)
     r = subprocess.run(
@@ -254,7 +256,7 @@ def test_bad_checkpoint_is_one_line_naming_the_file(
     run(make_cfg(*overrides))
     run_dir = tmp_path / "r"
     # what a SIGKILL leaves: the summary still says running, so resume goes to last.pt
-    folder.write_summary(run_dir, {"status": "running", "run_name": "r", "error": None})
+    folder.write_summary(run_dir, Summary.note_of("running", "r"))
     spoil(run_dir / "last.pt")
     kept = {k: v for k, v in tree_hashes(run_dir).items() if k not in ("summary.json", "train.log")}
     capsys.readouterr()

@@ -194,8 +194,7 @@ def test_a_run_longer_than_the_time_limit_is_requeued_and_completes(
     record = slurm.record(job)
     # SLURM sends USR2 at a time-limit check (every ~30 s here), not at an exact second: when it
     # lands after the job's Python has returned (the run complete, submitit's handler gone), its
-    # default action ends the batch script with 128 + 12 and sacct says FAILED. Seen twice
-    # (2026-12-03, 2026-12-04 in a clean-clone CI: the second start finished its epochs at 30 s and
-    # met the signal). The run itself is asserted complete above; any other end still fails here.
+    # default action ends the batch script with 128 + 12 and sacct says FAILED (when it was seen:
+    # benchmarks/RESULTS.md). The run itself is asserted complete above; any other end still fails.
     killed_at_exit = "WEXITSTATUS 140" in record and summary(long_run)["status"] == "completed"
     assert sacct(slurm)[job] == "COMPLETED" or killed_at_exit, record

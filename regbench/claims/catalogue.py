@@ -10,8 +10,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from regbench.compare.choices import LOWER_IS_BETTER, METRICS
 from regbench.config import ConfigError, conf_dirs
+from regbench.record import LOWER_IS_BETTER, METRICS
 
 GROUP = "claims"
 # the decks in ../shared/decks (its README names them): a claim quotes one by file stem

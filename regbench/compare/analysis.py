@@ -15,16 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from regbench.compare.choices import LOWER_IS_BETTER
 from regbench.compare.groups import Group, factorial_cells, get_key, matches
 from regbench.compare.load import STATUS_ORDER, CompareError, Run, read_test_outputs, test_size
 from regbench.folder import TEST_OUTPUTS
+from regbench.record import FIELDS, LOWER_IS_BETTER, MEANS
 from regbench.stats import decide
 from regbench.stats import inference as stats
 
-# means shown beside the metric (the last four only where runs record them: newer folders)
-EXTRA_MEANS = ("best_val_acc", "gen_gap", "best_epoch", "epochs_run", "wall_seconds")
-NEWER = ("final_val_acc", "test_ece", "weight_norm", "overfit_epoch", "mc_test_acc")
 GRID_METRICS = ("test_acc", "mc_test_acc")  # shares of the test set's images: k / n_test
 
 
@@ -50,7 +47,8 @@ class Inference:
 
 def group_records(groups: Sequence[Group], metric: str) -> list[dict[str, Any]]:
     """One flat record of raw numbers per group (the data behind every output format)."""
-    newer = [k for k in NEWER if any(g.values(k).size for g in groups)]
+    # the means beside the metric; those newer runs record, only where some run records them
+    means = [k for k in MEANS if not FIELDS[k].newer or any(g.values(k).size for g in groups)]
     records = []
     for g in groups:
         values = g.values(metric)
@@ -64,7 +62,7 @@ def group_records(groups: Sequence[Group], metric: str) -> list[dict[str, Any]]:
                 f"{metric}_std": std,
                 f"{metric}_min": float(values.min()) if n else None,
                 f"{metric}_max": float(values.max()) if n else None,
-                **{k: stats.describe(g.values(k))[1] for k in (*EXTRA_MEANS, *newer)},
+                **{k: stats.describe(g.values(k))[1] for k in means},
                 "params": params[0] if len(params) == 1 else None,  # seeds never change the model
                 "runs": len(g.runs),
                 "statuses": statuses(g.runs),

@@ -13,11 +13,11 @@ from regbench.compare.choices import (
     CURVE_COLUMNS,
     DEFAULT_POWER,
     FORMATS,
-    METRICS,
     TESTS,
     default_delta,
 )
 from regbench.compare.load import CompareError
+from regbench.record import METRICS
 
 CURVES = ",".join(CURVE_COLUMNS)
 
@@ -187,7 +187,7 @@ def compare_command(
     a baseline, P(better), seeds needed; factorial effects; spread per source of randomness;
     ensembles of seeds."""
     # imported here, not at the top: scipy and matplotlib behind it cost every `regbench train`
-    # and `sweep` 2.2 s of start-up on this VM on a slow day (measured, python -X importtime)
+    # and `sweep` seconds of start-up (benchmarks/RESULTS.md)
     from regbench.compare import pipeline
     from regbench.compare.analysis import Inference
     from regbench.compare.staged import read

@@ -276,7 +276,7 @@ def mixed_arithmetic(groups: Sequence[Group]) -> str | None:
     over trainer.precision itself on one device is no such mix."""
     kinds: dict[str, Counter[str]] = {}
     for run in (r for g in groups for r in g.runs if r.usable):
-        device = str((run.summary or {}).get("device") or "").split(":")[0]
+        device = str((run.summary.device if run.summary else None) or "").split(":")[0]
         if device:
             precision = str(get_key(run.config, "trainer.precision") or "auto")
             kinds.setdefault(precision, Counter())[

@@ -22,31 +22,9 @@ import yaml
 
 from regbench.config import POOL_SIZES, TEST_SIZES
 from regbench.folder import CONFIG, FINAL_OK, METRICS_CSV, STATUSES, SUMMARY, TEST_OUTPUTS
+from regbench.record import Summary, checked_values
 
 STATUS_ORDER = (*FINAL_OK, "diverged", "failed", "interrupted", "running", "incomplete", "corrupt")
-INF = math.inf
-# summary.json values compare reads: (lowest, highest, integer, null allowed). Keys absent from a
-# folder (written before the key existed) are simply missing; a present value outside this is a
-# warning and left out.
-SUMMARY_VALUES: dict[str, tuple[float, float, bool, bool]] = {
-    "test_acc": (0, 1, False, False),
-    "test_loss": (0, INF, False, False),
-    "best_val_acc": (0, 1, False, False),
-    "best_val_loss": (0, INF, False, False),
-    "final_val_acc": (0, 1, False, False),
-    "final_train_acc": (0, 1, False, False),
-    "gen_gap": (-1, 1, False, True),
-    "test_ece": (0, 1, False, False),
-    "mc_test_acc": (0, 1, False, False),  # trainer.mc_dropout: the mean of T passes, dropout on
-    "mc_test_loss": (0, INF, False, False),
-    "mc_test_ece": (0, 1, False, False),
-    "weight_norm": (0, INF, False, False),
-    "overfit_epoch": (1, INF, True, True),  # null: validation loss never rose 5% above its minimum
-    "best_epoch": (1, INF, True, True),
-    "epochs_run": (0, INF, True, False),
-    "wall_seconds": (0, INF, False, True),
-    "params": (0, INF, True, True),
-}
 
 
 class CompareError(Exception):
@@ -57,7 +35,7 @@ class CompareError(Exception):
 class Run:
     path: Path
     config: dict[str, Any] | None
-    summary: dict[str, Any] | None
+    summary: Summary | None
     metrics: dict[str, list[float]]
     status: str  # summary status, or "corrupt" / "incomplete"
     problem: str | None = None  # why the whole run is left out (with a warning)
@@ -125,22 +103,6 @@ def _read_metrics(path: Path, notes: list[str]) -> dict[str, list[float]]:
     return cols
 
 
-def check_value(key: str, v: Any) -> tuple[float | None, str | None]:
-    """A summary value -> (number, None) if valid, (None, why) if not, (None, None) if null-able."""
-    lo, hi, integer, nullable = SUMMARY_VALUES[key]
-    if v is None:
-        return None, None if nullable else f"{key} is null"
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None, f"{key} = {v!r} is not a number"
-    if not math.isfinite(v):
-        return None, f"{key} = {v} is not finite"
-    if integer and v != int(v):
-        return None, f"{key} = {v} is not a whole number"
-    if not lo <= v <= hi:
-        return None, f"{key} = {v} is out of range [{lo}, {hi}]"
-    return float(v), None
-
-
 def load_run(path: Path) -> Run:
     """Read one run folder; never raises: unreadable files become a `problem`."""
     try:
@@ -151,17 +113,18 @@ def load_run(path: Path) -> Run:
     except (OSError, ValueError, yaml.YAMLError) as e:
         return Run(path, None, None, {}, "corrupt", f"config.yaml unreadable ({_short(e)})")
     try:
-        summary = json.loads((path / SUMMARY).read_bytes())
+        raw = json.loads((path / SUMMARY).read_bytes())
     except FileNotFoundError:
         return Run(path, config, None, {}, "incomplete", "no summary.json (never finished)")
     except (OSError, ValueError) as e:
         return Run(path, config, None, {}, "corrupt", f"summary.json unreadable ({_short(e)})")
-    status = summary.get("status") if isinstance(summary, dict) else None
+    status = raw.get("status") if isinstance(raw, dict) else None
     if status not in STATUSES:
         return Run(path, config, None, {}, "corrupt", f"summary.json has status {status!r}")
     if status in ("running", "interrupted"):  # killed runs stay "running": either way, not final
         why = "still running (or killed)" if status == "running" else "interrupted, not finished"
-        return Run(path, config, summary, {}, status, why)
+        return Run(path, config, Summary.from_json(raw), {}, status, why)
+    summary = Summary.from_json(raw)
     run = Run(path, config, summary, {}, status)
     try:
         run.metrics = _read_metrics(path / METRICS_CSV, run.warnings)
@@ -170,12 +133,8 @@ def load_run(path: Path) -> Run:
     except (OSError, ValueError) as e:
         return Run(path, config, summary, {}, "corrupt", f"metrics.csv unreadable ({_short(e)})")
     final = status in FINAL_OK  # diverged/failed runs hold NaN or nulls by design: no warnings
-    for key in (k for k in SUMMARY_VALUES if k in summary):
-        v, why = check_value(key, summary[key])
-        if v is not None:
-            run.values[key] = v
-        elif why and final:
-            run.warnings.append(f"summary.json {why}; left out")
+    run.values, bad = checked_values(raw)
+    run.warnings += [f"summary.json {why}; left out" for why in bad if final]
     if final and "seed" in config and run.seed is None:
         run.warnings.append(f"config.yaml seed = {config['seed']!r} is not an integer; not paired")
     if not final:
@@ -200,7 +159,7 @@ def load_runs(paths: Sequence[Path]) -> list[Run]:
 
 def test_size(run: Run) -> int | None:
     """Examples in the run's test split (summary `n_test` when written), else from the dataset."""
-    n = (run.summary or {}).get("n_test")
+    n = run.summary.n_test if run.summary else None
     if isinstance(n, int) and not isinstance(n, bool) and n > 0:
         return n
     data = (run.config or {}).get("data")

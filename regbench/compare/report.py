@@ -18,28 +18,11 @@ from rich.table import Table
 from rich.text import Text
 
 from regbench.compare.groups import Group
-from regbench.compare.load import SUMMARY_VALUES, Run
+from regbench.compare.load import Run
 from regbench.compare.tables import Section
+from regbench.record import FIELDS, RUN_FIELDS, Summary
 
 LABEL_MIN = 16  # a narrow terminal folds labels, never below this or their longest word
-RUN_FIELDS = (
-    "run_name",
-    "seed",
-    "best_epoch",
-    "epochs_run",
-    "best_val_acc",
-    "best_val_loss",
-    "final_val_acc",
-    "test_acc",
-    "test_loss",
-    "test_ece",
-    "weight_norm",
-    "overfit_epoch",
-    "final_train_acc",
-    "gen_gap",
-    "wall_seconds",
-    "params",
-)
 
 
 def render_rich(s: Section, console: Console) -> Table:
@@ -187,7 +170,7 @@ def run_records(runs: Sequence[Run], groups: Sequence[Group]) -> list[dict[str, 
     records = []
     for r in runs:
         g = group_of.get(id(r))
-        summary = r.summary or {}
+        summary = r.summary or Summary()
         records.append(
             {
                 "path": shown(r.path),
@@ -201,12 +184,12 @@ def run_records(runs: Sequence[Run], groups: Sequence[Group]) -> list[dict[str, 
     return records
 
 
-def _field(run: Run, summary: dict[str, Any], key: str) -> Any:
+def _field(run: Run, summary: Summary, key: str) -> Any:
     """A checked summary value (whole numbers as int), or the raw one for names and seeds."""
-    if key not in SUMMARY_VALUES:
-        return finite(summary.get(key))
+    if not FIELDS[key].checked:
+        return finite(getattr(summary, key))
     v = run.values.get(key)
-    return int(v) if v is not None and SUMMARY_VALUES[key][2] else v
+    return int(v) if v is not None and FIELDS[key].integer else v
 
 
 def shown(path: Path) -> str:

@@ -12,8 +12,8 @@ from typing import Any
 
 from regbench.compare.load import CompareError
 from regbench.compare.tables import Section
+from regbench.folder import DECISIONS
 
-DECISIONS = "decisions.json"  # written by regbench.stages
 SPENDING_NAMES = {"obf": "O'Brien-Fleming", "pocock": "Pocock"}  # stats.sequential.SPENDING
 
 

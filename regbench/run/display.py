@@ -11,6 +11,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from regbench.record import Summary
+
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
@@ -34,10 +36,10 @@ def fail(msg: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def summary_table(summary: dict[str, Any]) -> Table:
+def summary_table(summary: Summary) -> Table:
     t = Table(show_header=False)  # the folder goes on its own line: a title wraps mid-word
     for key in SHOWN.split():
-        v = summary.get(key)
+        v = getattr(summary, key)
         if key == "mc_test_acc" and v is None:
             continue
         t.add_row(key, f"{v:.4f}" if isinstance(v, float) and key != "wall_seconds" else str(v))

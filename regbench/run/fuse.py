@@ -8,8 +8,8 @@ slice, and a fused model is rebuilt from solo checkpoints by concatenation.
 
 Layouts: images (B, K*C, H, W), member k's channels at [k*C, (k+1)*C); features (K, F, B), the
 batch last, so that every matmul of the forward and backward pass reads and writes contiguous
-tensors (with (K, B, F) the weights' gradients came out transposed and were copied every step: a
-fused K=8 epoch of the default mlp took 38 ms instead of 28). Conv2d -> grouped Conv2d (groups =
+tensors (with (K, B, F) the weights' gradients come out transposed and are copied every step:
+benchmarks/RESULTS.md). Conv2d -> grouped Conv2d (groups =
 K x groups), BatchNorm2d(C) -> BatchNorm2d(K*C) (per-member statistics), Linear -> a batched
 matmul, BatchNorm1d -> BatchNorm1d(K*F) over (1, K*F, B), Flatten turns (B, K*C, H, W) into
 (K, C*H*W, B); the fused model's output is (K, B, classes). Modules without parameters

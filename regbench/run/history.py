@@ -11,9 +11,10 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from regbench import folder
+from regbench import __version__, folder
 from regbench.config import ConfigError
 from regbench.diagnostics import overfit_epoch
+from regbench.record import Summary
 from regbench.run import checkpoint
 
 
@@ -86,30 +87,24 @@ class Record:
                 "delete it to start the run afresh"
             ) from None
 
-    def summary(self, run_dir: Path, seed: int, wall: float) -> dict[str, Any]:
+    def summary(self, run_dir: Path, seed: int, wall: float) -> Summary:
         """summary.json's fields known from the epochs (the test fields are filled by the caller)."""
         best, last = self.best, (self.rows[-1] if self.rows else {})
-        return {
-            "status": self.status,
-            "run_name": run_dir.name,
-            "best_epoch": best.get("epoch") or None,
-            "best_val_acc": best.get("val_acc"),
-            "best_val_loss": best.get("val_loss"),
-            "final_val_acc": last.get("val_acc"),
-            "test_acc": None,
-            "test_loss": None,
-            "test_ece": None,
-            "final_train_acc": last.get("train_acc"),
-            "train_acc_at_best": best.get("train_acc"),
-            "gen_gap": best.get("gen_gap"),
-            "weight_norm": None,
-            "overfit_epoch": overfit_epoch([r["val_loss"] for r in self.rows]),
-            "diverged": self.status == "diverged",  # an outcome, not a missing value
-            "epochs_to_target": None,  # the caller's: it knows trainer.target_val_acc
-            "epochs_run": len(self.rows),
-            "tested": None,
-            "wall_seconds": round(self.prior + wall, 2),
-            "torch_version": torch.__version__,
-            "seed": seed,
-            "error": None,
-        }
+        return Summary(
+            status=self.status,
+            run_name=run_dir.name,
+            best_epoch=best.get("epoch") or None,
+            best_val_acc=best.get("val_acc"),
+            best_val_loss=best.get("val_loss"),
+            final_val_acc=last.get("val_acc"),
+            final_train_acc=last.get("train_acc"),
+            train_acc_at_best=best.get("train_acc"),
+            gen_gap=best.get("gen_gap"),
+            overfit_epoch=overfit_epoch([r["val_loss"] for r in self.rows]),
+            diverged=self.status == "diverged",  # an outcome, not a missing value
+            epochs_run=len(self.rows),
+            wall_seconds=round(self.prior + wall, 2),
+            torch_version=torch.__version__,
+            regbench_version=__version__,
+            seed=seed,
+        )

@@ -29,6 +29,7 @@ from regbench import data, disk, extend, folder, models, transfer
 from regbench.compose import check
 from regbench.config import CONF_DIR, FUSED_DIR, ConfigError, member_configs, run_name, val_size
 from regbench.pitfalls import fusion_warnings, warnings
+from regbench.record import Summary
 from regbench.run import checkpoint, loop, threads
 from regbench.run.device import resolve_device
 from regbench.run.display import console, fail, say, summary_table, warn
@@ -91,7 +92,7 @@ class Job:
         if self.multirun:
             d, dirname = Path(hc.sweep.dir), hc.job.override_dirname
             self.dirs = [d / run_name(m, dirname) for m in self.members]
-        self.summaries: dict[Path, dict[str, Any]] = {}
+        self.summaries: dict[Path, Summary] = {}
         self.logfiles: dict[Path, IO[str]] = {}
         self.warned: list[str] = []
 
@@ -138,8 +139,8 @@ class Job:
 
     def _finished(self, run_dir: Path) -> bool:
         previous = folder.read_summary(run_dir)
-        if previous and previous.get("status") in folder.FINAL:
-            say(f"already {previous['status']}: skipped", run_dir.name)
+        if previous and previous.status in folder.FINAL:
+            say(f"already {previous.status}: skipped", run_dir.name)
             self.summaries[run_dir] = previous
             return True
         return False
@@ -169,8 +170,8 @@ class Job:
             say(short if prefix and short else line, prefix)
 
         previous = folder.read_summary(run_dir)
-        if previous and previous.get("status") in folder.FINAL:
-            status = previous["status"]
+        if previous and previous.status in folder.FINAL:
+            status = previous.status
             said = "skipped" if job_dir else "nothing to do"
             log(f"already {status}: {said}" if job_dir else f"already finished ({status}): {said}")
             self.summaries[run_dir] = previous
@@ -181,10 +182,10 @@ class Job:
             logfile.write(f"warning: {line}\n")
         tracker = stack.enter_context(open_loggers(m, run_dir, self.sweep))
 
-        def done(summary: dict[str, Any]) -> None:
+        def done(summary: Summary) -> None:
             folder.write_summary(run_dir, summary)
             self.summaries[run_dir] = summary
-            tracker.finish(summary)
+            tracker.finish(summary.to_json())
 
         return Member(m, run_dir, log, done, tracker.epoch, tracker.resume)
 
@@ -255,14 +256,14 @@ class Job:
                     pass
         else:
             self._print_summaries()
-        accs = [a for s in self.summaries.values() if isinstance(a := s.get("best_val_acc"), float)]
+        accs = [a for s in self.summaries.values() if isinstance(a := s.best_val_acc, float)]
         return sum(accs) / len(accs) if accs else math.nan
 
     def _print_summaries(self) -> None:
         for run_dir, s in self.summaries.items():
             console.print(f"summary of {run_dir}", soft_wrap=True, markup=False)
             console.print(summary_table(s))
-        statuses = [s.get("status") for s in self.summaries.values()]
+        statuses = [s.status for s in self.summaries.values()]
         if self.single and statuses == ["diverged"]:
             (run_dir,) = self.summaries
             fail(f"run diverged (non-finite loss); see {run_dir / folder.METRICS_CSV}", 1)

@@ -76,8 +76,10 @@ class TensorBoard:
 
         # the HParams view compares runs by these final metrics (one event file: this run folder)
         metrics = {f"final/{k}": v for k, v in final_metrics(summary).items()}
+        writer = self.writer.file_writer
+        assert writer is not None  # SummaryWriter opens it in its constructor
         for part in hparams_summary(hparams(self.cfg), metrics):
-            self.writer.file_writer.add_summary(part)
+            writer.add_summary(part)
         for key, value in metrics.items():
             self.writer.add_scalar(key, value)
 

@@ -3,6 +3,7 @@ its metrics.csv, checkpoints and one test at the end (the job around it: job.py)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from torch import nn
 
 from regbench import data, diagnostics, folder, models, multitask, transfer
 from regbench.config import ConfigError, source_seed, stream_value
+from regbench.record import Summary
 from regbench.run import checkpoint, fuse, streams
 from regbench.run.device import autocast, deterministic, elapsed
 from regbench.run.display import Bar
@@ -36,7 +38,7 @@ class Member:
     cfg: DictConfig
     run_dir: Path
     log: Callable[..., None]  # log(line, short=None): train.log gets line, a terminal short
-    done: Callable[[dict[str, Any]], None] = lambda summary: None
+    done: Callable[[Summary], None] = lambda summary: None
     on_epoch: Callable[[dict[str, Any]], None] = lambda row: None  # trainer.loggers
     on_resume: Callable[[list[dict[str, Any]]], None] = lambda rows: None  # likewise
 
@@ -46,7 +48,7 @@ class Member:
         return folder.config_yaml(self.cfg)
 
 
-def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
+def fit(members: list[Member], d: data.Splits) -> list[Summary | None]:
     """Train the members (one run, or runs that differ only in seed, fused: see fuse.py) on the
     splits in lock-step; write each one's metrics.csv, best.pt, last.pt; return their summaries."""
     start = time.perf_counter()
@@ -76,7 +78,7 @@ def fit(members: list[Member], d: data.Splits) -> list[dict[str, Any]]:
     aug = data.knobs(reg.aug) if "aug" in reg else None  # plain numbers: read every step
     noise = [r.noise for r in rngs]  # reg=weightnoise: each member its own draws
     has_aux = cfg.aux.name != "none"
-    summaries: list[dict[str, Any]] = [{} for _ in members]
+    summaries: list[Summary | None] = [None for _ in members]
     for m in members:  # how the data's preprocessing fit went (whitening: its size and time)
         for line in d.notes:
             m.log(line)
@@ -263,11 +265,11 @@ def finish(
     amp,
     wall: float,
     source: dict[str, Any],
-) -> dict[str, Any]:
+) -> Summary:
     """Test member j once, as its solo model (its best weights with early stopping, else its last
     ones), build its summary and hand it to m.done."""
     s = record.summary(m.run_dir, m.cfg.seed, wall)
-    s["epochs_to_target"] = diagnostics.epochs_to(
+    s.epochs_to_target = diagnostics.epochs_to(
         [r["val_acc"] for r in record.rows if math.isfinite(r["val_acc"])],
         m.cfg.trainer.target_val_acc,
     )
@@ -275,24 +277,24 @@ def finish(
     if model.k > 1:
         with torch.random.fork_rng(devices=[]):  # the constructors' draws leave dropout masks be
             solo = models.build(m.cfg, d.shape, d.num_classes).to(d.x_train.device)
-        s["fused_with"] = model.k
-    s |= {"params": sum(p.numel() for p in solo.parameters()), "device": str(d.x_train.device),
-          "threads": torch.get_num_threads()}  # fmt: skip
-    s |= source  # transfer: the source run, its config hash, the layers loaded
-    if s["status"] != "diverged":
+        s.fused_with = model.k
+    s.params, s.device = sum(p.numel() for p in solo.parameters()), str(d.x_train.device)
+    s.threads = torch.get_num_threads()
+    s = dataclasses.replace(s, **source)  # transfer: the source run, its hash, the layers loaded
+    if s.status != "diverged":
         solo.load_state_dict(model.member(j))
         # both checkpoints on the test split: does the best validation epoch beat the last?
         bs = m.cfg.trainer.eval_batch_size
-        s["test_acc_last"], s["test_acc_best"] = accuracy(solo, d, bs, amp), None
+        s.test_acc_last, s.test_acc_best = accuracy(solo, d, bs, amp), None
         if (m.run_dir / folder.BEST).is_file():
             solo.load_state_dict(checkpoint.load(m.run_dir / folder.BEST)["model"])
-            s["test_acc_best"] = accuracy(solo, d, bs, amp)
+            s.test_acc_best = accuracy(solo, d, bs, amp)
         if not record.es:  # tested: the last weights, or the best with early stopping
             solo.load_state_dict(model.member(j))
-        s |= test(m, solo, d, amp)
-        s["tested"] = "best" if record.es else "last"
-        s["weight_norm"] = diagnostics.weight_norm(models.decayed(solo))
-        s["near_zero_weights"] = diagnostics.near_zero_share(models.decayed(solo))
+        test(m, solo, d, amp, s)
+        s.tested = "best" if record.es else "last"
+        s.weight_norm = diagnostics.weight_norm(models.decayed(solo))
+        s.near_zero_weights = diagnostics.near_zero_share(models.decayed(solo))
     m.done(s)
     return s
 
@@ -301,19 +303,18 @@ def accuracy(solo: nn.Module, d: data.Splits, bs: int, amp) -> float:
     return diagnostics.scores(diagnostics.predict(solo, d.x_test, bs, amp), d.y_test)[1]
 
 
-def test(m: Member, solo: nn.Module, d: data.Splits, amp) -> dict[str, Any]:
+def test(m: Member, solo: nn.Module, d: data.Splits, amp, s: Summary) -> None:
     """The one look at the test split: loss, accuracy, ECE; with trainer.mc_dropout=T also those of
     the mean of T passes with dropout on. The outputs go to the run folder for ensembles."""
-    tc, s = m.cfg.trainer, {}
+    tc = m.cfg.trainer
     logits = diagnostics.predict(solo, d.x_test, tc.eval_batch_size, amp)
-    s["test_loss"], s["test_acc"], s["test_ece"] = diagnostics.scores(logits, d.y_test)
+    s.test_loss, s.test_acc, s.test_ece = diagnostics.scores(logits, d.y_test)
     outputs = {"log_probs": logits.log_softmax(1).float().cpu().numpy()}
     if tc.mc_dropout and not diagnostics.has_dropout(solo):
         m.log(f"trainer.mc_dropout={tc.mc_dropout}: the model has no dropout to sample; no MC test")
     elif tc.mc_dropout:  # the masks: a sub-stream of the run's dropout seed
         seed = source_seed(stream_value(m.cfg, "dropout"), "dropout", 1)
         lp = diagnostics.mc_dropout(solo, d.x_test, tc.eval_batch_size, amp, tc.mc_dropout, seed)
-        s["mc_test_loss"], s["mc_test_acc"], s["mc_test_ece"] = diagnostics.scores(lp, d.y_test)
+        s.mc_test_loss, s.mc_test_acc, s.mc_test_ece = diagnostics.scores(lp, d.y_test)
         outputs["mc_log_probs"] = lp.float().cpu().numpy()
     folder.write_test_outputs(m.run_dir, d.y_test.cpu().numpy(), outputs)
-    return s

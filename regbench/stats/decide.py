@@ -197,12 +197,17 @@ def fixed_codes(d: np.ndarray, question: Question) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
         p = stats.ttest_1samp(d, 0.0, axis=-1).pvalue
+    assert question.delta is not None, "a fixed design's verdicts need δ"
     q = tost_paired(d, question.delta)
     flat = no_spread(d)
     p, q = np.where(flat, np.nan, p), np.where(flat, np.nan, q)
     diff = d.mean(-1)
-    gc.freeze()  # multipletests calls gc.collect(): ~40 ms a call over a big heap, 10 µs frozen
+    # multipletests calls gc.collect(), slow over a big heap and fast over a frozen one; what a
+    # caller froze before stays frozen (unfreeze would thaw it too, so then nothing is thawed)
+    frozen_before = gc.get_freeze_count()
+    gc.freeze()
     try:
         return np.stack([verdict_codes(diff[s], p[s], q[s], question.alpha) for s in range(len(d))])
     finally:
-        gc.unfreeze()
+        if not frozen_before:
+            gc.unfreeze()

@@ -185,7 +185,7 @@ def adjust(p: np.ndarray, correction: str) -> np.ndarray:
     return multipletests(p, method=method)[1]
 
 
-def _wins(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+def _wins(x: np.ndarray, y: np.ndarray, axis: int | tuple[int, ...] = -1) -> np.ndarray:
     return np.mean((x > y) + 0.5 * (x == y), axis=axis)
 
 
