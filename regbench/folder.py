@@ -315,7 +315,7 @@ def write_metrics(run_dir: Path, rows: list[dict[str, float]]) -> None:
     buf = io.StringIO()
     # aux=...: the auxiliary task's columns after the main ones, only in runs that have them
     extra = [k for k in ("aux_val_loss", "aux_val_acc") if rows and k in rows[0]]
-    w = csv.DictWriter(buf, fieldnames=METRICS + extra, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=[*METRICS, *extra], lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
     write_atomic(run_dir / METRICS_CSV, buf.getvalue())

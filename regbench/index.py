@@ -112,8 +112,8 @@ def refresh_index(sweep_dir: Path) -> dict[str, Any]:
     def change(index: dict[str, Any]) -> None:
         index["runs"] = [r | status_of(Path(r["dir"]), r) for r in index["runs"]]
         for r in index["runs"]:
-            s = folder.read_summary(Path(r["dir"])) or {}
-            if r["status"] == "interrupted" and s.get("status") == "running":
+            s = folder.read_summary(Path(r["dir"]))
+            if r["status"] == "interrupted" and s and s.status == "running":
                 folder.record_failure(Path(r["dir"]), r["error"], "interrupted")
 
     return _update_index(sweep_dir, change)

@@ -233,6 +233,12 @@ class Summary:
         the numbers); keys of other versions are left out, missing ones are None."""
         return cls(**{k: raw[k] for k in FIELDS if k in raw}, written=frozenset(raw))
 
+    def __getitem__(self, key: str) -> Any:
+        """summary["status"]: a field by its name in the file (KeyError for any other name)."""
+        if key not in FIELDS:
+            raise KeyError(key)
+        return getattr(self, key)
+
     def outcome(self, metric: str) -> float | None:
         """A finished run's metric as a number (inf: a censored time, never reached), or None: the
         run has not finished, or the metric is undefined for it (a diverged run's accuracy). Time

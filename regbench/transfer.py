@@ -68,7 +68,7 @@ def resolve(cfg: DictConfig) -> Source | None:
     if not path.is_dir():
         raise ConfigError(f"transfer source {path} does not exist; {FIX}")
     run_dir = path if (path / folder.CONFIG).is_file() else _run_of_seed(path, int(cfg.seed))
-    status = (folder.read_summary(run_dir) or {}).get("status", "not started")
+    status = getattr(folder.read_summary(run_dir), "status", None) or "not started"
     if status not in folder.FINAL_OK:
         raise ConfigError(f"transfer source {run_dir} is {status}, not finished: skipped; finish it (rerun its sweep or train it), then rerun this")  # fmt: skip
     ck = run_dir / folder.BEST if (run_dir / folder.BEST).is_file() else run_dir / folder.LAST

@@ -93,7 +93,8 @@ class Claim(_Strict):
 
 def _split(values: str) -> list[str]:
     """a,b,[1,2],c -> ['a', 'b', '[1,2]', 'c']: commas inside brackets belong to a value."""
-    out, depth, cur = [], 0, ""
+    out: list[str] = []
+    depth, cur = 0, ""
     for ch in values:
         depth += (ch == "[") - (ch == "]")
         if ch == "," and depth == 0:

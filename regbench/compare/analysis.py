@@ -157,7 +157,11 @@ def baseline_records(
     compared: list[tuple[int, stats.Comparison]] = []
     for i, (g, j) in enumerate(zip(groups, bases, strict=True)):
         note = "no baseline" if j is None else "baseline" if j == i else ""
-        if not note and (not g.values(inf.metric).size or not groups[j].values(inf.metric).size):
+        if (
+            j is not None
+            and not note
+            and (not g.values(inf.metric).size or not groups[j].values(inf.metric).size)
+        ):
             note = "no data"
         if note:
             out.append({"delta": None, "delta_note": note, "test": None, "significant": None})
@@ -221,8 +225,9 @@ def noise_floor(groups: Sequence[Group], metric: str) -> tuple[float, int, float
     if len(sizes) != 1 or None in sizes:
         return None
     (n,) = sizes
+    assert n is not None
     p = float(np.mean([r.value(metric) for r in used]))
-    return stats.noise_floor(p, n), n, p  # type: ignore[arg-type]
+    return stats.noise_floor(p, n), n, p
 
 
 def factorial_records(
@@ -327,7 +332,7 @@ def _ensemble(labels: np.ndarray, out: Outputs, sizes: list[int], inf: Inference
     below = [m for m in sizes if m < len(out)]
     *curve, (all_acc, all_nll, _) = stats.ensemble_curve(lp, labels, [*below, len(out)])
     gain = stats.ensemble_gain(lp, labels, inf.level)
-    r = {f"ens{m}_acc": acc for m, (acc, _, _) in zip(below, curve, strict=True)}
+    r: dict[str, Any] = {f"ens{m}_acc": acc for m, (acc, _, _) in zip(below, curve, strict=True)}
     r |= {"all_acc": all_acc, "gain": gain.diff, "gain_low": gain.low, "gain_high": gain.high}
     r |= {"gain_p": gain.p, "single_nll": curve[0][1] if curve else all_nll, "all_nll": all_nll}
     mc = [(usual, sampled) for usual, sampled in out if sampled is not None]
