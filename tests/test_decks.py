@@ -274,5 +274,8 @@ def test_help_lists_the_new_knobs_and_their_choices() -> None:
     r = cli("--help")
     assert r.returncode == 0
     assert "model.activation  relu, leaky_relu, elu, tanh, sigmoid" in r.stdout
-    assert "data.preprocess   standardize, channel_mean, minmax, mean_image, pca, zca, none" in r.stdout
+    assert (
+        "data.preprocess   standardize, channel_mean, minmax, mean_image, pca, zca, none"
+        in r.stdout
+    )
     assert "normal_0.01, normal_1" in r.stdout and "shear, scale" in r.stdout
