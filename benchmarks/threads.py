@@ -27,7 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-BUSY = "while True: pass"  # one CPU-bound process
+# one CPU-bound process; it ends by itself after 30 minutes should this script be killed
+BUSY = "import time\nend = time.time() + 1800\nwhile time.time() < end: pass"
 
 
 def env() -> dict[str, str]:
@@ -47,7 +48,7 @@ def solo_runs(out: Path, tag: str, threads: str, runs: int, epochs: int) -> list
     """Each run's training wall time and the thread count it recorded."""
     walls = []
     for seed in range(runs):
-        name = f"{tag.replace(' ', '').replace(',', '-')}-{seed}"
+        name = f"{tag.replace(' ', '').replace(',', '-').replace('=', '-')}-{seed}"
         regbench("train", f"seed={seed}", f"trainer.epochs={epochs}", f"trainer.threads={threads}",
                  "trainer.progress=none", f"out_dir={out}", f"name={name}")  # fmt: skip
         s = json.loads((out / name / "summary.json").read_text())
