@@ -66,6 +66,9 @@ class Claim(_Strict):
     direction: Direction  # the arms' metric vs the baseline's, as the deck predicts it
     question: Question
     why: str  # why the setup is what it is (deck, literature): fixed before any run
+    # transfer claims: the source runs' overrides (over the setup's), one run per seed trained into
+    # <sweep>-source before the arms, where transfer=finetune / frozen read their seed's run
+    pretrain: list[str] | None = None
     curves: bool = False  # draw learning curves in the ledger (speed claims)
 
     @model_validator(mode="after")

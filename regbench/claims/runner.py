@@ -152,6 +152,29 @@ def _without(setup: list[str], cell: list[str]) -> list[str]:
     return [o for o in setup if o.split("=", 1)[0] not in keys]
 
 
+def _pretrain(claim: Claim, setup: list[str], rest: list[str], sname: str, command: str) -> int:
+    """The source runs of a transfer claim, every seed of its budget, into <sweep>-source (those
+    finished before are skipped); the exit code."""
+    from regbench import index, sweep
+
+    args = [*_without(setup, claim.pretrain or []), *(claim.pretrain or []),
+            *[o for o in rest if not o.startswith("sweep_name=")],
+            f"seed={','.join(map(str, range(claim.question.budget)))}",
+            f"sweep_name={sname}-source"]  # fmt: skip
+    p = sweep.plan(args)
+    if p.runs and all(r["status"] in folder.FINAL for r in p.runs):
+        return 0
+    index.write_index(p, command)
+    code = sweep.launch(p)
+    index.refresh_index(p.dir)
+    return code
+
+
+def _failed(name: str, where: Path, code: int, wall: float) -> Result:
+    return Result(name, UNDECIDED, [], 0, 0, 0, round(wall, 1), str(where),
+                  error=f"exit code {code}: a run failed or was interrupted; rerun to resume")  # fmt: skip
+
+
 def run(name: str, claim: Claim, out_dir: Path, scale: str, extra: list[str]) -> Result:
     """The claim's staged sweep (finished runs are skipped: a rerun redoes nothing), its result
     written to claim.json in the sweep folder. `extra`: bookkeeping overrides (data.root)."""
@@ -165,6 +188,10 @@ def run(name: str, claim: Claim, out_dir: Path, scale: str, extra: list[str]) ->
                  "trainer.progress=none", f"out_dir={out_dir}", f"sweep_name={sname}"]  # fmt: skip
     before, start = previous_wall(out_dir / "sweeps" / sname), time.perf_counter()
     command = f"regbench claims run {name}" + (f" --scale {scale}" if scale != "default" else "")
+    if claim.pretrain and (
+        code := _pretrain(claim, setup, overrides[len(setup) :], sname, command)
+    ):
+        return _failed(name, where=out_dir / "sweeps" / sname, code=code, wall=before)
     st = staged_of(claim)
     design = make_design(st.question, st.stages, len(open_), st.spending, st.futility)
     study = stages.Study(st, overrides, keys, cells, open_, design, sname)
