@@ -158,7 +158,8 @@ def analyse(
             )
         sections.append(tables.baseline_section(result["records"], labels, inf, caption))
         result["summary"] = tables.summary_lines(result["records"], shown, inf)
-    if "seeds" in labels:
+    result["spread"] = "seeds" in labels  # the spread per source of randomness: table and figure
+    if result["spread"]:
         sections.append(tables.spread_section(result["records"], labels, inf.metric))
     if factorial_data:
         effects, x, y, names = factorial_data
@@ -237,7 +238,7 @@ def write_outputs(out: Path, result: dict[str, Any], as_html: bool, columns: lis
     (out / "groups.csv").write_text(report.render_csv(result["records"]))
     (out / "runs.csv").write_text(report.render_csv(result["runs"]))
     pngs = figures.write_figures(out, groups, metric, columns)
-    if any(s.title.endswith("source of randomness") for s in result["sections"]):
+    if result.get("spread"):
         pngs.append(figures.spread_figure(out, groups, metric))
     if result["ensembles"] is not None:
         (out / "ensembles.csv").write_text(report.render_csv(result["ensembles"]))
