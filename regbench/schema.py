@@ -271,6 +271,7 @@ class Trainer(_Strict):
     channels_last: StrictBool
     mc_dropout: Annotated[int, Field(ge=0)]
     target_val_acc: Annotated[float, Field(gt=0, le=1)]
+    test_checkpoints: StrictBool
 
 
 Seed = (

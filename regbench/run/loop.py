@@ -282,15 +282,14 @@ def finish(
     s.threads = torch.get_num_threads()
     s = dataclasses.replace(s, **source)  # transfer: the source run, its hash, the layers loaded
     if s.status != "diverged":
-        solo.load_state_dict(model.member(j))
-        # both checkpoints on the test split: does the best validation epoch beat the last?
-        bs = m.cfg.trainer.eval_batch_size
-        s.test_acc_last, s.test_acc_best = accuracy(solo, d, bs, amp), None
-        if (m.run_dir / folder.BEST).is_file():
+        last = model.member(j)
+        if m.cfg.trainer.test_checkpoints:
+            # a solo job's member(j) is its live state, which loading best.pt would overwrite
+            last = {k: v.clone() for k, v in last.items()}
+            s.test_acc_last, s.test_acc_best = checkpoints_apart(m, solo, last, d, amp)
+        solo.load_state_dict(last)
+        if record.es:  # tested: the best weights with early stopping, else the last ones
             solo.load_state_dict(checkpoint.load(m.run_dir / folder.BEST)["model"])
-            s.test_acc_best = accuracy(solo, d, bs, amp)
-        if not record.es:  # tested: the last weights, or the best with early stopping
-            solo.load_state_dict(model.member(j))
         test(m, solo, d, amp, s)
         s.tested = "best" if record.es else "last"
         s.weight_norm = diagnostics.weight_norm(models.decayed(solo))
@@ -299,8 +298,19 @@ def finish(
     return s
 
 
-def accuracy(solo: nn.Module, d: data.Splits, bs: int, amp) -> float:
-    return diagnostics.scores(diagnostics.predict(solo, d.x_test, bs, amp), d.y_test)[1]
+def checkpoints_apart(
+    m: Member, solo: nn.Module, last: dict[str, Any], d: data.Splits, amp
+) -> tuple[float, float | None]:
+    """trainer.test_checkpoints: test accuracy of the last weights and of the best-validation ones
+    (None without a best.pt), each on the test split: does the best epoch beat the last?"""
+
+    def accuracy(state: dict[str, Any]) -> float:
+        solo.load_state_dict(state)
+        out = diagnostics.predict(solo, d.x_test, m.cfg.trainer.eval_batch_size, amp)
+        return diagnostics.scores(out, d.y_test)[1]
+
+    best = m.run_dir / folder.BEST
+    return accuracy(last), accuracy(checkpoint.load(best)["model"]) if best.is_file() else None
 
 
 def test(m: Member, solo: nn.Module, d: data.Splits, amp, s: Summary) -> None:
