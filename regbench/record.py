@@ -36,10 +36,12 @@ class Outcome:
     boolean: bool = False  # true/false in the file, read as 1/0
     censored: bool = False  # a time to an event: null when it never happened (censored at the end)
     diverged_too: bool = False  # an outcome a diverged run has too (its others are undefined)
+    grid: bool = False  # a share of the test set's images, k / n_test (compared as counts)
     metric: int | None = None
     mean: int | None = None
     newer: bool = False  # a mean shown only where some run records it (written by newer runs)
     run: int | None = None
+    shown: int | None = None  # its line in the table `regbench train` prints
 
     @property
     def checked(self) -> bool:
@@ -77,11 +79,11 @@ class Summary:
     """summary.json: a run's status first, its numbers once it has finished. The field order is
     the file's key order."""
 
-    status: str = _f(unit="", label="status", note=True)
+    status: str = _f(shown=1, unit="", label="status", note=True)
     run_name: str = _f(unit="", label="run folder name", note=True, run=1)
-    best_epoch: int | None = _f(label="best epoch", **EPOCHS, mean=3, run=3)
+    best_epoch: int | None = _f(shown=2, label="best epoch", **EPOCHS, mean=3, run=3)
     best_val_acc: float | None = _f(
-        label="best validation accuracy", better="higher", **SHARE, metric=3, mean=1, run=5
+        shown=4, label="best validation accuracy", better="higher", **SHARE, metric=3, mean=1, run=5
     )
     best_val_loss: float | None = _f(label="best validation loss", **NATS, metric=4, run=6)
     final_val_acc: float | None = _f(
@@ -93,7 +95,9 @@ class Summary:
         newer=True,
         run=7,
     )
-    test_acc: float | None = _f(label="test accuracy", better="higher", **SHARE, metric=1, run=8)
+    test_acc: float | None = _f(
+        shown=5, grid=True, label="test accuracy", better="higher", **SHARE, metric=1, run=8
+    )
     test_loss: float | None = _f(label="test loss", **NATS, metric=2, run=9)
     test_ece: float | None = _f(
         label="test expected calibration error (15 bins)",
@@ -109,6 +113,7 @@ class Summary:
     )
     train_acc_at_best: float | None = _f(unit="share", label="training accuracy at the best epoch")
     gen_gap: float | None = _f(
+        shown=7,
         unit="share",
         label="generalization gap (train - val accuracy at the best epoch)",
         better="lower",
@@ -158,11 +163,11 @@ class Summary:
         metric=14,
     )
     epochs_run: int | None = _f(
-        unit="epochs", label="epochs run", low=0, high=INF, integer=True, mean=4, run=4
+        shown=3, unit="epochs", label="epochs run", low=0, high=INF, integer=True, mean=4, run=4
     )
     tested: str | None = _f(unit="", label="weights tested (best or last)")
     wall_seconds: float | None = _f(
-        unit="s", label="wall time", low=0, high=INF, nullable=True, mean=5, run=15
+        shown=8, unit="s", label="wall time", low=0, high=INF, nullable=True, mean=5, run=15
     )
     torch_version: str | None = _f(unit="", label="PyTorch version")
     regbench_version: str | None = _f(unit="", label="regbench version", optional=True)
@@ -170,9 +175,9 @@ class Summary:
     error: str | None = _f(unit="", label="error line", note=True)
     fused_with: int | None = _f(unit="runs", label="runs trained fused", optional=True)
     params: int | None = _f(
-        unit="", label="parameters", low=0, high=INF, integer=True, nullable=True, run=16
+        shown=9, unit="", label="parameters", low=0, high=INF, integer=True, nullable=True, run=16
     )
-    device: str | None = _f(unit="", label="device")
+    device: str | None = _f(shown=10, unit="", label="device")
     threads: int | None = _f(unit="threads", label="CPU threads (torch.get_num_threads)")
     transfer_source: str | None = _f(
         unit="", label="transfer: the source run (or checkpoint)", optional=True
@@ -200,6 +205,8 @@ class Summary:
     )
     mc_test_loss: float | None = _f(label="MC dropout test loss", **NATS, optional=True, metric=12)
     mc_test_acc: float | None = _f(
+        shown=6,
+        grid=True,
         label="MC dropout test accuracy (mean of T passes)",
         better="higher",
         **SHARE,
@@ -278,7 +285,11 @@ def _ranked(role: str) -> tuple[str, ...]:
 METRICS = _ranked("metric")  # compare --metric's choices, in the order its help lists them
 LOWER_IS_BETTER = tuple(k for k, o in FIELDS.items() if o.better == "lower")
 MEANS = _ranked("mean")  # the means beside the metric in compare's group tables
-RUN_FIELDS = _ranked("run")  # the summary columns of compare's run records (--runs)
+RUN_FIELDS = _ranked("run")
+SHOWN = _ranked("shown")  # the lines of the table `regbench train` prints
+GRID = tuple(
+    k for k, o in FIELDS.items() if o.grid
+)  # the summary columns of compare's run records (--runs)
 CHECKED = tuple(k for k, o in FIELDS.items() if o.checked)  # the numbers compare reads
 CENSORED = tuple(k for k, o in FIELDS.items() if o.censored)
 DIVERGED_OUTCOMES = tuple(k for k, o in FIELDS.items() if o.diverged_too)

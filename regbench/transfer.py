@@ -17,6 +17,7 @@ from torch import nn
 
 from regbench import folder
 from regbench.config import ConfigError
+from regbench.record import Summary
 from regbench.run import checkpoint
 
 FIX = "set transfer.source=<a finished run folder, a sweep folder holding one run per seed, or a .pt file>"
@@ -32,11 +33,13 @@ class Source:
     task: tuple[str, list[int] | None] | None  # the source's (data.name, data.classes)
 
     def record(self, loaded: int) -> dict[str, Any]:
-        return {
-            "transfer_source": str(self.run_dir or self.checkpoint),
-            "transfer_source_config_hash": self.config_hash,
-            "transfer_layers_loaded": loaded,
-        }
+        """The summary fields that say where the weights came from (record.Summary's transfer_*)."""
+        s = Summary(
+            transfer_source=str(self.run_dir or self.checkpoint),
+            transfer_source_config_hash=self.config_hash,
+            transfer_layers_loaded=loaded,
+        )
+        return {k: v for k, v in vars(s).items() if k.startswith("transfer_")}
 
 
 def _config_of(run_dir: Path) -> dict[str, Any]:

@@ -18,11 +18,9 @@ import numpy as np
 from regbench.compare.groups import Group, factorial_cells, get_key, matches
 from regbench.compare.load import STATUS_ORDER, CompareError, Run, read_test_outputs, test_size
 from regbench.folder import TEST_OUTPUTS
-from regbench.record import FIELDS, LOWER_IS_BETTER, MEANS
+from regbench.record import FIELDS, GRID, LOWER_IS_BETTER, MEANS
 from regbench.stats import decide
 from regbench.stats import inference as stats
-
-GRID_METRICS = ("test_acc", "mc_test_acc")  # shares of the test set's images: k / n_test
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,7 @@ def _better(metric: str, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.n
 
 def _grid(g: Group, base: Group, metric: str) -> int | None:
     """n_test when the metric counts test images and both groups share one test set size."""
-    if metric not in GRID_METRICS:
+    if metric not in GRID:
         return None
     sizes = {test_size(r) for r in (*g.runs, *base.runs) if r.usable}
     return sizes.pop() if len(sizes) == 1 else None

@@ -11,13 +11,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from regbench.record import Summary
+from regbench.record import SHOWN, Summary
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
-
-# the summary lines `regbench train` prints (mc_test_acc only where there is one)
-SHOWN = "status best_epoch epochs_run best_val_acc test_acc mc_test_acc gen_gap wall_seconds params device"
 
 
 def say(line: str, prefix: str = "") -> None:
@@ -38,7 +35,7 @@ def fail(msg: str, code: int) -> NoReturn:
 
 def summary_table(summary: Summary) -> Table:
     t = Table(show_header=False)  # the folder goes on its own line: a title wraps mid-word
-    for key in SHOWN.split():
+    for key in SHOWN:  # mc_test_acc only where there is one
         v = getattr(summary, key)
         if key == "mc_test_acc" and v is None:
             continue
