@@ -238,7 +238,9 @@ def test_unknown_by_key_and_unwritable_out(known_sweep: Path, tmp_path: Path) ->
     blocker = tmp_path / "file"
     blocker.write_text("")
     blocked = compare(known_sweep, "--format", "csv", "--out", blocker / "report")
-    assert blocked.exit_code == 2 and "cannot write the report" in blocked.stderr
+    # checked before any run is read: the --out named, what is in its way, and the fix
+    assert blocked.exit_code == 2 and "is a file, not a folder" in blocked.stderr
+    assert "--out" in blocked.stderr and "choose another --out" in blocked.stderr
     assert "Traceback" not in blocked.output
 
 
