@@ -81,8 +81,11 @@ def cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess
 def cli_inprocess(*args: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int | None, str, str]:
     """The Typer app in this process (no interpreter start-up): exit code, stdout, stderr."""
     from regbench.cli import app
+    from regbench.config import USER_CONF_ENV
 
-    monkeypatch.setattr(sys, "argv", list(sys.argv))  # `train` hands its overrides to Hydra there
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    # --config-dir names the user folder in this process's environment: undone after the test
+    monkeypatch.setenv(USER_CONF_ENV, os.environ.get(USER_CONF_ENV, ""))  # `train` hands its overrides to Hydra there
     r = CliRunner().invoke(app, list(args))
     assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
     return r.exit_code, r.stdout, r.stderr
