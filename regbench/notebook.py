@@ -123,7 +123,6 @@ def compare_runs(
     the same columns), `runs` (one row per run folder), `summary` (compare --summary's lines,
     column `line`), and with `factorial` / `ensemble` also `effects` / `ensembles`. The options
     mean what the command's do (`regbench compare --help`); a bad one raises ValueError."""
-    import pandas as pd
     from rich.console import Console
 
     from regbench.compare import pipeline, staged
@@ -155,6 +154,13 @@ def compare_runs(
         raise ValueError(str(e)) from None
     for w in result["warnings"]:
         pipeline.say(err, f"warning: {w}")
+    return _frames(result)
+
+
+def _frames(result: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """compare's result as the DataFrames compare_runs returns."""
+    import pandas as pd
+
     out: dict[str, Any] = {
         "groups": pd.DataFrame(result["records"]),
         "runs": pd.DataFrame(result["runs"]),

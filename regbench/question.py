@@ -5,6 +5,8 @@ with other numbers than the ones asked."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,6 +21,7 @@ from pydantic import (
 
 from regbench import invalid
 from regbench.config import ConfigError
+from regbench.folder import DECISIONS
 from regbench.record import METRICS
 from regbench.stats.sequential import SPENDING
 
@@ -67,3 +70,30 @@ def check_question(block: dict[str, Any], where: str, key: str = "question.") ->
             ) from None
         line = str(invalid.explain(exc)).replace("'question.", f"'{key}")
         raise ConfigError(f"{where}: {line}") from None
+
+
+# what a staged study asked: a rerun in its folder must ask the same
+QUESTION = ("baseline", "metric", "question", "stages", "spending", "futility", "comparisons")
+
+
+def same_question(sweep_dir: Path, log: dict[str, Any]) -> None:
+    """ConfigError naming what differs when sweep_dir already holds a staged study that asked
+    another question: its decisions hold for that question only, and are never rewritten."""
+    try:
+        before = json.loads((sweep_dir / DECISIONS).read_text())
+    except FileNotFoundError:
+        return
+    except ValueError:
+        raise ConfigError(
+            f"{sweep_dir / DECISIONS} is unreadable; move the folder aside to start the study afresh"
+        ) from None
+    changed = [
+        f"{k} {json.dumps(before.get(k))} there, {json.dumps(log[k])} here"
+        for k in QUESTION
+        if before.get(k) != json.loads(json.dumps(log[k]))
+    ]
+    if changed:
+        raise ConfigError(
+            f"{sweep_dir} holds a staged study that asked another question ({'; '.join(changed)}); "
+            "rerun with its question, or give sweep_name=<a new name> for a new study"
+        )

@@ -23,7 +23,7 @@ import numpy as np
 from regbench import folder, index, sweep
 from regbench.config import ConfigError
 from regbench.folder import DECISIONS
-from regbench.question import check_question
+from regbench.question import check_question, same_question
 from regbench.record import LOWER_IS_BETTER, Summary
 from regbench.stats import censored
 from regbench.stats.decide import DOWN, UP, Question, question_from, verdict_name
@@ -254,7 +254,6 @@ class Study:
 
 
 # what makes two staged sweeps the same study: a change in any of these is another question
-QUESTION = ("baseline", "metric", "question", "stages", "spending", "futility", "comparisons")
 
 
 def study_of(args: list[str], given: dict[str, Any]) -> Study:
@@ -292,29 +291,6 @@ def check_all_stages(s: Study) -> None:
         raise ConfigError(
             f"--until-decided adds seeds stage by stage; hydra/sweeper={whole.sweeper} picks runs "
             "itself: drop one of them"
-        )
-
-
-def same_question(sweep_dir: Path, log: dict[str, Any]) -> None:
-    """ConfigError naming what differs when sweep_dir already holds a staged study that asked
-    another question: its decisions hold for that question only, and are never rewritten."""
-    try:
-        before = json.loads((sweep_dir / DECISIONS).read_text())
-    except FileNotFoundError:
-        return
-    except ValueError:
-        raise ConfigError(
-            f"{sweep_dir / DECISIONS} is unreadable; move the folder aside to start the study afresh"
-        ) from None
-    changed = [
-        f"{k} {json.dumps(before.get(k))} there, {json.dumps(log[k])} here"
-        for k in QUESTION
-        if before.get(k) != json.loads(json.dumps(log[k]))
-    ]
-    if changed:
-        raise ConfigError(
-            f"{sweep_dir} holds a staged study that asked another question ({'; '.join(changed)}); "
-            "rerun with its question, or give sweep_name=<a new name> for a new study"
         )
 
 

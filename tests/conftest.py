@@ -85,7 +85,9 @@ def cli_inprocess(*args: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int | No
 
     monkeypatch.setattr(sys, "argv", list(sys.argv))
     # --config-dir names the user folder in this process's environment: undone after the test
-    monkeypatch.setenv(USER_CONF_ENV, os.environ.get(USER_CONF_ENV, ""))  # `train` hands its overrides to Hydra there
+    monkeypatch.setenv(
+        USER_CONF_ENV, os.environ.get(USER_CONF_ENV, "")
+    )  # `train` hands its overrides to Hydra there
     r = CliRunner().invoke(app, list(args))
     assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
     return r.exit_code, r.stdout, r.stderr

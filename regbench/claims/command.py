@@ -60,6 +60,21 @@ def _notes(path: Path | None) -> dict[str, str]:
 
 
 @app.command()
+def _checked(names: list[str] | None, scale: str, extra: list[str]) -> dict:
+    """The claims asked for, every arm's config composed and checked before any training."""
+    from regbench.claims import runner
+
+    if scale not in catalogue.SCALES:
+        raise ConfigError(f"--scale {scale}: choose from {', '.join(catalogue.SCALES)}")
+    claims = catalogue.load(names or None)
+    for name, claim in claims.items():
+        try:
+            runner.check(claim, scale, extra)
+        except ConfigError as exc:
+            raise ConfigError(f"claim {name}: {exc}") from None
+    return claims
+
+
 def run(
     names: Annotated[list[str] | None, typer.Argument(help="Claims to run (default: all).")] = None,
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the claims' sweeps go.")] = Path(
@@ -91,17 +106,9 @@ def run(
     redone) and write the ledger."""
     from regbench.claims import runner
 
+    extra = [f"data.root={data_root}"] if data_root else []
     try:
-        if scale not in catalogue.SCALES:
-            raise ConfigError(f"--scale {scale}: choose from {', '.join(catalogue.SCALES)}")
-        claims = catalogue.load(names or None)
-        remarks = _notes(notes)
-        extra = [f"data.root={data_root}"] if data_root else []
-        for name, claim in claims.items():  # every arm's config, before any training
-            try:
-                runner.check(claim, scale, extra)
-            except ConfigError as exc:
-                raise ConfigError(f"claim {name}: {exc}") from None
+        claims, remarks = _checked(names, scale, extra), _notes(notes)
     except ConfigError as exc:
         _fail(str(exc))
     results, code = {}, 0

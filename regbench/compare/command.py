@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -219,10 +219,17 @@ def compare_command(
         raise typer.Exit(code=2) from None
     pipeline.print_result(result, format, summary, err)
     if out is not None:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            path = pipeline.write_outputs(out, result, format == "html", _split(curves))
-        except OSError as e:
-            pipeline.say(err, f"error: cannot write the report to {out}: {e.strerror or e}")
-            raise typer.Exit(code=2) from None
-        pipeline.say(err, f"wrote {path}")
+        _write_report(out, result, format == "html", _split(curves), err)
+
+
+def _write_report(out: Path, result: Any, html: bool, curves: list[str], err: Console) -> None:
+    """--out: the tables, figures and report files, or one error line (exit 2)."""
+    from regbench.compare import pipeline
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        path = pipeline.write_outputs(out, result, html, curves)
+    except OSError as e:
+        pipeline.say(err, f"error: cannot write the report to {out}: {e.strerror or e}")
+        raise typer.Exit(code=2) from None
+    pipeline.say(err, f"wrote {path}")

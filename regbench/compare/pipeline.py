@@ -95,6 +95,38 @@ def bootstrap_pairs(records: list[dict[str, Any]], inf: Inference) -> str | None
     )
 
 
+def baseline_warnings(
+    records: list[dict[str, Any]], inf: Inference, m: int, floor: tuple[float, int, float] | None
+) -> list[str]:
+    """What the comparisons against a baseline cannot show: a δ below the test set's noise floor,
+    a Wilcoxon test that cannot reach significance at these seeds, a bootstrap at few pairs."""
+    out = []
+    if floor and inf.delta is not None and inf.delta < 2 * floor[0]:
+        out.append(
+            f"--delta {inf.delta:g} is below this test set's noise floor (2 SE = "
+            f"{2 * floor[0]:.4f} at n = {floor[1]}): a difference that small cannot be "
+            "resolved by this test set, whatever the seeds"
+        )
+    if inf.test == "wilcoxon" and (w := wilcoxon_floor(records, inf, m)):
+        out.append(w)
+    if inf.test == "bootstrap" and (w := bootstrap_pairs(records, inf)):
+        out.append(w)
+    return out
+
+
+def unpaired_warnings(
+    groups: list[Group], bases: list[int], compared: list[dict[str, Any]], metric: str
+) -> list[str]:
+    """Why each comparison that fell back to Welch's test is not paired by seed."""
+    out = []
+    for g, j, c in zip(groups, bases, compared, strict=True):
+        if c.get("test") == "welch" and (why := g.unpaired(groups[j], metric)):
+            out.append(
+                f"{g.name} against {groups[j].name}: not paired by seed ({why}); Welch's test instead"
+            )
+    return out
+
+
 def analyse(
     runs: list[Run],
     groups: list[Group],
@@ -120,11 +152,7 @@ def analyse(
     if baseline:
         bases = baseline_of(groups, baseline, keys)
         compared = analysis.baseline_records(groups, bases, inf)
-        for g, j, c in zip(groups, bases, compared, strict=True):  # Welch's test: say why
-            if c.get("test") == "welch" and (why := g.unpaired(groups[j], inf.metric)):  # type: ignore[index]
-                result["warnings"].append(
-                    f"{g.name} against {groups[j].name}: not paired by seed ({why}); Welch's test instead"
-                )
+        result["warnings"] += unpaired_warnings(groups, bases, compared, inf.metric)
         for r, c in zip(records, compared, strict=True):
             r.update(c)
         for log in logs:
@@ -140,16 +168,7 @@ def analyse(
     if baseline:
         m = sum(r.get("p_adj") is not None for r in records)
         floor = analysis.noise_floor(groups, inf.metric)
-        if floor and inf.delta is not None and inf.delta < 2 * floor[0]:
-            result["warnings"].append(
-                f"--delta {inf.delta:g} is below this test set's noise floor (2 SE = "
-                f"{2 * floor[0]:.4f} at n = {floor[1]}): a difference that small cannot be "
-                "resolved by this test set, whatever the seeds"
-            )
-        if inf.test == "wilcoxon" and (w := wilcoxon_floor(records, inf, m)):
-            result["warnings"].append(w)
-        if inf.test == "bootstrap" and (w := bootstrap_pairs(records, inf)):
-            result["warnings"].append(w)
+        result["warnings"] += baseline_warnings(records, inf, m, floor)
         caption = tables.baseline_caption(inf, m, floor)
         if logs:
             caption += (

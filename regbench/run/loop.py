@@ -4,6 +4,7 @@ its metrics.csv, checkpoints and one test at the end (the job around it: job.py)
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -64,14 +65,7 @@ def fit(members: list[Member], d: data.Splits) -> list[Summary | None]:
     per_epoch = n // bs + (n % bs >= 2)  # a last batch of one sample would break batch norm
     records = [Record(reg.get("earlystop")) for _ in members]
     saved = [resume(*a) for a in zip(members, records, solos, rngs, strict=True)]
-    model = fuse.Fused(solos).to(device)
-    layout = torch.channels_last if tc.channels_last else torch.contiguous_format
-    model.to(memory_format=layout)  # 4-d weights only; checkpoints load into either order
-    frozen = transfer.frozen(cfg, solos[0]) if cfg.transfer.name != "none" else set()
-    for name, p in model.net.named_parameters():  # the fused model keeps the solo names
-        p.requires_grad_(name not in frozen)
-    if tc.compile:  # in place: the state_dict keeps its names, checkpoints stay solo-loadable
-        model.compile()
+    model, layout = prepare(cfg, solos, device)
     step = Step(cfg, model, n, per_epoch)
     load_step(step, saved, members)
     live = torch.ones(k, dtype=torch.bool, device=device)  # members still training
@@ -79,9 +73,8 @@ def fit(members: list[Member], d: data.Splits) -> list[Summary | None]:
     noise = [r.noise for r in rngs]  # reg=weightnoise: each member its own draws
     has_aux = cfg.aux.name != "none"
     summaries: list[Summary | None] = [None for _ in members]
-    for m in members:  # how the data's preprocessing fit went (whitening: its size and time)
-        for line in d.notes:
-            m.log(line)
+    for m, line in itertools.product(members, d.notes):  # how the preprocessing fit went
+        m.log(line)
     bar = Bar(tc.progress)
     for epoch in range(len(records[0].rows) + 1, tc.epochs + 1):
         model.train()
@@ -102,10 +95,7 @@ def fit(members: list[Member], d: data.Splits) -> list[Summary | None]:
             bar.advance()
         seconds = elapsed(t0, device)
         timing = {"seconds": round(seconds, 4), "samples_per_s": round(per_epoch * bs / seconds, 1)}
-        rows = [r | timing for r in epoch_rows(model, d, step, tc.eval_batch_size, amp, epoch)]
-        if has_aux:  # the auxiliary task's validation loss (and accuracy), beside the main task's
-            aux_rows = multitask.evaluate(cfg, model, d.x_val, d.y_val, tc.eval_batch_size, amp)
-            rows = [r | a for r, a in zip(rows, aux_rows, strict=True)]
+        rows = evaluate_epoch(cfg, model, d, step, amp, epoch, timing)
         on, wall = live.nonzero().flatten().tolist(), time.perf_counter() - start
         for j, go_on in zip(on, save_epochs(on, members, records, rows, loss_sum, model, step, rngs, wall), strict=True):  # fmt: skip
             report_epoch(members[j], records[j])
@@ -119,6 +109,35 @@ def fit(members: list[Member], d: data.Splits) -> list[Summary | None]:
         wall = time.perf_counter() - start
         summaries[j] = finish(members[j], records[j], model, j, d, amp, wall, sources[j])
     return summaries
+
+
+def evaluate_epoch(
+    cfg: DictConfig, model: fuse.Fused, d: data.Splits, step: Step, amp, epoch: int, timing: dict
+) -> list[dict[str, Any]]:
+    """The live members' rows of an epoch: training and validation metrics beside the timing, and
+    the auxiliary task's validation loss (and accuracy) beside the main task's."""
+    bs = cfg.trainer.eval_batch_size
+    rows = [r | timing for r in epoch_rows(model, d, step, bs, amp, epoch)]
+    if cfg.aux.name != "none":
+        aux_rows = multitask.evaluate(cfg, model, d.x_val, d.y_val, bs, amp)
+        rows = [r | a for r, a in zip(rows, aux_rows, strict=True)]
+    return rows
+
+
+def prepare(
+    cfg: DictConfig, solos: list[nn.Module], device: torch.device
+) -> tuple[fuse.Fused, torch.memory_format]:
+    """The members fused on the device in their memory layout, transfer's frozen blocks frozen,
+    compiled if asked."""
+    model = fuse.Fused(solos).to(device)
+    layout = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
+    model.to(memory_format=layout)  # 4-d weights only; checkpoints load into either order
+    frozen = transfer.frozen(cfg, solos[0]) if cfg.transfer.name != "none" else set()
+    for name, p in model.net.named_parameters():  # the fused model keeps the solo names
+        p.requires_grad_(name not in frozen)
+    if cfg.trainer.compile:  # in place: the state_dict keeps its names, checkpoints stay loadable
+        model.compile()
+    return model, layout
 
 
 def start_from(m: Member, solo: nn.Module) -> dict[str, Any]:
