@@ -59,7 +59,6 @@ def _notes(path: Path | None) -> dict[str, str]:
     return {str(k): v for k, v in notes.items()}
 
 
-@app.command()
 def _checked(names: list[str] | None, scale: str, extra: list[str]) -> dict:
     """The claims asked for, every arm's config composed and checked before any training."""
     from regbench.claims import runner
@@ -75,6 +74,7 @@ def _checked(names: list[str] | None, scale: str, extra: list[str]) -> dict:
     return claims
 
 
+@app.command()
 def run(
     names: Annotated[list[str] | None, typer.Argument(help="Claims to run (default: all).")] = None,
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the claims' sweeps go.")] = Path(
