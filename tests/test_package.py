@@ -31,6 +31,22 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**env, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **extra}
 
 
+def test_every_config_group_is_a_listed_package() -> None:
+    """A group folder missing from pyproject's `packages` ships without its YAML (no wheel needed to see it)."""
+    tomllib = pytest.importorskip(
+        "tomllib", reason="the standard library reads TOML from Python 3.11"
+    )
+    listed = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    groups = {
+        f"regbench.conf.{p.name}"
+        for p in (REPO / "conf").iterdir()
+        if p.is_dir() and p.name != "__pycache__"
+    }
+    assert groups - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv holding the built wheel; returns its bin/ folder."""
