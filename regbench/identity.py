@@ -9,9 +9,10 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
 
 from regbench import folder
-from regbench.compose import parse_error
+from regbench.compose import compose_overrides, parse_error
 from regbench.config import ConfigError
 
 
@@ -33,20 +34,48 @@ def short_hash(items: list[str]) -> str:
 NOT_IDENTITY = ("seed", "trainer.fuse")
 
 
-def identity(overrides: list[str]) -> list[str]:
+def identity(overrides: list[str], defaults_count: bool = False) -> list[str]:
     """What names a sweep's folder: its overrides that change a run's result, each list of values
-    in sorted order (reg=dropout,none is reg=none,dropout); the keys sorted too."""
+    in sorted order (reg=dropout,none is reg=none,dropout); the keys sorted too. A single value the
+    config has anyway (data=digits, trainer.epochs=20 at their defaults) names nothing, unless
+    defaults_count (how regbench 0.2 named sweeps)."""
+    parsed = parse_overrides(overrides)
+    base = compose_overrides([], with_hydra=True)
+    groups = set(base.hydra.runtime.choices)
+    picked = {  # the groups set to another option than their default, or swept
+        p.get_key_element()
+        for p in parsed
+        if p.get_key_element() in groups
+        and (p.is_sweep_override() or not _as_default(p, base, groups, set()))
+    }
     out = []
-    for o, p in zip(overrides, parse_overrides(overrides), strict=True):
+    for o, p in zip(overrides, parsed, strict=True):
         key = p.get_key_element()
         bare = key.lstrip("~+")
         if p.is_hydra_override() or bare in NOT_IDENTITY or folder.is_bookkeeping(bare):
             continue
         if p.is_sweep_override():
             out.append(f"{key}={','.join(sorted(p.sweep_string_iterator()))}")
-        else:
+        elif defaults_count or not _as_default(p, base, groups, picked):
             out.append(o)
     return sorted(out)
+
+
+def _as_default(p: Override, base: DictConfig, groups: set[str], picked: set[str]) -> bool:
+    """A single value the default config has: a group's default option, or a key's default value
+    while no override picks the group it comes from (nor seeds, which sets keys anywhere)."""
+    key = p.get_key_element()
+    if key != key.lstrip("~+"):
+        return False
+    if key in groups:
+        return base.hydra.runtime.choices[key] == p.get_value_element_as_str()
+    if key.split(".")[0] in picked or "seeds" in picked:
+        return False
+    value = OmegaConf.select(base, key, default=None)
+    if isinstance(value, DictConfig) or value is None:
+        return False
+    plain = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    return bool(plain == p.value())
 
 
 def check_repeats(parsed: list[Override]) -> None:
@@ -61,8 +90,10 @@ def check_repeats(parsed: list[Override]) -> None:
                 )
 
 
-def found_elsewhere(sweep_dir: Path, legacy: str) -> Path | None:
-    """The folder an earlier regbench named this sweep (its name hashed every override, in the
-    order given) when it exists and the folder of today's name does not: its runs are found."""
-    old = sweep_dir.with_name(legacy)
-    return old if legacy != sweep_dir.name and not sweep_dir.exists() and old.is_dir() else None
+def found_elsewhere(sweep_dir: Path, former: list[str]) -> Path | None:
+    """The folder an earlier regbench gave this sweep (names it hashed differently: every override
+    in the order given; defaults spelt out) when today's does not exist: its runs are found."""
+    if sweep_dir.exists():
+        return None
+    found = [sweep_dir.with_name(n) for n in former if n != sweep_dir.name]
+    return next((f for f in found if f.is_dir()), None)

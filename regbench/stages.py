@@ -274,7 +274,10 @@ def study_of(args: list[str], given: dict[str, Any]) -> Study:
     else:
         s = Study(st, overrides, keys, cells, open_, design,
                   f"{base_name}-staged-{sweep.short_hash(sweep.identity(job))}")  # fmt: skip
-        legacy = f"{base_name}-staged-{sweep.short_hash(overrides)}"  # its name before identities
+        legacy = [  # its names before identities, and before defaults named nothing
+            f"{base_name}-staged-{sweep.short_hash(h)}"
+            for h in (overrides, sweep.identity(job, True))
+        ]
         if old := sweep.found_elsewhere(s.plan(cells[0], range(1)).dir, legacy):
             s.name = old.name
     check_all_stages(s)

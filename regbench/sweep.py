@@ -155,7 +155,7 @@ def plan(args: list[str], named_by: list[str] | None = None) -> Plan:
     swept = [k for k, p in keys.items() if p.is_sweep_override()]
 
     # the same command maps to the same folder (so a rerun resumes); launchers do not change it
-    legacy = None
+    legacy: list[str] = []
     if "sweep_name" in keys:
         name = keys["sweep_name"].get_value_element_as_str()
     else:  # named by what changes the runs' results (identity), not by seeds or bookkeeping
@@ -188,15 +188,22 @@ def _where(job: list[str], hydra: list[str]) -> Any:
     return compose_overrides(where + hydra, with_hydra=True).hydra
 
 
-def _name(base_name: str, study: str | None, user: list[str], job: list[str]) -> tuple[str, str]:
+def _name(
+    base_name: str, study: str | None, user: list[str], job: list[str]
+) -> tuple[str, list[str]]:
     """A study's name while the user's overrides leave its runs' results as they are, else the
-    base name and the hash of the sweep's identity; and the name the same sweep had before names
-    were identities (every override hashed as given: seeds, bookkeeping, the values' order)."""
+    base name and the hash of the sweep's identity; and the names the same sweep had before
+    (every override hashed as given: seeds, bookkeeping, the values' order; defaults spelt out)."""
     extra = identity([o for o in user if o in job])
     name = base_name if study and not extra else f"{base_name}-{short_hash(identity(job))}"
     content = [o for o in job if not o.startswith(("out_dir=", "trainer.fuse="))]
-    extra = [o for o in user if o in content]
-    return name, base_name if study and not extra else f"{base_name}-{short_hash(content)}"
+    by_content = [o for o in user if o in content]
+    spelt = identity([o for o in user if o in job], defaults_count=True)
+    former = [
+        base_name if study and not by_content else f"{base_name}-{short_hash(content)}",
+        base_name if study and not spelt else f"{base_name}-{short_hash(identity(job, True))}",
+    ]
+    return name, former
 
 
 def planned_runs(

@@ -28,6 +28,7 @@ def test_value_order_and_bookkeeping_keys_leave_the_sweep_folder_as_it_is(tmp_pa
         [f"data.root={tmp_path / 'data'}"],
         ["seed=0,1,2,3"],  # more seeds: the same study, extended
         ["seed=1,0", "trainer.fuse=2"],
+        ["data=digits", "model=mlp", "trainer.batch_size=64"],  # defaults spelt out
     ]
     for change in same:
         keys = {c.split("=")[0] for c in change}
@@ -35,6 +36,8 @@ def test_value_order_and_bookkeeping_keys_leave_the_sweep_folder_as_it_is(tmp_pa
         assert _folder(cli(*args)) == first, change
     other = [a if a != "trainer.epochs=1" else "trainer.epochs=2" for a in base]
     assert _folder(cli(*other)) != first  # what changes the results names another sweep
+    # a default's value under another option of its group is not that default
+    assert _folder(cli(*base, "optim=sgd", "optim.lr=0.001")) != _folder(cli(*base, "optim=sgd"))
 
 
 def test_more_seeds_extend_a_sweep_and_its_finished_runs_are_skipped(tmp_path: Path) -> None:
@@ -56,3 +59,14 @@ def test_a_sweep_folder_named_the_former_way_is_still_found(tmp_path: Path) -> N
     assert cli("sweep", *job, f"out_dir={tmp_path}", f"sweep_name={legacy}").returncode == 0
     r = cli("sweep", *job, f"out_dir={tmp_path}", "--dry-run")
     assert _folder(r) == str(tmp_path / "sweeps" / legacy) and "1 already done" in r.stdout
+
+
+def test_a_sweep_named_with_its_defaults_spelt_out_is_still_found(tmp_path: Path) -> None:
+    job = ["reg=none", "seed=0", *TINY, "trainer.progress=none", "model=mlp"]
+    spelt = (
+        "grid-"
+        + hashlib.sha1("\n".join(sorted(["reg=none", *TINY, "model=mlp"])).encode()).hexdigest()[:8]
+    )
+    assert cli("sweep", *job, f"out_dir={tmp_path}", f"sweep_name={spelt}").returncode == 0
+    r = cli("sweep", *job, f"out_dir={tmp_path}", "--dry-run")
+    assert _folder(r) == str(tmp_path / "sweeps" / spelt) and "1 already done" in r.stdout
