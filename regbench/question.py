@@ -73,7 +73,9 @@ def check_question(block: dict[str, Any], where: str, key: str = "question.") ->
 
 
 # what a staged study asked: a rerun in its folder must ask the same
-QUESTION = ("baseline", "metric", "question", "stages", "spending", "futility", "comparisons")
+# (a contrast's terms and a unit's group only where a study has them: absent in older folders)
+QUESTION = ("baseline", "metric", "question", "stages", "spending", "futility", "comparisons",
+            "terms", "group")  # fmt: skip
 
 
 def same_question(sweep_dir: Path, log: dict[str, Any]) -> None:
@@ -88,9 +90,9 @@ def same_question(sweep_dir: Path, log: dict[str, Any]) -> None:
             f"{sweep_dir / DECISIONS} is unreadable; move the folder aside to start the study afresh"
         ) from None
     changed = [
-        f"{k} {json.dumps(before.get(k))} there, {json.dumps(log[k])} here"
+        f"{k} {json.dumps(before.get(k))} there, {json.dumps(log.get(k))} here"
         for k in QUESTION
-        if before.get(k) != json.loads(json.dumps(log[k]))
+        if before.get(k) != json.loads(json.dumps(log.get(k)))
     ]
     if changed:
         raise ConfigError(

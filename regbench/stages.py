@@ -14,17 +14,18 @@ from __future__ import annotations
 import itertools
 import json
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from regbench import folder, index, sweep
+from regbench import contrast, folder, index, sweep
 from regbench.config import ConfigError
 from regbench.folder import DECISIONS
 from regbench.question import check_question, same_question
-from regbench.record import LOWER_IS_BETTER, Summary
+from regbench.record import LOWER_IS_BETTER
 from regbench.stats import censored
 from regbench.stats.decide import DOWN, UP, Question, question_from, verdict_name
 from regbench.stats.sequential import (
@@ -125,71 +126,39 @@ def pairs(keys: list[str], cells: list[list[str]], baseline: str) -> dict[str, s
     return out
 
 
-def _seed_summaries(runs: list[dict[str, Any]], arm: str) -> dict[int, Summary]:
-    """The arm's runs by seed: each one's summary.json (empty where it has none yet)."""
-    out, want = {}, set(arm.split())
-    for r in runs:
-        seed = [o for o in r["overrides"] if o.startswith("seed=")]
-        if seed and want <= set(r["overrides"]):
-            s = folder.read_summary(Path(r["dir"])) or Summary.note_of("pending", "")
-            out[int(seed[0].split("=", 1)[1])] = s
-    return out
-
-
-def diverged(runs: list[dict[str, Any]], arm: str, seeds: int) -> list[int]:
-    """The seeds 0..seeds-1 whose run of this arm diverged (final: a rerun skips it)."""
-    by_seed = _seed_summaries(runs, arm)
-    return [s for s in range(seeds) if s in by_seed and by_seed[s].status == "diverged"]
-
-
-def values(runs: list[dict[str, Any]], arm: str, seeds: int, metric: str) -> list[float]:
-    """The metric of the arm's runs of seeds 0..seeds-1, in seed order (from sweep.json's entries
-    `runs` and the run folders' summary.json); ConfigError naming a run that did not finish."""
-    found: dict[int, float] = {}
-    for seed, s in _seed_summaries(runs, arm).items():
-        if (value := s.outcome(metric)) is not None:
-            found[seed] = value
-    missing = [s for s in range(seeds) if s not in found]
-    if missing:
-        raise ConfigError(
-            f"{arm}: seeds {missing} have no finished run with {metric}; rerun the same command"
-        )
-    return [found[s] for s in range(seeds)]
-
-
-def decide(sweep_dir: Path, st: Staged, design: Design, k: int, open_: dict[str, str]) -> dict:
-    """Stage k's verdicts of the open comparisons (arm -> verdict) and their estimates. A
-    comparison where a run of either arm diverged ends DIVERGED, its estimate naming the seeds:
-    the run is final (a rerun skips it), its metric is no number to average, and a technique
+def decide(sweep_dir: Path, s: Study, k: int, open_: dict[str, str]) -> dict:
+    """Stage k's verdicts of the open comparisons (name -> verdict) and their estimates: each
+    comparison's paired scores are its contrast's (contrast.scores) over the units run so far. A
+    comparison where a run of any of its arms diverged ends DIVERGED, its estimate naming the
+    seeds: the run is final (a rerun skips it), its metric is no number to average, and a technique
     that diverges on a seed of this setup is not described by a mean difference."""
+    st, design = s.st, s.design
     n = design.stages[k]
     runs = json.loads((sweep_dir / index.INDEX).read_text())["runs"]
-    both = dict.fromkeys([*open_, *open_.values()])
+    terms = {a: s.terms_of(a) for a in open_}
+    both = dict.fromkeys(t.arm for a in open_ for t in terms[a])
     lost = (
         {}
         if st.metric in folder.DIVERGED_OUTCOMES
-        else {a: d for a in both if (d := diverged(runs, a, n))}
+        else {a: d for a in both if (d := contrast.diverged(runs, a, n * s.group))}
     )
-    gone = {a: {x: lost[x] for x in (a, b) if x in lost} for a, b in open_.items()}
+    gone = {a: {t.arm: lost[t.arm] for t in terms[a] if t.arm in lost} for a in open_}
     gone = {a: g for a, g in gone.items() if g}
-    # every arm read once: a baseline is shared by several comparisons
-    arms = {a: values(runs, a, n, st.metric) for a in both if a not in lost}
+    # every measurement read once: a baseline is shared by several comparisons
+    need = dict.fromkeys((t.arm, t.metric) for a in open_ if a not in gone for t in terms[a])
+    got = {(a, m): contrast.unit_values(runs, a, n, m, s.group) for a, m in need}
     diffs, estimates = {}, {}
-    for arm, base in open_.items():
+    for arm in open_:
         if arm in gone:
             continue
-        diffs[arm] = d = (
-            censored.paired_signs(arms[arm], arms[base])
-            if st.metric in folder.CENSORED
-            else np.subtract(arms[arm], arms[base])
-        )
+        diffs[arm] = d = contrast.scores(terms[arm], got)
         estimates[arm] = {"diff": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(n))}
     lower = st.metric in LOWER_IS_BETTER
     verdicts, chances = decide_stage(diffs, design, k, lower)
     if st.metric in folder.SIGNED:  # scores in {-1, 0, 1}: all alike is the sign test's to decide
         for arm, d in diffs.items():
-            if verdicts[arm] in ("open", "undecided") and (s := censored.unanimous(d, design.bounds_diff[k])):  # fmt: skip
-                verdicts[arm] = verdict_name(UP if s > 0 else DOWN, lower)
+            if verdicts[arm] in ("open", "undecided") and (sg := censored.unanimous(d, design.bounds_diff[k])):  # fmt: skip
+                verdicts[arm] = verdict_name(UP if sg > 0 else DOWN, lower)
     for arm, chance in chances.items():
         estimates[arm]["chance"] = chance
     for arm, seeds in gone.items():
@@ -233,14 +202,29 @@ class Study:
     overrides: list[str]
     keys: list[str]
     cells: list[list[str]]
-    comparisons: dict[str, str]  # arm -> its baseline arm
+    comparisons: dict[str, str]  # a comparison's name (an arm) -> its baseline's
     design: Design
     name: str  # the sweep folder's name
+    # a comparison's contrast where it is not its arm minus its baseline arm on the metric
+    terms: dict[str, tuple[contrast.Term, ...]] = field(default_factory=dict)
+    group: int = 1  # seeds per unit: a stage of n units runs seeds 0..n*group-1
+
+    def terms_of(self, name: str) -> tuple[contrast.Term, ...]:
+        return self.terms.get(name) or contrast.two_arms(
+            name, self.comparisons[name], self.st.metric
+        )
+
+    def arms_of(self, names: Iterable[str]) -> set[str]:
+        """The arms these comparisons measure (those a stage runs)."""
+        return {t.arm for a in names for t in self.terms_of(a)}
 
     def record(self) -> dict[str, Any]:
-        """decisions.json before its first stage: the question, then each stage's path."""
+        """decisions.json before its first stage: the question, then each stage's path (the
+        contrasts and the group only where a study has them)."""
         st, design = self.st, self.design
-        return {"baseline": st.baseline, "metric": st.metric, "question": vars(st.question),
+        extra: dict[str, Any] = {"terms": {a: [t.as_list() for t in ts] for a, ts in self.terms.items()}} if self.terms else {}  # fmt: skip
+        extra |= {"group": self.group} if self.group > 1 else {}
+        return extra | {"baseline": st.baseline, "metric": st.metric, "question": vars(st.question),
                 "stages": list(design.stages), "spending": st.spending, "futility": st.futility,
                 "bounds_diff": list(design.bounds_diff), "bounds_equiv": list(design.bounds_equiv),
                 "comparisons": dict(self.comparisons), "path": [], "verdicts": {}, "decided_at": {},
@@ -330,7 +314,7 @@ def run_study(s: Study, command: str) -> tuple[int, dict[str, Any], Path]:
     """Stage by stage, the seeds of the arms still open (and their baselines), then the verdicts,
     until none is open: (exit code, decisions.json's record, the sweep folder). A grid's study
     (sweep_until_decided) or one of arms of their own overrides (regbench claims)."""
-    st, design, open_, log = s.st, s.design, dict(s.comparisons), s.record()
+    design, open_, log = s.design, dict(s.comparisons), s.record()
     where = s.plan(s.cells[0], range(1)).dir
     same_question(where, log)  # before any run: a changed question never rewrites decisions.json
     if not (where / DECISIONS).exists():  # the question, recorded before the first run
@@ -338,17 +322,17 @@ def run_study(s: Study, command: str) -> tuple[int, dict[str, Any], Path]:
         folder.write_atomic(where / DECISIONS, json.dumps(log, indent=2) + "\n")
     ran: dict[str, int] = {}
     for k, n in enumerate(design.stages):
-        active = set(open_) | set(open_.values())
+        active = s.arms_of(open_)
         start = design.stages[k - 1] if k else 0
-        code = _run_stage(s, active, range(start, n), command)
+        code = _run_stage(s, active, range(start * s.group, n * s.group), command)
         if code in (130, 143):  # Ctrl-C, SIGTERM: the same command continues
             print(f"interrupted: continue with {command}", file=sys.stderr)
         # a run to rerun (failed, interrupted) stops here: the same command goes on; a diverged
         # run is final (its sweep's exit code 1): decided on, as an outcome or as DIVERGED
-        if code and (code in (130, 143) or not _final(where, active, n)):
+        if code and (code in (130, 143) or not _final(where, active, n * s.group)):
             return code, log, where
-        ran |= dict.fromkeys(active, n)
-        step = decide(where, st, design, k, open_)
+        ran |= dict.fromkeys(active, n * s.group)
+        step = decide(where, s, k, open_)
         log["path"].append(step)
         print_stage(step, len(design.stages))
         for arm, verdict in step["verdicts"].items():
@@ -366,8 +350,8 @@ def _final(where: Path, arms: set[str], n: int) -> bool:
     """Every run of these arms' seeds 0..n-1 is final (completed, early-stopped or diverged)."""
     runs = json.loads((where / index.INDEX).read_text())["runs"]
     for arm in arms:
-        by_seed = _seed_summaries(runs, arm)
-        if any(s not in by_seed or by_seed[s].status not in folder.FINAL for s in range(n)):
+        found = contrast.by_seed(runs, arm)
+        if any(s not in found or found[s][0].status not in folder.FINAL for s in range(n)):
             return False
     return True
 

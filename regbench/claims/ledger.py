@@ -42,8 +42,12 @@ VERDICT_NOTE = (
 
 
 def _setup(claim: Claim) -> str:
-    arms = " vs ".join(" ".join(c) for c in claim.cells)
-    return f"{' '.join(claim.setup)}; arms {arms} (baseline {claim.baseline}); {claim.metric}"
+    arms = " vs ".join(" ".join(c) for c in claim.arm_cells)
+    unit = f"; groups of {claim.group} seeds" if claim.group > 1 else ""
+    if claim.versus is not None:
+        return f"{' '.join(claim.setup)}; arm {arms}; {claim.metric} vs {claim.versus} of the same runs{unit}"  # fmt: skip
+    at = f", at {' and '.join(claim.across_values)} (the difference of the differences)" if claim.across else ""  # fmt: skip
+    return f"{' '.join(claim.setup)}; arms {arms} (baseline {claim.baseline}){at}; {claim.metric}{unit}"
 
 
 def _effect(res: Result) -> str:

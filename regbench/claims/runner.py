@@ -57,7 +57,8 @@ def sweep_name(name: str, scale: str) -> str:
 
 def staged_of(claim: Claim) -> stages.Staged:
     q = claim.question
-    return stages.Staged(Question(q.delta, q.alpha, q.power), claim.baseline, q.stage, q.budget,
+    base = claim.baseline or str(claim.versus)  # two metrics of one arm: the other metric
+    return stages.Staged(Question(q.delta, q.alpha, q.power), base, q.stage, q.budget,
                          claim.metric, q.spending, q.futility)  # fmt: skip
 
 
@@ -87,7 +88,7 @@ def result_of(name: str, claim: Claim, log: dict, where: Path, wall: float) -> R
     comps = []
     for arm, base in log["comparisons"].items():
         v = log["verdicts"].get(arm, "undecided")
-        seen = [s["seeds"] for s in log["path"] if arm in s["estimates"]]
+        seen = [s["seeds"] * claim.group for s in log["path"] if arm in s["estimates"]]
         comps.append(Comparison(arm, base, v, observed(v, claim.lower_is_better),
                                 staged.interval(log, arm), seen[-1] if seen else 0))  # fmt: skip
     return Result(
@@ -95,7 +96,7 @@ def result_of(name: str, claim: Claim, log: dict, where: Path, wall: float) -> R
         verdict=claim_verdict(claim.direction, [c.observed for c in comps]),
         comparisons=comps,
         runs=log["runs"],
-        fixed_runs=len(claim.cells) * claim.question.budget,
+        fixed_runs=len(claim.cells) * claim.question.budget * claim.group,
         seeds=max((c.seeds for c in comps), default=0),
         wall_seconds=round(wall, 1),
         folder=str(where),
@@ -180,11 +181,10 @@ def run(name: str, claim: Claim, out_dir: Path, scale: str, extra: list[str]) ->
     written to claim.json in the sweep folder. `extra`: bookkeeping overrides (data.root)."""
     cells = claim.cells
     keys = list(dict.fromkeys(o.split("=", 1)[0] for c in cells for o in c))
-    base = " ".join(next(c for c in cells if claim.baseline in c))
-    open_ = {" ".join(c): base for c in cells if " ".join(c) != base}
+    open_ = claim.comparisons
     sname = sweep_name(name, scale)
     setup = [*claim.setup, *(claim.full if scale == "full" else [])]
-    overrides = [*setup, *extra, f"trainer.fuse={claim.question.stage}",
+    overrides = [*setup, *extra, f"trainer.fuse={claim.question.stage * claim.group}",
                  "trainer.progress=none", f"out_dir={out_dir}", f"sweep_name={sname}"]  # fmt: skip
     before, start = previous_wall(out_dir / "sweeps" / sname), time.perf_counter()
     command = f"regbench claims run {name}" + (f" --scale {scale}" if scale != "default" else "")
@@ -194,7 +194,7 @@ def run(name: str, claim: Claim, out_dir: Path, scale: str, extra: list[str]) ->
         return _failed(name, where=out_dir / "sweeps" / sname, code=code, wall=before)
     st = staged_of(claim)
     design = make_design(st.question, st.stages, len(open_), st.spending, st.futility)
-    study = stages.Study(st, overrides, keys, cells, open_, design, sname)
+    study = stages.Study(st, overrides, keys, cells, open_, design, sname, claim.terms, claim.group)
     code, log, where = stages.run_study(study, command)
     wall = before + time.perf_counter() - start
     if code:

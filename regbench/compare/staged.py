@@ -85,8 +85,25 @@ def section(log: dict[str, Any]) -> Section:
         "seeds for every arm) · Δ [interval]: at the last look, Δ ± that stage's boundary × SE "
         "(the interval the verdict read) · path: seeds: Δ (verdict) at each stage"
     )
+    caption += _contrasts(log)
     headers = ["comparison", "baseline", "verdict", "decided at (seeds)", "Δ [interval]", "path"]
     return Section(f"{log['metric']}: staged decisions", headers, rows, caption, 2)
+
+
+def _contrasts(log: dict[str, Any]) -> str:
+    """The caption's words for a study whose comparisons are contrasts (regbench.contrast) or whose
+    paired unit is a group of seeds; nothing for the usual arm − baseline by seed."""
+    out = ""
+    if (g := log.get("group", 1)) > 1:
+        out += (f" · a unit is a group of {g} consecutive seeds (0..{g - 1}, {g}..{2 * g - 1}, ...), "
+                "its metric their mean or the accuracy of their mean softmax (ensemble_test_acc); "
+                "seeds and stages count units")  # fmt: skip
+    for name, terms in log.get("terms", {}).items():
+        said = " ".join(
+            f"{'+' if sign > 0 else '−'} {metric}[{arm}]" for sign, arm, metric in terms
+        )
+        out += f" · {name} = {said.lstrip('+ ')}, paired by {'group' if g > 1 else 'seed'}"
+    return out
 
 
 def figure(out: Path, log: dict[str, Any]) -> Path:
