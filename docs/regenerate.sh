@@ -102,6 +102,7 @@ if has decks; then  # docs/decks-studies.md
 fi
 if has claims; then  # docs/decks.md: the ledger, written by the command itself (its figures beside it)
   rb claims run --out-dir "$WORK/claims" --ledger docs/decks.md --notes docs/decks-notes.yaml
+  "$PY" docs/readme_ledger.py docs/decks.json README.md bn_saturating init_zeros aug_small_data
   echo "claims: ${SECONDS}s"
 fi
 echo "regenerated in ${SECONDS}s; tables in $WORK/tables"

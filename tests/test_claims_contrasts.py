@@ -169,3 +169,18 @@ def test_every_contrast_claim_in_the_catalogue_names_its_measurements() -> None:
         if c.versus or c.across or c.group > 1:
             assert c.terms or c.group > 1, name
             assert len(c.comparisons) >= 1 and c.why, name
+
+
+def test_the_readmes_ledger_rows_are_copied_from_the_generated_ledger() -> None:
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("readme_ledger", root / "docs" / "readme_ledger.py")  # fmt: skip
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    readme = (root / "README.md").read_text()
+    shown = readme[readme.index(mod.BEGIN) : readme.index(mod.END) + len(mod.END)]
+    names = [line.split("**")[1] for line in shown.splitlines() if line.startswith("| **")]
+    assert len(names) == 3
+    assert shown == mod.block(json.loads((root / "docs" / "decks.json").read_text()), names)

@@ -32,7 +32,12 @@ HOW = (
     "versions. Δ [interval]: arm − baseline at the comparison's last look, with the interval its "
     "stage's boundary gives (the one `regbench compare <the claim's sweep folder>` prints); for "
     "epochs_to_target it is the mean paired sign (−1: the arm reached the target first; a run "
-    "that never did is tied at the worst rank), for diverged the share of runs."
+    "that never did is tied at the worst rank), for diverged the share of runs. A claim of two "
+    "measurements of the same runs (versus: test_acc_best vs test_acc_last) pairs them by run; an "
+    "interaction (across) is the arm's gain at one setting minus its gain at another, paired by "
+    "seed; a claim on groups of seeds (group) pairs each group's ensemble (ensemble_test_acc: the "
+    "accuracy of its runs' mean softmax) with its members' mean, as `regbench compare --ensemble` "
+    "shows them."
 )
 VERDICT_NOTE = (
     "holds: every comparison went the way the deck says (or was equivalent within ±δ, for an "
