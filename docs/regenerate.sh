@@ -7,11 +7,11 @@
 #
 #   docs/regenerate.sh [WORK] [PARTS]     WORK: a scratch folder (default /tmp/regbench-docs),
 #                                         emptied first; PARTS: any of reference tutorial
-#                                         examples decks claims (default: all of them)
+#                                         examples decks techniques transfer claims (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-/tmp/regbench-docs}
-PARTS=${2:-"reference tutorial examples decks claims"}
+PARTS=${2:-"reference tutorial examples decks techniques transfer claims"}
 PY=${PYTHON:-python}
 rm -rf "$WORK" && mkdir -p "$WORK/tables" "$WORK/report"
 OUT="$WORK/out"
@@ -99,6 +99,25 @@ if has decks; then  # docs/decks-studies.md
   compare ensembles "$(sweep_dir ensembles)" --ensemble
   cp "$WORK/report/ensembles/ensembles.png" docs/decks_ensembles.png
   echo "decks: ${SECONDS}s"
+fi
+if has techniques; then  # docs/techniques.md: whitening, multi-task heads
+  rb sweep study=whitening "${COMMON[@]}"
+  compare whitening "$(sweep_dir whitening)" --baseline data.preprocess=standardize
+  rb sweep study=multitask "${COMMON[@]}"
+  compare multitask "$(sweep_dir multitask)" --baseline aux=none
+  echo "techniques: ${SECONDS}s"
+fi
+if has transfer; then  # docs/techniques.md: transfer (each study trains its source runs first)
+  rb sweep study=transfer "${COMMON[@]}"
+  compare transfer "$(sweep_dir transfer)" --baseline transfer=none
+  mnist=${MNIST_ROOT:-../shared/datasets}  # MNIST/ and FashionMNIST/ below it; skipped where absent
+  if [ -d "$mnist/MNIST/raw" ] && [ -d "$mnist/FashionMNIST/raw" ]; then
+    rb sweep study=transfer_mnist "data.root=$mnist" "${COMMON[@]}"
+    compare transfer_mnist "$(sweep_dir transfer_mnist)" --baseline transfer=none
+  else
+    echo "no MNIST and Fashion-MNIST under $mnist: the transfer_mnist table left as it is" >&2
+  fi
+  echo "transfer: ${SECONDS}s"
 fi
 if has claims; then  # docs/decks.md: the ledger, written by the command itself (its figures beside it)
   rb claims run --out-dir "$WORK/claims" --ledger docs/decks.md --notes docs/decks-notes.yaml

@@ -235,29 +235,26 @@ def sweep(
         source = sw.plan(pre) if pre is not None else None
     except ConfigError as exc:
         _fail(str(exc))
-    if source is not None:  # a study's pretrain: block, one source run per seed, first
-        _launch(source, ctx.args, dry_run, console, exit_on_failure=False)
-    _launch(plan, ctx.args, dry_run, console)
+    # a study's pretrain: block, one source run per seed, first; Ctrl-C there stops the command,
+    # a failed source's transfer runs are skipped with a line each and the others go on
+    if (first := _launch(source, ctx.args, dry_run, console) if source else 0) == 130:
+        raise typer.Exit(first)
+    raise typer.Exit(_launch(plan, ctx.args, dry_run, console) or first)
 
 
-def _launch(
-    plan: Plan, args: list[str], dry_run: bool, console: Console, exit_on_failure: bool = True
-) -> None:
-    """List (--dry-run) or run one sweep and report it; the command ends with the main sweep's
-    exit code (a study's source sweep: the transfer runs of failed sources say so and are skipped)."""
+def _launch(plan: Plan, args: list[str], dry_run: bool, console: Console) -> int:
+    """List (--dry-run) or run one sweep and report it; its exit code."""
     from regbench import index as ix
     from regbench import sweep as sw
 
     if dry_run:
         _dry_run(plan, console)
-        return
+        return 0
     try:
         ix.write_index(plan, " ".join(["regbench", "sweep", *args]))
     except OSError as exc:  # a read-only or full out_dir or sweep folder: before any job starts
         _fail(disk.write_error(exc))
-    code = _report_sweep(plan, sw.launch(plan), console, list(args))
-    if exit_on_failure or code == 130:  # Ctrl-C stops the whole command
-        raise typer.Exit(code)
+    return _report_sweep(plan, sw.launch(plan), console, list(args))
 
 
 def _report_sweep(plan: Plan, code: int, console: Console, args: list[str]) -> int:
@@ -278,11 +275,14 @@ def _report_sweep(plan: Plan, code: int, console: Console, args: list[str]) -> i
     bad = ix.failures(index)
     for line in bad:
         typer.echo(f"error: {line}", err=True)
+    skipped = ix.skipped(index)  # transfer runs whose source failed: not failures of their own
+    for line in skipped:
+        typer.echo(f"skipped: {line}", err=True)
     if code in (130, 143):  # Ctrl-C, SIGTERM: its runs are interrupted, resumed by a rerun
         typer.echo(
             f"interrupted: continue with {shlex.join(['regbench', 'sweep', *args])}", err=True
         )
-    return code or (1 if bad else 0)
+    return code or (1 if bad or skipped else 0)
 
 
 app.command("compare")(compare.compare_command)

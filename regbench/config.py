@@ -103,9 +103,11 @@ def default_data() -> str:
 
 
 def run_name(cfg: DictConfig, extra: str = "") -> str:
-    """Readable run folder name: [<data>-]<model>-<regs>-<optim>-s<seed>[-<other swept overrides>].
+    """Readable run folder name: [<data>-]<model>-<regs>-<optim>-s<seed>[-transfer=<t>][-aux=<a>]
+    [-<other swept overrides>].
 
-    The dataset is named when it is not the default: digits and MNIST runs never share a name.
+    The dataset is named when it is not the default, the transfer and the auxiliary task when they
+    are not none: runs that differ only in them never share a name.
     """
     seed = "+".join(map(str, cfg.seed)) if OmegaConf.is_list(cfg.seed) else cfg.seed
     name = f"{cfg.model.name}-{'+'.join(cfg.reg.keys())}-{cfg.optim.name}-s{seed}"
@@ -114,6 +116,10 @@ def run_name(cfg: DictConfig, extra: str = "") -> str:
         name += f"-seeds={seeds.name}"
     elif seeds is not None:  # pins given by hand: seeds.order=3 -> -order3
         name += "".join(f"-{s}{seeds[s]}" for s in STREAMS if seeds[s] is not None)
+    for group in ("transfer", "aux"):  # from scratch, one task: the defaults, not named
+        choice = cfg.get(group)
+        if choice is not None and choice.name != "none":
+            name += f"-{group}={choice.name}"
     if cfg.data.name != default_data():
         name = f"{cfg.data.name}-{name}"
     if extra:

@@ -21,6 +21,7 @@ from regbench import preprocess
 from regbench.config import ConfigError
 from regbench.folder import write_atomic
 from regbench.schema import WHITEN_EPS
+from regbench.splits import Carver, flip_labels, select_classes, split_seed
 
 # torchvision dataset class and the folder (below data.root) it reads
 TORCHVISION = {
@@ -210,65 +211,27 @@ def _unlike_archives(archives: list[Path]) -> list[str]:
     return changed
 
 
-def split_seed(cfg: DictConfig, seed: int) -> int:
-    """data.split_seed, or the run's seed where it is null (the split as a source of variance)."""
-    return int(seed if cfg.split_seed is None else cfg.split_seed)
-
-
-def flip_labels(y: np.ndarray, p: float, classes: int, seed: int) -> np.ndarray:
-    """Replace round(p * N) labels, chosen at random, by a different class drawn uniformly."""
-    rng = np.random.default_rng([seed, 1])  # its own stream: label noise never moves the split
-    y = y.copy()
-    idx = rng.choice(len(y), round(p * len(y)), replace=False)
-    y[idx] = (y[idx] + rng.integers(1, classes, len(idx))) % classes
-    return y
-
-
-def select_classes(
-    x: np.ndarray, y: np.ndarray, classes: list[int], name: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """data.classes: the examples of those classes only, labels remapped to their position in the
-    list (data.classes=[5,6,7,8,9]: 5 -> 0, ..., 9 -> 4). Applied to the pool and to the test split
-    before the validation split is carved, so the splits are drawn as for the whole dataset."""
-    if len(set(classes)) < len(classes):
-        raise ConfigError(f"data.classes={classes} names a class twice; list each class once")
-    missing = sorted(set(classes) - set(np.unique(y).tolist()))
-    if missing:
-        raise ConfigError(
-            f"data.classes names {missing}, which {name} does not have (its classes: "
-            f"0-{int(y.max())}); list classes it has, e.g. data.classes=[0,1,2,3,4]"
-        )
-    keep = np.isin(y, classes)
-    remap = np.zeros(int(y.max()) + 1, dtype=np.int64)
-    remap[classes] = np.arange(len(classes))
-    return x[keep], remap[y[keep]]
-
-
 def load(cfg: DictConfig, device: torch.device, seed: int = 0) -> Splits:
     """Load the dataset named by cfg.name, split it (split seed: see split_seed), add training
     label noise, preprocess with training statistics (data.preprocess: regbench/preprocess.py)."""
-    rng = np.random.default_rng(split_seed(cfg, seed))
+    carver = Carver(split_seed(cfg, seed), bool(cfg.get("stratify", False)), cfg.name)
     if "_target_" in cfg:  # the user's own dataset: regbench.extend
         from regbench import extend
 
         x, y, x_test, y_test = extend.load_arrays(cfg)
     elif cfg.name == "digits":
         x, y = _digits()
-        order = rng.permutation(len(x))
-        n_test = round(len(x) * cfg.test_fraction)
-        x_test, y_test = x[order[:n_test]], y[order[:n_test]]
-        x, y = x[order[n_test:]], y[order[n_test:]]
+        test, pool = carver.carve(y, round(len(x) * cfg.test_fraction))
+        x_test, y_test, x, y = x[test], y[test], x[pool], y[pool]
     else:
         root = Path(cfg.root).expanduser()
         x, y = _torchvision(cfg.name, root, cfg.download, train=True)
         x_test, y_test = _torchvision(cfg.name, root, cfg.download, train=False)
     if cfg.get("classes") is not None:
         (x, y), (x_test, y_test) = (select_classes(a, b, list(cfg.classes), cfg.name) for a, b in ((x, y), (x_test, y_test)))  # fmt: skip
-    order = rng.permutation(len(x))
-    n_val = round(len(x) * cfg.val_fraction)
-    val, train = order[:n_val], order[n_val:]
+    val, train = carver.carve(y, round(len(x) * cfg.val_fraction))
     if cfg.subset is not None:
-        train = train[: cfg.subset]
+        train = carver.subset(train, y[train], cfg.subset)
     # the schema cannot know the dataset's size: empty splits fail here, before any run folder
     sizes = {"training": len(train), "validation": len(val), "test": len(x_test)}
     if min(sizes.values()) == 0 or len(train) < 2:  # one training example makes no batch

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from regbench import folder
-from regbench.config import member_configs, run_name
+from regbench.config import ConfigError, member_configs, run_name
 from regbench.folder import BAD
 
 INDEX = "sweep.json"
@@ -192,10 +192,25 @@ class Tracker(Callback):
             self._gpu = None
         err = job_return.return_value if job_return.status.name == "FAILED" else None
         fallback = {"status": "failed", "error": f"{type(err).__name__}: {err}"} if err else None
-        for _, run_dir, overrides in members(config, list(config.hydra.overrides.task)):
-            self._record(
-                run_dir, overrides, status_of(run_dir, fallback) | {"logs": _logs(run_dir)}
-            )
+        for cfg, run_dir, overrides in members(config, list(config.hydra.overrides.task)):
+            fb = fallback or _skipped(cfg, run_dir)
+            self._record(run_dir, overrides, status_of(run_dir, fb) | {"logs": _logs(run_dir)})
+
+
+def _skipped(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
+    """A transfer run the job skipped (no run folder) because its source failed, diverged or has
+    not finished: status `skipped` and the job's line, in the index only."""
+    if cfg.transfer.name == "none" or folder.read_summary(run_dir) is not None:
+        return None
+    from regbench import transfer
+
+    try:
+        transfer.resolve(cfg)
+    except transfer.Unfinished as exc:
+        return {"status": "skipped", "error": str(exc)}
+    except ConfigError:  # any other bad source: the job recorded the run as failed
+        pass
+    return None
 
 
 # ---- reporting --------------------------------------------------------------------------------
@@ -264,6 +279,11 @@ def print_groups(index: dict[str, Any], swept: list[str], console: Console) -> N
             _acc(statistics.stdev(accs)) if len(accs) > 1 else "-",
         )
     console.print(t)
+
+
+def skipped(index: dict[str, Any]) -> list[str]:
+    """One line per transfer run skipped because its source run failed or has not finished."""
+    return [f"{r['name']}: {r.get('error')}" for r in index["runs"] if r["status"] == "skipped"]
 
 
 def failures(index: dict[str, Any]) -> list[str]:

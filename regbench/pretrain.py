@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from regbench import folder, index, sweep
 from regbench.config import ConfigError
 from regbench.sweep import merged, parse_overrides, study_spec
 
@@ -29,3 +30,22 @@ def source_args(args: list[str], name: str) -> list[str] | None:
         and p.get_key_element() != "sweep_name"
     ]  # fmt: skip
     return [*kept, *block, f"sweep_name={name}-source"]
+
+
+def sources_plan(args: list[str], seeds: range) -> sweep.Plan:
+    """The source sweep (source_args' arguments, any seed= among them replaced) of these seeds."""
+    kept = [a for a in args if a.split("=", 1)[0] != "seed"]
+    return sweep.plan([*kept, f"seed={','.join(map(str, seeds))}"])
+
+
+def run_sources(args: list[str], seeds: range, command: str) -> int:
+    """The source runs of these seeds (a staged study's stage: its new seeds; a claim: its
+    budget); those finished before are skipped. Seed s of a transfer arm then starts from seed
+    s's source. The sweep's exit code."""
+    p = sources_plan(args, seeds)
+    if p.runs and all(r["status"] in folder.FINAL for r in p.runs):
+        return 0
+    index.write_index(p, command)
+    code = sweep.launch(p)
+    index.refresh_index(p.dir)
+    return code

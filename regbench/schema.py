@@ -44,6 +44,7 @@ class Data(_Strict):
     test_fraction: Annotated[float, Field(gt=0, lt=1)] | None
     val_fraction: Annotated[float, Field(gt=0, lt=1)]
     split_seed: Annotated[StrictInt, Field(ge=0)] | None  # null: the split follows `seed`
+    stratify: StrictBool = False  # splits keep each class's share (scikit-learn)
     subset: PosInt | None
     classes: Annotated[list[Annotated[StrictInt, Field(ge=0)]], Field(min_length=1)] | None = None
     label_noise: Fraction

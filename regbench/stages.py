@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from regbench import contrast, folder, index, sweep
+from regbench import contrast, folder, index, pretrain, sweep
 from regbench.config import ConfigError
 from regbench.folder import DECISIONS
 from regbench.question import check_question, same_question
@@ -178,6 +178,9 @@ def _fixed(overrides: list[str], keys: list[str], cell: list[str]) -> list[str]:
 def _run_stage(s: Study, active: set[str], seeds: range, command: str) -> int:
     """Launch seeds of every active arm, one sweep each into the one folder; the exit code."""
     code, where = 0, None
+    if s.pretrain is not None:  # a pretrain: block: this stage's seeds' source runs first
+        if (code := pretrain.run_sources(s.pretrain, seeds, command)) in (130, 143):
+            return code
     for cell in s.cells:
         if " ".join(cell) not in active:
             continue
@@ -208,6 +211,7 @@ class Study:
     # a comparison's contrast where it is not its arm minus its baseline arm on the metric
     terms: dict[str, tuple[contrast.Term, ...]] = field(default_factory=dict)
     group: int = 1  # seeds per unit: a stage of n units runs seeds 0..n*group-1
+    pretrain: list[str] | None = None  # the source sweep's arguments (pretrain.source_args)
 
     def terms_of(self, name: str) -> tuple[contrast.Term, ...]:
         return self.terms.get(name) or contrast.two_arms(
@@ -243,6 +247,8 @@ class Study:
 def study_of(args: list[str], given: dict[str, Any]) -> Study:
     """The staged sweep of the command's arguments, checked before anything runs."""
     base_name, study, overrides = sweep.merged(args)
+    if not any(a.startswith("seed=") for a in args):  # a study's seed list is for a plain sweep
+        overrides = [o for o in overrides if o.split("=", 1)[0] != "seed"]
     st = staged_of(sweep.study_spec(study).get("question") or {} if study else {}, given)
     job = [
         o
@@ -264,6 +270,7 @@ def study_of(args: list[str], given: dict[str, Any]) -> Study:
         ]
         if old := sweep.found_elsewhere(s.plan(cells[0], range(1)).dir, legacy):
             s.name = old.name
+    s.pretrain = pretrain.source_args(args, s.name)
     check_all_stages(s)
     return s
 
@@ -289,6 +296,9 @@ def dry_run(args: list[str], given: dict[str, Any]) -> None:
         p = s.plan(cell, range(first))
         runs += p.runs
     same_question(p.dir, s.record())
+    if s.pretrain is not None:  # trained before the arms, one per seed
+        src = pretrain.sources_plan(s.pretrain, range(first))
+        print(f"first the {len(src.runs)} source runs of these seeds, into {src.dir}")
     done = sum(r["status"] in folder.FINAL for r in runs)
     for r in runs:
         print(f"  {r['name']}: {r['status']}")

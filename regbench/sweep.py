@@ -288,6 +288,7 @@ class _Names:
         seeds = cfg.get("seeds")
         self.light = _Keys(model=_Keys(name=cfg.model.name), reg=_Keys.fromkeys(cfg.reg),
                            optim=_Keys(name=cfg.optim.name), data=_Keys(name=cfg.data.name),
+                           transfer=_Keys(name=cfg.transfer.name), aux=_Keys(name=cfg.aux.name),
                            seeds=None if seeds is None else _Keys(OmegaConf.to_container(seeds, resolve=True)))  # fmt: skip
         self.default = OmegaConf.to_object(cfg.seed) if OmegaConf.is_list(cfg.seed) else cfg.seed
 

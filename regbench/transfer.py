@@ -23,6 +23,11 @@ from regbench.run import checkpoint
 FIX = "set transfer.source=<a finished run folder, a sweep folder holding one run per seed, or a .pt file>"
 
 
+class Unfinished(ConfigError):
+    """The source run failed, diverged or has not finished: `regbench train` refuses it (exit 2);
+    a sweep skips the run with one line, making no run folder, and goes on."""
+
+
 @dataclass(frozen=True)
 class Source:
     """Where a run's starting weights come from: what its summary.json records."""
@@ -72,8 +77,10 @@ def resolve(cfg: DictConfig) -> Source | None:
         raise ConfigError(f"transfer source {path} does not exist; {FIX}")
     run_dir = path if (path / folder.CONFIG).is_file() else _run_of_seed(path, int(cfg.seed))
     status = getattr(folder.read_summary(run_dir), "status", None) or "not started"
+    if status in folder.BAD:
+        raise Unfinished(f"transfer source {run_dir} is {status}: no weights to start from; fix the source run (its train.log says why), rerun it, then rerun this")  # fmt: skip
     if status not in folder.FINAL_OK:
-        raise ConfigError(f"transfer source {run_dir} is {status}, not finished: skipped; finish it (rerun its sweep or train it), then rerun this")  # fmt: skip
+        raise Unfinished(f"transfer source {run_dir} is {status}, not finished; finish it (rerun its sweep or train it), then rerun this")  # fmt: skip
     ck = run_dir / folder.BEST if (run_dir / folder.BEST).is_file() else run_dir / folder.LAST
     config = _config_of(run_dir)
     data = config.get("data", {})

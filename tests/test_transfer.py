@@ -100,7 +100,7 @@ def test_the_transfer_study_is_one_command_paired_by_seed_and_resumes(tmp_path: 
     assert len(runs) == 6 and all(summary(p)["status"] == "completed" for p in runs)
     for p in runs:
         s = summary(p)
-        if "transfer=none" in p.name:
+        if "transfer=" not in p.name:  # from scratch: transfer=none, not named
             assert "transfer_source" not in s
         else:
             assert s["transfer_source"] == str(sources / f"mlp-none-adam-s{s['seed']}")
@@ -118,10 +118,15 @@ def bad_sources(tmp: Path) -> dict[str, tuple[list[str], str]]:
     unfinished.mkdir()
     (unfinished / "config.yaml").write_text("seed: 0\n")
     (unfinished / "summary.json").write_text('{"status": "running"}\n')
+    diverged = tmp / "diverged"
+    diverged.mkdir()
+    (diverged / "config.yaml").write_text("seed: 0\n")
+    (diverged / "summary.json").write_text('{"status": "diverged"}\n')
     mlp = models.build(make_cfg(*SMALL), (1, 8, 8), 10).state_dict()
     return {
         "missing": ([f"transfer.source={tmp / 'nowhere'}"], "does not exist"),
         "unfinished": ([f"transfer.source={unfinished}"], "is running, not finished"),
+        "diverged": ([f"transfer.source={diverged}"], "is diverged: no weights to start from"),
         "no-layer": (
             [f"transfer.source={saved(tmp / 'x.pt', {'foo': torch.ones(2, 2)})}"],
             "no layer",
@@ -137,7 +142,15 @@ def bad_sources(tmp: Path) -> dict[str, tuple[list[str], str]]:
 
 @pytest.mark.parametrize(
     "case",
-    ["missing", "unfinished", "no-layer", "no-seed", "freeze-too-many", "source-without-transfer"],
+    [
+        "missing",
+        "unfinished",
+        "diverged",
+        "no-layer",
+        "no-seed",
+        "freeze-too-many",
+        "source-without-transfer",
+    ],
 )
 def test_bad_transfer_is_one_line_and_writes_nothing(
     case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -156,19 +156,11 @@ def _without(setup: list[str], cell: list[str]) -> list[str]:
 def _pretrain(claim: Claim, setup: list[str], rest: list[str], sname: str, command: str) -> int:
     """The source runs of a transfer claim, every seed of its budget, into <sweep>-source (those
     finished before are skipped); the exit code."""
-    from regbench import index, sweep
+    from regbench import pretrain
 
     args = [*_without(setup, claim.pretrain or []), *(claim.pretrain or []),
-            *[o for o in rest if not o.startswith("sweep_name=")],
-            f"seed={','.join(map(str, range(claim.question.budget)))}",
-            f"sweep_name={sname}-source"]  # fmt: skip
-    p = sweep.plan(args)
-    if p.runs and all(r["status"] in folder.FINAL for r in p.runs):
-        return 0
-    index.write_index(p, command)
-    code = sweep.launch(p)
-    index.refresh_index(p.dir)
-    return code
+            *[o for o in rest if not o.startswith("sweep_name=")], f"sweep_name={sname}-source"]  # fmt: skip
+    return pretrain.run_sources(args, range(claim.question.budget), command)
 
 
 def _failed(name: str, where: Path, code: int, wall: float) -> Result:

@@ -15,7 +15,7 @@ import math
 import signal
 import threading
 import traceback
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -118,11 +118,7 @@ class Job:
                 probe = d or data.load(cfg.data, device, self.members[0].seed)
                 extend.probe_model(cfg, probe.shape, probe.num_classes)
             if cfg.transfer.name != "none":  # each member's source (its seed's), before any folder
-                probe = d or data.load(cfg.data, device, self.members[0].seed)
-                for m in self.members:
-                    with torch.random.fork_rng(devices=[]):  # the constructors' throw-away draws
-                        solo = models.build(m, probe.shape, probe.num_classes)
-                    transfer.check(m, solo)
+                self._check_sources(d or data.load(cfg.data, device, self.members[0].seed))
         except ConfigError as exc:  # before any run folder: a missing dataset leaves none behind
             self.fail(str(exc))
             return math.nan
@@ -136,6 +132,26 @@ class Job:
             for group in groups([m for m in todo if m], cfg.trainer.fuse, same_data):
                 self.train(group, d or data.load(cfg.data, device, group[0].cfg.seed))
         return self.report()
+
+    def _check_sources(self, probe: data.Splits) -> None:
+        """Each member's transfer source (its seed's); ConfigError when one is bad. In a sweep, a
+        member whose source failed, diverged or has not finished is skipped with one line, its
+        run folder not made (the sweep's index says `skipped`), and the others go on."""
+        kept = []
+        for m, run_dir in zip(self.members, self.dirs, strict=True):
+            with torch.random.fork_rng(devices=[]):  # the constructors' throw-away draws
+                solo = models.build(m, probe.shape, probe.num_classes)
+            try:
+                transfer.check(m, solo)
+            except transfer.Unfinished as exc:
+                if run_dir is None:  # regbench train: bad input
+                    raise
+                warn("skipped", f"{run_dir.name}: {exc}")
+                with suppress(OSError):  # the empty folder Hydra made for the job
+                    run_dir.rmdir()
+                continue
+            kept.append((m, run_dir))
+        self.members, self.dirs = [m for m, _ in kept], [j for _, j in kept]
 
     def _finished(self, run_dir: Path) -> bool:
         previous = folder.read_summary(run_dir)
