@@ -8,8 +8,9 @@ futile), what the futility rule saves where the budget is too small, and how hon
                                    [--error-studies 100000] [--only errors]
 
 The error table: per-comparison error at Δ = 0 (better/worse) and at |Δ| = δ (equivalent) of
-the staged t test at few seeds, O'Brien-Fleming- and Pocock-type, against α/(2m) per comparison
-and α/2 per kind for the family, with power and seeds spent beside them.
+the staged t test at few seeds with α recycled, O'Brien-Fleming- and Pocock-type, and each
+kind's family-wise error against α/2, with power and seeds spent beside them (with recycling
+and without).
 """
 
 from __future__ import annotations
@@ -54,34 +55,55 @@ def scenarios(q: Question, m: int, studies: int, rng: np.random.Generator) -> No
     print(f"Δ = δ and equiv at Δ = 0 should be ≥ power = {q.power}; seeds: mean per arm spent")
 
 
+def _case(q: Question, case: str, m: int, studies: int, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(studies, m, n) paired differences of an error case and the mask of its true nulls of
+    the kind it probes: "all 0": every Δ = 0 at SD 10δ (equivalence out of reach: every path
+    stays open for the difference test); "all δ": every Δ = δ at SD δ (TOST's worst case, see
+    error_table); "one 0" / "one δ": the same null for one comparison, the others decided at
+    their first possible look (Δ = δ or 0 at SD δ/10⁵): each rejection passes its α to the one
+    left, the Holm family's worst case."""
+    d, null = q.delta or 0.0, np.zeros(m, bool)
+    one, sharp = case.startswith("one"), d * 1e-5
+    true, sd = (0.0, 10 * d) if case.endswith("0") else (d, d)
+    x = rng.normal(true, sd, (studies, m, n))
+    null[:] = not one
+    if one:
+        null[-1] = True
+        x[:, :-1] = rng.normal(d if true == 0 else 0.0, sharp, (studies, m - 1, n))
+    return x, null
+
+
 def error_table(q: Question, studies: int, rng: np.random.Generator, m: int = 4) -> None:
-    """Per stages and spending: the errors where they are largest, without futility (the rule
-    only withholds claims): at Δ = 0 with an SD of 10δ (equivalence out of reach, so every path
-    stays open for the difference test) the share of comparisons found better or worse (each
-    ≤ α/(2m)) and of studies with any (≤ α/2); at Δ = δ with an SD of δ the same for
-    equivalent (a smaller SD lets the difference test stop most first, a larger one keeps
-    TOST's other side from clearing). Beside them, at an SD of δ and the default futility:
-    the power (equivalent at Δ = 0, better at Δ = δ) and the seeds per arm spent."""
+    """Per stages and spending, with α recycled (the default) and without futility (the rule
+    only withholds claims): the errors where they are largest (_case): at Δ = 0 the share of the
+    null comparisons found better or worse, at Δ = δ found equivalent, and the share of studies
+    with any such claim (the family of that kind: ≤ α/2). Beside the "all" cases, at an SD of δ
+    and the default futility: the power (equivalent at Δ = 0, better at Δ = δ) and the seeds per
+    arm spent, with recycling and without."""
     level, half = q.alpha / (2 * m), q.alpha / 2
-    se = math.sqrt(level * (1 - level) / (studies * m))
-    print(f"\nerror at few seeds: m = {m}, α = {q.alpha}, per comparison ≤ {level} + 2 SE ")
-    print(f"({level + 2 * se:.5f}), family ≤ {half}; {studies:,} studies per row")
-    print("stages spending true Δ  error/cmp  family    ok   power  seeds")
+    se_half = math.sqrt(half * (1 - half) / studies)
+    print(f"\nerror at few seeds, α recycled: m = {m}, α = {q.alpha}, α/(2m) = {level}; each ")
+    print(f"kind's family ≤ {half} + 2 SE ({half + 2 * se_half:.4f}); {studies:,} studies per row")
+    print("         stages spending  case  error/cmp  family  ok | power  seeds | no recycling")
     for stages in ((3, 6, 9, 12), (5, 10, 15, 20)):
         for spending in sequential.SPENDING:
             d = sequential.make_design(q, stages, m, spending, futility=0.0)
-            for true, worst in ((0.0, 10 * q.delta), (q.delta, q.delta)):
-                codes, _ = sequential.run_design(rng.normal(true, worst, (studies, m, stages[-1])), d)  # fmt: skip
-                wrong = np.isin(codes, (UP, DOWN)) if true == 0 else codes == EQUIVALENT
-                err, family = wrong.mean(), wrong.any(-1).mean()
-                ok = err <= level + 2 * se and family <= half + 2 * math.sqrt(half / studies)
-                x = rng.normal(true, q.delta, (studies, m, stages[-1]))
-                codes, used = sequential.run_design(x, replace(d, futility=sequential.FUTILITY))
-                right = codes == EQUIVALENT if true == 0 else codes == UP
-                print(
-                    f"{str(stages):>15} {spending:>6} {true:>6} {err:>10.5f} {family:>7.4f} "
-                    f"{'yes' if ok else 'NO':>5} {right.mean():>7.3f} {used.mean():>6.2f}"
-                )
+            for case in ("all 0", "all δ", "one 0", "one δ"):
+                x, null = _case(q, case, m, studies, stages[-1], rng)
+                codes, _ = sequential.run_design(x, d)
+                kind = np.isin(codes, (UP, DOWN)) if case.endswith("0") else codes == EQUIVALENT
+                err, family = kind[:, null].mean(), kind[:, null].any(-1).mean()
+                ok = family <= half + 2 * se_half
+                row = f"{str(stages):>15} {spending:>8} {case:>5} {err:>10.5f} {family:>7.4f} {'yes' if ok else 'NO':>3}"  # fmt: skip
+                if case.startswith("all"):
+                    true = 0.0 if case.endswith("0") else q.delta
+                    x = rng.normal(true, q.delta, (studies, m, stages[-1]))
+                    for r in (True, False):
+                        c, used = sequential.run_design(x, replace(d, futility=sequential.FUTILITY, recycle=r))  # fmt: skip
+                        right = c == EQUIVALENT if true == 0 else c == UP
+                        row += f" | {right.mean():>5.3f} {used.mean():>6.2f}"
+                print(row)
+    print(f"MC SE of a family rate near α/2: {se_half:.5f}")
 
 
 def decide_study(q: Question, studies: int, rng: np.random.Generator) -> None:

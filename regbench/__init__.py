@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["__version__", "compare_runs", "load_runs"]
 
 # the notebook API (regbench/notebook.py): imported on first use, so `import regbench` (and every

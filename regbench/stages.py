@@ -126,8 +126,11 @@ def pairs(keys: list[str], cells: list[list[str]], baseline: str) -> dict[str, s
     return out
 
 
-def decide(sweep_dir: Path, s: Study, k: int, open_: dict[str, str]) -> dict:
-    """Stage k's verdicts of the open comparisons (name -> verdict) and their estimates: each
+def decide(
+    sweep_dir: Path, s: Study, k: int, open_: dict[str, str], decided: Iterable[str] = ()
+) -> dict:
+    """Stage k's verdicts of the open comparisons (name -> verdict) and their estimates, at the
+    levels the earlier stages' verdicts (decided) passed on (sequential.settle): each
     comparison's paired scores are its contrast's (contrast.scores) over the units run so far. A
     comparison where a run of any of its arms diverged ends DIVERGED, its estimate naming the
     seeds: the run is final (a rerun skips it), its metric is no number to average, and a technique
@@ -154,7 +157,7 @@ def decide(sweep_dir: Path, s: Study, k: int, open_: dict[str, str]) -> dict:
         diffs[arm] = d = contrast.scores(terms[arm], got)
         estimates[arm] = {"diff": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(n))}
     lower = st.metric in LOWER_IS_BETTER
-    verdicts, chances = decide_stage(diffs, design, k, lower)
+    verdicts, chances = decide_stage(diffs, design, k, lower, decided)
     if st.metric in folder.SIGNED:  # scores in {-1, 0, 1}: all alike is the sign test's to decide
         for arm, d in diffs.items():
             if verdicts[arm] in ("open", "undecided") and (sg := censored.unanimous(d, design.bounds_diff[k])):  # fmt: skip
@@ -342,7 +345,7 @@ def run_study(s: Study, command: str) -> tuple[int, dict[str, Any], Path]:
         if code and (code in (130, 143) or not _final(where, active, n * s.group)):
             return code, log, where
         ran |= dict.fromkeys(active, n * s.group)
-        step = decide(where, s, k, open_)
+        step = decide(where, s, k, open_, log["verdicts"].values())
         log["path"].append(step)
         print_stage(step, len(design.stages))
         for arm, verdict in step["verdicts"].items():

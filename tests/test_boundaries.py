@@ -30,8 +30,9 @@ def test_known_sigma_boundaries_are_exact() -> None:
 
 
 def null_rate(stages: tuple[int, ...], spending: str, studies: int, seed: int) -> float:
-    """Share of simulated comparisons (Δ = 0, m = 4: 0.00625 each) that claim a difference."""
-    d = sequential.make_design(Q, stages, 4, spending, futility=0)
+    """Share of simulated comparisons (Δ = 0, m = 4: 0.00625 each) that claim a difference, each
+    alone at the first level (recycling needs the family: test_recycling)."""
+    d = sequential.make_design(Q, stages, 4, spending, futility=0, recycle=False)
     x = np.random.default_rng(seed).normal(0, 0.15, (studies, stages[-1]))
     codes, _ = sequential.run_design(x, d)
     return float(np.isin(codes, (UP, DOWN)).mean())
