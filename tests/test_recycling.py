@@ -8,6 +8,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from scipy import stats
 
 from regbench.stats import sequential
@@ -37,6 +38,11 @@ def test_a_rejection_passes_its_alpha_to_the_open_comparison() -> None:
     when the rejection comes later, at that past look too."""
     base, recycled = first_look_t(0.05 / 8), first_look_t(0.05 / 4)
     assert recycled < base - 0.5
+    # a raised level lowers every look's boundary (the shortcut of the closed test needs it)
+    for kind in ("diff", "equiv"):
+        first, raised = (sequential._t_bounds(DESIGN, kind, r) for r in (0, 1))
+        assert (raised < first).all()
+    assert sequential._t_bounds(DESIGN, "diff", 1)[0] == pytest.approx(recycled, rel=1e-6)
     b = with_t((base + recycled) / 2)
     clear = 0.05 + 0.001 * np.concatenate([SHAPE, SHAPE])
     assert sequential.decide_stage({"b": b}, DESIGN, 0)[0] == {"b": "open"}

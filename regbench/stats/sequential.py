@@ -2,8 +2,8 @@
 stage's verdicts, and a futility rule that stops spending seeds on a comparison the budget cannot
 decide.
 
-The design spends α/(2m) per comparison and kind of claim (Bonferroni over both, as in
-stats.decide) along Lan-DeMets spending functions (Lan & DeMets 1983; Jennison & Turnbull 2000,
+The design starts at α/(2m) per comparison and kind of claim (α/2 per kind, as in stats.decide;
+recycled below) along Lan-DeMets spending functions (Lan & DeMets 1983; Jennison & Turnbull 2000,
 ch. 7 and 11), with boundaries solved for the paired t statistics each stage computes
 (stats.boundaries: each stage's t enters through its p-value, z = Φ⁻¹(F_t(t)), on boundaries
 raised until the t statistics' joint null distribution spends no more than the budget). adastop
@@ -72,8 +72,8 @@ class Design:
     question: Question
     stages: tuple[int, ...]
     comparisons: int
-    bounds_diff: tuple[float, ...]  # each side of the two-sided difference test (α/(4m) a side)
-    bounds_equiv: tuple[float, ...]  # each of TOST's two one-sided tests (α/(2m))
+    bounds_diff: tuple[float, ...]  # each side of the difference test, first level (α/(4m) a side)
+    bounds_equiv: tuple[float, ...]  # each of TOST's two one-sided tests, first level (α/(2m))
     spending: str = "obf"  # SPENDING
     futility: float = FUTILITY  # conditional power below which a comparison stops; 0: never
     recycle: bool = True  # a rejected hypothesis's α passes to the rest of its kind (settle)
