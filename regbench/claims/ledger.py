@@ -92,8 +92,8 @@ def _totals(results: dict[str, Result]) -> str:
     counts = ", ".join(f"{sum(r.verdict == v for r in results.values())} {v}" for v in VERDICTS)
     saved = f" ({1 - runs / fixed:.0%} fewer)" if fixed else ""
     return (
-        f"{len(results)} claims: {counts}. Runs spent: {runs} of a fixed 20-seed design's "
-        f"{fixed}{saved}; wall time {wall / 60:.1f} min."
+        f"{len(results)} claims: {counts}. Runs spent: {runs} of a fixed design's "
+        f"{fixed} (every arm at its budget){saved}; wall time {wall / 60:.1f} min."
     )
 
 
