@@ -19,6 +19,9 @@ from regbench.folder import flatten
 if TYPE_CHECKING:  # pandas is imported when a function runs: `import regbench` stays light
     import pandas as pd
 
+    from regbench.compare.result import Result
+    from regbench.decisions import Decisions
+
 # load_runs' own columns: config keys of the same name (a run's `name`, `seed`) do not overwrite them
 RUN_COLUMNS = ("folder", "name", "status", "problem", "seed")
 
@@ -121,14 +124,16 @@ def compare_runs(
     group: its labels, n, mean/std/min/max of the metric, and with a baseline Δ, interval, p,
     P(better), verdict and seeds planned), `comparisons` (the groups compared with a baseline,
     the same columns), `runs` (one row per run folder), `summary` (compare --summary's lines,
-    column `line`), and with `factorial` / `ensemble` also `effects` / `ensembles`. The options
-    mean what the command's do (`regbench compare --help`); a bad one raises ValueError."""
+    column `line`), with `factorial` / `ensemble` also `effects` / `ensembles`, and where a
+    folder is a staged sweep's (its decisions.json) `decisions`: one row per comparison, its
+    staged verdict, the seeds per arm it was decided at and the Δ [interval] it was decided by,
+    as `compare` shows them. The options mean what the command's do (`regbench compare
+    --help`); a bad one raises ValueError."""
     from rich.console import Console
 
-    from regbench.compare import pipeline, staged
-    from regbench.compare.analysis import Inference
-    from regbench.compare.command import _check  # the command's own option checks, not a copy
+    from regbench.compare import pipeline
     from regbench.compare.load import CompareError
+    from regbench.compare.result import Inference, Request
     from regbench.stats.defaults import default_delta
 
     err = Console(stderr=True)
@@ -138,39 +143,59 @@ def compare_runs(
         _number(delta, "delta")
     by, filter = _texts(by, "by", ","), _texts(filter, "filter")
     try:
-        _check("table", metric, test, correction, alpha, reps, delta, power)
-        inf = Inference(
-            metric, test, correction, alpha, reps=reps,
-            delta=default_delta(metric) if delta is None else delta, power=power,
-        )  # fmt: skip
-        paths = _paths(path)
-        runs, groups = pipeline.groups_of(paths, list(by), list(filter), err)
-        result = pipeline.analyse(
-            runs, groups, list(by), inf, baseline, None, factorial, [], staged.read(paths)
-        )
-        if ensemble:
-            pipeline.add_ensembles(result, labels=list(groups[0].labels), err=err)
+        delta = default_delta(metric) if delta is None else delta
+        inf = Inference(metric, test, correction, alpha, reps=reps, delta=delta, power=power)
+        req = Request(_paths(path), inf, by, filter, baseline, None, factorial, (), ensemble)
+        result = pipeline.compare(req, err)
     except CompareError as e:
         raise ValueError(str(e)) from None
-    for w in result["warnings"]:
+    for w in result.warnings:
         pipeline.say(err, f"warning: {w}")
     return _frames(result)
 
 
-def _frames(result: dict[str, Any]) -> dict[str, pd.DataFrame]:
+def _frames(result: Result) -> dict[str, pd.DataFrame]:
     """compare's result as the DataFrames compare_runs returns."""
     import pandas as pd
 
     out: dict[str, Any] = {
-        "groups": pd.DataFrame(result["records"]),
-        "runs": pd.DataFrame(result["runs"]),
-        "summary": pd.DataFrame({"line": result["summary"]}, dtype=object),
+        "groups": pd.DataFrame(result.records),
+        "runs": pd.DataFrame(result.runs),
+        "summary": pd.DataFrame({"line": result.summary}, dtype=object),
     }
     groups_df = out["groups"]
     has_delta = groups_df["delta"].notna() if "delta" in groups_df else None
     compared = groups_df[has_delta] if has_delta is not None else groups_df.iloc[:0]
     out["comparisons"] = compared.reset_index(drop=True)
-    for key in ("effects", "ensembles"):
-        if result[key] is not None:
-            out[key] = pd.DataFrame(result[key])
+    if result.effects is not None:
+        out["effects"] = pd.DataFrame(result.effects)
+    if result.ensembles is not None:
+        out["ensembles"] = pd.DataFrame(result.ensembles)
+    if result.decisions:
+        out["decisions"] = pd.DataFrame(staged_rows(result.decisions))
     return out
+
+
+def staged_rows(decisions: Sequence[Decisions]) -> list[dict[str, Any]]:
+    """One row per comparison of each staged sweep: its verdict, the seeds per arm it was decided
+    at (None: open), and its Δ with the interval it was decided by at its last look."""
+    from regbench.compare.staged import interval
+
+    rows = []
+    for log in decisions:
+        for arm, base in log.comparisons.items():
+            est = interval(log, arm)
+            rows.append(
+                {
+                    "folder": log.folder,
+                    "metric": log.metric,
+                    "comparison": arm,
+                    "baseline": base,
+                    "verdict": log.verdict(arm),
+                    "decided_at": log.decided_at.get(arm),
+                    "delta": est[0] if est else None,
+                    "delta_low": est[1] if est else None,
+                    "delta_high": est[2] if est else None,
+                }
+            )
+    return rows

@@ -8,14 +8,12 @@ from pathlib import Path
 from rich.console import Console
 
 from regbench.compare import pipeline
-from regbench.compare.analysis import Inference
+from regbench.compare.result import Inference, Request, Result
 from tests.runfolders import known_sweep, make_run
 
 
-def _analysed(root: Path) -> dict:
-    err = Console(stderr=True)
-    runs, groups = pipeline.groups_of([root], [], [], err)
-    return pipeline.analyse(runs, groups, [], Inference("test_acc"), None, None, False, [])
+def _analysed(root: Path) -> Result:
+    return pipeline.compare(Request([root], Inference("test_acc")), Console(stderr=True))
 
 
 def test_the_spread_figure_follows_the_analysis_not_a_title(tmp_path):
@@ -31,7 +29,7 @@ def test_the_spread_figure_follows_the_analysis_not_a_title(tmp_path):
                 config_extra=extra,
             )
     result = _analysed(tmp_path / "runs")
-    for s in result["sections"]:  # a retitled table no longer decides whether it is drawn
+    for s in result.sections:  # a retitled table no longer decides whether it is drawn
         s.title += " (retitled)"
     (tmp_path / "out").mkdir()
     pipeline.write_outputs(tmp_path / "out", result, False, ["val_acc"])

@@ -13,6 +13,7 @@ from regbench import folder, stages
 from regbench.claims.catalogue import Claim
 from regbench.compare import staged
 from regbench.config import ConfigError
+from regbench.decisions import Decisions
 from regbench.stats.decide import Question
 from regbench.stats.sequential import make_design
 
@@ -85,12 +86,12 @@ def claim_verdict(direction: str, seen: list[str]) -> str:
 
 
 def result_of(name: str, claim: Claim, log: dict, where: Path, wall: float) -> Result:
-    comps = []
+    comps, decided = [], Decisions.from_json(log)
     for arm, base in log["comparisons"].items():
         v = log["verdicts"].get(arm, "undecided")
         seen = [s["seeds"] * claim.group for s in log["path"] if arm in s["estimates"]]
         comps.append(Comparison(arm, base, v, observed(v, claim.lower_is_better),
-                                staged.interval(log, arm), seen[-1] if seen else 0))  # fmt: skip
+                                staged.interval(decided, arm), seen[-1] if seen else 0))  # fmt: skip
     return Result(
         name=name,
         verdict=claim_verdict(claim.direction, [c.observed for c in comps]),

@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,25 +21,9 @@ from regbench.record import FIELDS, GRID, LOWER_IS_BETTER, MEANS
 from regbench.stats import decide
 from regbench.stats import inference as stats
 
-
-@dataclass(frozen=True)
-class Inference:
-    """How groups are compared with their baseline (the command's options)."""
-
-    metric: str
-    test: str = "t"  # paired test: t, wilcoxon or bootstrap
-    correction: str = "holm"
-    alpha: float = 0.05
-    level: float = 0.95
-    reps: int = 2000  # bootstrap resamples
-    seed: int = 0  # bootstrap generator seed: the same numbers on every call
-    delta: float | None = None  # smallest effect of interest (None: no equivalence, no plan)
-    power: float = decide.DEFAULT_POWER
-    common_seeds: bool = False  # a staged sweep: pair on the seeds both arms ran (arms stop early)
-
-    @property
-    def question(self) -> decide.Question:
-        return decide.Question(self.delta, self.alpha, self.power)
+if TYPE_CHECKING:
+    from regbench.compare.result import Inference
+    from regbench.decisions import Decisions
 
 
 def group_records(groups: Sequence[Group], metric: str) -> list[dict[str, Any]]:
@@ -195,22 +178,23 @@ def baseline_records(
 
 
 def staged_verdicts(
-    records: list[dict[str, Any]], groups: Sequence[Group], log: dict[str, Any], baseline: str
+    records: list[dict[str, Any]], groups: Sequence[Group], log: Decisions, baseline: str
 ) -> bool:
     """Put a staged sweep's verdicts (its decisions.json) on the records of its comparisons, with
     the seeds each was decided at (`staged_at`): the staged test decided them under its stopping
     rule, and a fixed-design verdict over the same runs would be a second, different answer.
     False (nothing changed) when the log answers another baseline."""
-    if log.get("baseline") != baseline:
+    if log.baseline != baseline:
         return False
-    for arm, verdict in [*log["verdicts"].items(), *((a, "open") for a in log["comparisons"] if a not in log["verdicts"])]:  # fmt: skip
+    decided = [*log.verdicts, *(a for a in log.comparisons if a not in log.verdicts)]
+    for arm in decided:
         want = [o.split("=", 1) for o in arm.split()]
         for r, g in zip(records, groups, strict=True):
             config = g.runs[0].config
             if r.get("delta") is not None and all(
                 matches(k, get_key(config, k), v) for k, v in want
             ):
-                r["verdict"], r["staged_at"] = verdict, log["decided_at"].get(arm)
+                r["verdict"], r["staged_at"] = log.verdict(arm), log.decided_at.get(arm)
     return True
 
 

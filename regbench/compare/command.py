@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from regbench.compare.choices import (
-    CORRECTIONS,
-    CURVE_COLUMNS,
-    DEFAULT_POWER,
-    FORMATS,
-    TESTS,
-    default_delta,
-)
+from regbench.compare.choices import CURVE_COLUMNS, DEFAULT_POWER, FORMATS, default_delta
 from regbench.compare.load import CompareError
 from regbench.record import METRICS
+
+if TYPE_CHECKING:
+    from regbench.compare.result import Result
 
 CURVES = ",".join(CURVE_COLUMNS)
 
@@ -130,26 +126,6 @@ def _split(text: str | None) -> list[str]:
     return [k.strip() for k in (text or "").split(",") if k.strip()]
 
 
-def _check(format: str, metric: str, test: str, correction: str, alpha: float, reps: int,
-           delta: float | None, power: float) -> None:  # fmt: skip
-    for name, value, allowed in (
-        ("--format", format, FORMATS),
-        ("--metric", metric, METRICS),
-        ("--test", test, TESTS),
-        ("--correction", correction, tuple(CORRECTIONS)),
-    ):
-        if value not in allowed:
-            raise CompareError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-    if not 0 < alpha < 1:
-        raise CompareError(f"--alpha must be between 0 and 1, got {alpha}")
-    if reps < 100:
-        raise CompareError(f"--reps must be at least 100, got {reps}")
-    if delta is not None and not 0 < delta < float("inf"):
-        raise CompareError(f"--delta must be a positive number in metric units, got {delta}")
-    if not 0 < power < 1:
-        raise CompareError(f"--power must be between 0 and 1, got {power}")
-
-
 def check_out(out: Path) -> None:
     """compare --out is a folder the report goes to: CompareError unless it can be written."""
     from regbench import disk
@@ -189,31 +165,20 @@ def compare_command(
     # imported here, not at the top: scipy and matplotlib behind it cost every `regbench train`
     # and `sweep` seconds of start-up (benchmarks/RESULTS.md)
     from regbench.compare import pipeline
-    from regbench.compare.analysis import Inference
-    from regbench.compare.staged import read
+    from regbench.compare.result import Inference, Request, one_of
 
     err = Console(stderr=True)
     try:
-        _check(format, metric, test, correction, alpha, reps, delta, power)
-        if out is not None:  # before any run is read: a file in its place, a read-only disk
-            check_out(out)
-        if factors and not factorial:
-            raise CompareError(
-                "--factors picks the regularizers of --factorial: add --factorial or drop --factors"
-            )
+        one_of("--format", format, FORMATS)  # how it is shown: no part of the comparison
         delta = default_delta(metric) if delta is None else delta
         inf = Inference(metric, test, correction, alpha, reps=reps, seed=bootstrap_seed,
                         delta=delta, power=power)  # fmt: skip
-        keys = _split(by)
-        runs, groups = pipeline.groups_of(paths, keys, filter, err)
-        if out is not None:
-            pipeline.check_curves(runs, _split(curves))
-        result = pipeline.analyse(
-            runs, groups, keys, inf, baseline, sort, factorial, _split(factors), read(paths)
-        )
-        if ensemble:
-            pipeline.add_ensembles(result, labels=list(groups[0].labels), err=err)
-        pipeline.add_decisions(result, paths)
+        if out is not None:  # before any run is read: a file in its place, a read-only disk
+            check_out(out)
+        drawn = _split(curves) if out is not None else None
+        req = Request(paths, inf, _split(by), filter, baseline, sort, factorial, _split(factors),
+                      ensemble, drawn)  # fmt: skip
+        result = pipeline.compare(req, err)
     except CompareError as e:
         pipeline.say(err, f"error: {e}")
         raise typer.Exit(code=2) from None
@@ -222,7 +187,7 @@ def compare_command(
         _write_report(out, result, format == "html", _split(curves), err)
 
 
-def _write_report(out: Path, result: Any, html: bool, curves: list[str], err: Console) -> None:
+def _write_report(out: Path, result: Result, html: bool, curves: list[str], err: Console) -> None:
     """--out: the tables, figures and report files, or one error line (exit 2)."""
     from regbench.compare import pipeline
 

@@ -3,19 +3,18 @@ and table sections (analysis, tables) -> stdout (report) and, with --out, files 
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import json
 import os
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from regbench.compare import analysis, figures, report, staged, tables
-from regbench.compare.analysis import Inference
 from regbench.compare.groups import (
     Group,
     baseline_of,
@@ -26,7 +25,9 @@ from regbench.compare.groups import (
     mixed_arithmetic,
 )
 from regbench.compare.load import CompareError, Run, load_runs
+from regbench.compare.result import Inference, Request, Result
 from regbench.config import LINE
+from regbench.decisions import Decisions
 from regbench.stats import inference
 
 WIDE = 250  # piped output has no terminal width: let tables take what they need
@@ -115,83 +116,123 @@ def baseline_warnings(
 
 
 def unpaired_warnings(
-    groups: list[Group], bases: list[int], compared: list[dict[str, Any]], metric: str
+    groups: list[Group], bases: list[int | None], compared: list[dict[str, Any]], metric: str
 ) -> list[str]:
     """Why each comparison that fell back to Welch's test is not paired by seed."""
     out = []
     for g, j, c in zip(groups, bases, compared, strict=True):
-        if c.get("test") == "welch" and (why := g.unpaired(groups[j], metric)):
+        if j is None or c.get("test") != "welch":
+            continue
+        if why := g.unpaired(groups[j], metric):
             out.append(
                 f"{g.name} against {groups[j].name}: not paired by seed ({why}); Welch's test instead"
             )
     return out
 
 
+def compare(req: Request, err: Console) -> Result:
+    """The one entry point of `regbench compare` and `regbench.compare_runs`: run folders in,
+    every record and table section out, with the staged sweeps' decisions among the paths
+    (warnings about single runs are said on err as found, the result's own warnings are not)."""
+    runs, groups = groups_of(list(req.paths), list(req.by), list(req.filters), err)
+    if req.curves is not None:
+        check_curves(runs, list(req.curves))
+    decisions = staged.read(req.paths)
+    result = analyse(runs, groups, req, decisions)
+    sections = list(result.sections)
+    ensembles = None
+    if req.ensemble:
+        ensembles = ensemble_records(result.groups, result.inf, err)
+        sections.append(tables.ensemble_section(ensembles, list(groups[0].labels)))
+        if any(r.get("mc_acc") is not None for r in ensembles):
+            sections.append(tables.mc_section(ensembles, list(groups[0].labels)))
+    sections += [staged.section(log) for log in decisions]
+    return replace(result, sections=sections, ensembles=ensembles, decisions=decisions)
+
+
 def analyse(
-    runs: list[Run],
-    groups: list[Group],
-    keys: list[str],
-    inf: Inference,
-    baseline: str | None,
-    sort: str | None,
-    factorial: bool,
-    factors: list[str],
-    decisions: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """Every record and table section the outputs need, in display order. decisions: the staged
-    sweeps' decisions.json among the paths (staged.read); where one answers this baseline and
-    metric, its comparisons pair on the seeds both arms ran and show its verdicts."""
-    logs = [x for x in decisions or [] if (x.get("baseline"), x.get("metric")) == (baseline, inf.metric)]  # fmt: skip
+    runs: list[Run], groups: list[Group], req: Request, decisions: list[Decisions]
+) -> Result:
+    """The group records and their table sections, in display order. Where a staged sweep's
+    decisions answer this baseline and metric, its comparisons pair on the seeds both arms ran
+    and show its verdicts."""
+    inf, baseline = req.inference, req.baseline
+    logs = [x for x in decisions if (x.baseline, x.metric) == (baseline, inf.metric)]
     if logs:
-        inf = dataclasses.replace(inf, common_seeds=True)
+        inf = replace(inf, common_seeds=True)
     records = analysis.group_records(groups, inf.metric)
     labels = list(groups[0].labels)
-    result: dict[str, Any] = {"inf": inf, "summary": [], "effects": None, "design": None}
-    result["warnings"] = [w] if (w := mixed_arithmetic(groups)) else []
-    result["ensembles"] = None
+    warnings = [w] if (w := mixed_arithmetic(groups)) else []
     if baseline:
-        bases = baseline_of(groups, baseline, keys)
-        compared = analysis.baseline_records(groups, bases, inf)
-        result["warnings"] += unpaired_warnings(groups, bases, compared, inf.metric)
-        for r, c in zip(records, compared, strict=True):
-            r.update(c)
-        for log in logs:
-            analysis.staged_verdicts(records, groups, log, baseline)
-    factorial_data = analysis.factorial_records(groups, factors or None, inf) if factorial else None
-    order = analysis.sort_order(records, sort, inf.metric)
-    result["records"] = [records[i] for i in order]
-    result["groups"] = shown = [groups[i] for i in order]
-    result["runs"] = report.run_records(runs, groups)
-    result["skipped"] = [r for r in runs if r.problem]
-    caption = tables.group_caption(len(result["skipped"]))
-    sections = [tables.group_section(result["records"], labels, inf.metric, caption)]
+        warnings += with_baseline(records, groups, baseline, list(req.by), inf, logs)
+    factorial = (
+        analysis.factorial_records(groups, list(req.factors) or None, inf)
+        if req.factorial
+        else None
+    )
+    order = analysis.sort_order(records, req.sort, inf.metric)
+    shown_records, shown = [records[i] for i in order], [groups[i] for i in order]
+    skipped = [r for r in runs if r.problem]
+    caption = tables.group_caption(len(skipped))
+    sections = [tables.group_section(shown_records, labels, inf.metric, caption)]
+    summary: list[str] = []
     if baseline:
         m = sum(r.get("p_adj") is not None for r in records)
         floor = analysis.noise_floor(groups, inf.metric)
-        result["warnings"] += baseline_warnings(records, inf, m, floor)
+        warnings += baseline_warnings(records, inf, m, floor)
         caption = tables.baseline_caption(inf, m, floor)
         if logs:
             caption += (
                 " · a staged sweep: Δ, interval and p over the seeds both arms ran; verdict: the "
                 "staged study's (decisions.json), 'at n': the seeds per arm it was decided at"
             )
-        sections.append(tables.baseline_section(result["records"], labels, inf, caption))
-        result["summary"] = tables.summary_lines(result["records"], shown, inf)
-    result["spread"] = "seeds" in labels  # the spread per source of randomness: table and figure
-    if result["spread"]:
-        sections.append(tables.spread_section(result["records"], labels, inf.metric))
-    if factorial_data:
-        effects, x, y, names = factorial_data
+        sections.append(tables.baseline_section(shown_records, labels, inf, caption))
+        summary = tables.summary_lines(shown_records, shown, inf)
+    spread = "seeds" in labels  # the spread per source of randomness: table and figure
+    if spread:
+        sections.append(tables.spread_section(shown_records, labels, inf.metric))
+    effects, design = None, None
+    if factorial:
+        effects, x, y, names = factorial
         sections.append(tables.effects_section(effects, inf, names, len(y)))
-        result["effects"] = effects
-        result["design"] = (x, y, names)
-    result["sections"] = sections
-    return result
+        design = (x, y, names)
+    return Result(
+        inf=inf,
+        records=shown_records,
+        groups=shown,
+        runs=report.run_records(runs, groups),
+        skipped=skipped,
+        sections=sections,
+        summary=summary,
+        warnings=warnings,
+        spread=spread,
+        effects=effects,
+        design=design,
+    )
 
 
-def add_ensembles(result: dict[str, Any], labels: list[str], err: Console) -> None:
-    """Add the ensembles table (groups in table order) to the result; say which runs it left out."""
-    records, notes = analysis.ensemble_records(result["groups"], result["inf"])
+def with_baseline(
+    records: list[dict[str, Any]],
+    groups: list[Group],
+    baseline: str,
+    keys: list[str],
+    inf: Inference,
+    logs: list[Decisions],
+) -> list[str]:
+    """Add each group's comparison with its baseline to its record (a staged sweep's verdicts
+    where its decisions answer this baseline); the warnings of those not paired by seed."""
+    bases = baseline_of(groups, baseline, keys)
+    compared = analysis.baseline_records(groups, bases, inf)
+    for r, c in zip(records, compared, strict=True):
+        r.update(c)
+    for log in logs:
+        analysis.staged_verdicts(records, groups, log, baseline)
+    return unpaired_warnings(groups, bases, compared, inf.metric)
+
+
+def ensemble_records(groups: list[Group], inf: Inference, err: Console) -> list[dict[str, Any]]:
+    """The ensembles' records (groups in table order); say which runs they left out."""
+    records, notes = analysis.ensemble_records(groups, inf)
     if not any(r["members"] for r in records):
         raise CompareError(
             "--ensemble: no finished run has readable test outputs (test_outputs.npz, written "
@@ -199,21 +240,12 @@ def add_ensembles(result: dict[str, Any], labels: list[str], err: Console) -> No
         )
     for note in notes:
         say(err, f"warning: {note}")
-    result["ensembles"] = records
-    result["sections"].append(tables.ensemble_section(records, labels))
-    if any(r.get("mc_acc") is not None for r in records):
-        result["sections"].append(tables.mc_section(records, labels))
+    return records
 
 
-def add_decisions(result: dict[str, Any], paths: list[Path]) -> None:
-    """A staged sweep's verdicts and the path to them (its decisions.json), where a folder has one."""
-    result["decisions"] = staged.read(paths)
-    result["sections"] += [staged.section(log) for log in result["decisions"]]
-
-
-def print_result(result: dict[str, Any], format: str, summary: bool, err: Console) -> None:
-    sections, lines = result["sections"], result["summary"] if summary else []
-    for w in result["warnings"]:
+def print_result(result: Result, format: str, summary: bool, err: Console) -> None:
+    sections, lines = result.sections, result.summary if summary else []
+    for w in result.warnings:
         say(err, f"warning: {w}")
     if format == "table":
         width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else WIDE
@@ -232,40 +264,42 @@ def print_result(result: dict[str, Any], format: str, summary: bool, err: Consol
         sys.stdout.write("".join(f"<p>{html.escape(line)}</p>\n" for line in lines))
     else:  # csv and json carry the raw numbers; stdout stays parseable, so words go to stderr
         if format == "csv":
-            sys.stdout.write(report.render_csv(result["records"]))
+            sys.stdout.write(report.render_csv(result.records))
         else:
-            data = {
-                "metric": result["inf"].metric,
-                "question": {k: getattr(result["inf"], k) for k in ("delta", "alpha", "power")},
-                "groups": result["records"],
-                "effects": result["effects"],
-                "ensembles": result["ensembles"],
-                "decisions": result.get("decisions", []),
-                "summary": result["summary"],
-                "runs": result["runs"],
-            }
-            sys.stdout.write(
-                json.dumps(report.finite(data), indent=2, default=str, allow_nan=False) + "\n"
-            )
+            data = report.finite(as_json(result))
+            sys.stdout.write(json.dumps(data, indent=2, default=str, allow_nan=False) + "\n")
         for line in lines:
             say(err, line)
 
 
-def write_outputs(out: Path, result: dict[str, Any], as_html: bool, columns: list[str]) -> Path:
+def as_json(result: Result) -> dict[str, Any]:
+    """--format json's document."""
+    inf = result.inf
+    return {
+        "metric": inf.metric,
+        "question": {"delta": inf.delta, "alpha": inf.alpha, "power": inf.power},
+        "groups": result.records,
+        "effects": result.effects,
+        "ensembles": result.ensembles,
+        "decisions": [d.to_json() | {"folder": d.folder} for d in result.decisions],
+        "summary": result.summary,
+        "runs": result.runs,
+    }
+
+
+def write_outputs(out: Path, result: Result, as_html: bool, columns: list[str]) -> Path:
     """groups.csv, runs.csv, effects.csv, the figures and report.md/html into out."""
-    metric, groups = result["inf"].metric, result["groups"]
-    (out / "groups.csv").write_text(report.render_csv(result["records"]))
-    (out / "runs.csv").write_text(report.render_csv(result["runs"]))
+    metric, groups = result.inf.metric, result.groups
+    (out / "groups.csv").write_text(report.render_csv(result.records))
+    (out / "runs.csv").write_text(report.render_csv(result.runs))
     pngs = figures.write_figures(out, groups, metric, columns)
-    if result.get("spread"):
+    if result.spread:
         pngs.append(figures.spread_figure(out, groups, metric))
-    if result["ensembles"] is not None:
-        (out / "ensembles.csv").write_text(report.render_csv(result["ensembles"]))
-        pngs.append(figures.ensemble_figure(out, result["ensembles"], groups))
-    if result["design"] is not None:
-        (out / "effects.csv").write_text(report.render_csv(result["effects"]))
-        pngs.append(figures.interaction_figure(out, *result["design"], metric))
-    pngs += [staged.figure(out, log) for log in result.get("decisions", [])]
-    return report.write_report(
-        out, result["sections"], pngs, as_html, result["summary"], result["skipped"]
-    )
+    if result.ensembles is not None:
+        (out / "ensembles.csv").write_text(report.render_csv(result.ensembles))
+        pngs.append(figures.ensemble_figure(out, result.ensembles, groups))
+    if result.design is not None and result.effects is not None:
+        (out / "effects.csv").write_text(report.render_csv(result.effects))
+        pngs.append(figures.interaction_figure(out, *result.design, metric))
+    pngs += [staged.figure(out, log) for log in result.decisions]
+    return report.write_report(out, result.sections, pngs, as_html, result.summary, result.skipped)

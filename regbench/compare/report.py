@@ -19,7 +19,7 @@ from rich.text import Text
 
 from regbench.compare.groups import Group
 from regbench.compare.load import Run
-from regbench.compare.tables import Section
+from regbench.compare.result import Section
 from regbench.record import FIELDS, RUN_FIELDS, Summary
 
 LABEL_MIN = 16  # a narrow terminal folds labels, never below this or their longest word

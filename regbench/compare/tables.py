@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from regbench.compare.analysis import Inference, record_sizes
+from regbench.compare.analysis import record_sizes
 from regbench.compare.groups import Group
+from regbench.compare.result import Inference, Section
 
 CORRECTION_NAMES = {"holm": "Holm", "bh": "BH", "none": "unadjusted"}
 TEST_WORDS = {
@@ -19,17 +19,6 @@ TEST_WORDS = {
     "bootstrap": "paired bootstrap",
     "welch": "Welch's t",
 }
-
-
-@dataclass
-class Section:
-    """One table of the report: a title, headers, text rows and the caption under it."""
-
-    title: str
-    headers: list[str]
-    rows: list[list[str]]
-    caption: str
-    n_labels: int  # leading label columns (left-aligned, may wrap)
 
 
 def _num(v: float | None, spec: str = ".4f") -> str:
