@@ -5,6 +5,7 @@ checked by the types themselves; decisions.json read through its type."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,16 @@ def test_a_broken_decisions_json_is_one_line(tmp_path: Path, text: str) -> None:
     assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
     with pytest.raises(ValueError, match="is not a staged sweep's decisions"):
         compare_runs(root, baseline="reg=none")
+
+
+def test_the_report_links_the_decisions_figure_by_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """report.md sits beside its figures: a link by name shows with any --out, relative too."""
+    root = staged_folder(tmp_path / "runs")
+    monkeypatch.chdir(tmp_path)
+    res = compare(root, "--baseline", "reg=none", "--out", "report")
+    assert res.exit_code == 0, res.output
+    links = re.findall(r"!\[[^]]*\]\(([^)]*)\)", (tmp_path / "report" / "report.md").read_text())
+    assert "decisions.png" in links
+    assert all((tmp_path / "report" / link).is_file() for link in links)
