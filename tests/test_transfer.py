@@ -98,8 +98,10 @@ def test_the_transfer_study_is_one_command_paired_by_seed_and_resumes(tmp_path: 
     assert sorted(p.name for p in sources.iterdir() if p.is_dir()) == ["mlp-none-adam-s0", "mlp-none-adam-s1"]  # fmt: skip
     runs = [p for p in targets.iterdir() if (p / "summary.json").is_file()]
     assert len(runs) == 6 and all(summary(p)["status"] == "completed" for p in runs)
+    n_test = len(data.load(make_cfg(B, "data.stratify=true").data, CPU).y_test)
     for p in runs:
         s = summary(p)
+        assert s["n_test"] == n_test  # digits 5-9's part of the test split: compare's noise floor
         if "transfer=" not in p.name:  # from scratch: transfer=none, not named
             assert "transfer_source" not in s
         else:

@@ -163,7 +163,7 @@ def test_size(run: Run) -> int | None:
     if isinstance(n, int) and not isinstance(n, bool) and n > 0:
         return n
     data = (run.config or {}).get("data")
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or data.get("classes"):  # a class subset: a part of the split
         return None
     if data.get("name") == "digits" and isinstance(data.get("test_fraction"), (int, float)):
         return round(POOL_SIZES["digits"] * data["test_fraction"]) or None

@@ -298,7 +298,7 @@ def finish(
             solo = models.build(m.cfg, d.shape, d.num_classes).to(d.x_train.device)
         s.fused_with = model.k
     s.params, s.device = sum(p.numel() for p in solo.parameters()), str(d.x_train.device)
-    s.threads = torch.get_num_threads()
+    s.threads, s.n_test = torch.get_num_threads(), len(d.y_test)  # n_test: compare's noise floor
     s = dataclasses.replace(s, **source)  # transfer: the source run, its hash, the layers loaded
     if s.status != "diverged":
         last = model.member(j)
