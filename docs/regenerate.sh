@@ -2,8 +2,9 @@
 # Regenerate every table and figure of the docs from a clean folder: the sweeps, then
 # `regbench compare` on each. Figures are copied into docs/; tables are written to
 # $WORK/tables/*.md, and pasted by hand into their pages (each page names the command).
-# Not a test: it trains about 290 small runs, about 49 minutes on 2 shared CPU cores
-# (benchmarks/RESULTS.md, "Regenerating the docs").
+# Not a test: reference to decks train about 290 small runs, about 49 minutes on 2 shared CPU
+# cores; techniques and transfer 64 more, about 24 minutes; then the claims (benchmarks/RESULTS.md,
+# "Regenerating the docs").
 #
 #   docs/regenerate.sh [WORK] [PARTS]     WORK: a scratch folder (default /tmp/regbench-docs),
 #                                         emptied first; PARTS: any of reference tutorial
