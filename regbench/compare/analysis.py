@@ -274,12 +274,16 @@ def _usable_outputs(
         return None
     labels, lp, mc = out
     if (n := test_size(r)) is not None and len(labels) != n:
-        notes.append(f"{r.path}: {TEST_OUTPUTS} holds {len(labels)} test outputs, its test "
-                     f"split has {n}; left out of the ensembles")  # fmt: skip
+        notes.append(
+            f"{r.path}: {TEST_OUTPUTS} holds {len(labels)} test outputs, its test "
+            f"split has {n}; left out of the ensembles"
+        )
         return None
     if mc is not None and mc.shape != lp.shape:
-        notes.append(f"{r.path}: mc_log_probs' shape {mc.shape} is not log_probs' {lp.shape}; "
-                     "left out of MC dropout")  # fmt: skip
+        notes.append(
+            f"{r.path}: mc_log_probs' shape {mc.shape} is not log_probs' {lp.shape}; "
+            "left out of MC dropout"
+        )
         mc = None
     return labels, lp, mc
 
@@ -302,8 +306,10 @@ def _outputs(g: Group, notes: list[str]) -> tuple[np.ndarray | None, Outputs]:
     shared = max(counts, key=counts.__getitem__)  # max keeps the first of equals: seed order
     for r, (_, lp, _) in ((r, out) for r, out in read if test_set(out) != shared):
         why = "labels differ from" if lp.shape == shared[0] else f"log_probs are {lp.shape}, not"
-        notes.append(f"{r.path}: its test {why} those of {counts[shared]} of the group's "
-                     f"{len(read)} runs {shared[0]}; left out of the ensembles")  # fmt: skip
+        notes.append(
+            f"{r.path}: its test {why} those of {counts[shared]} of the group's "
+            f"{len(read)} runs {shared[0]}; left out of the ensembles"
+        )
     kept = [out for _, out in read if test_set(out) == shared]
     return kept[0][0], [(lp, mc) for _, lp, mc in kept]
 

@@ -72,7 +72,9 @@ def check_curves(runs: list[Run], columns: list[str]) -> None:
 def wilcoxon_floor(records: list[dict[str, Any]], inf: Inference, m: int) -> str | None:
     """A warning when the signed-rank test cannot find any comparison better or worse: with n
     pairs its smallest p is 2/2^n, and Holm's first step needs α/(2m) (decide.py)."""
-    pairs = [r["pairs_or_runs"] for r in records if r.get("p") is not None and r["test"] == "wilcoxon"]  # fmt: skip
+    pairs = [
+        r["pairs_or_runs"] for r in records if r.get("p") is not None and r["test"] == "wilcoxon"
+    ]
     level = inf.alpha / (2 * max(m, 1))
     if not pairs or inference.signed_rank_floor(max(pairs)) <= level:
         return None

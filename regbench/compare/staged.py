@@ -104,9 +104,11 @@ def _contrasts(log: Decisions) -> str:
     paired unit is a group of seeds; nothing for the usual arm − baseline by seed."""
     out, g = "", log.group
     if g > 1:
-        out += (f" · a unit is a group of {g} consecutive seeds (0..{g - 1}, {g}..{2 * g - 1}, ...), "
-                "its metric their mean or the accuracy of their mean softmax (ensemble_test_acc); "
-                "seeds and stages count units")  # fmt: skip
+        out += (
+            f" · a unit is a group of {g} consecutive seeds (0..{g - 1}, {g}..{2 * g - 1}, ...), "
+            "its metric their mean or the accuracy of their mean softmax (ensemble_test_acc); "
+            "seeds and stages count units"
+        )
     for name, terms in log.terms.items():
         said = " ".join(
             f"{'+' if sign > 0 else '−'} {metric}[{arm}]" for sign, arm, metric in terms
@@ -133,7 +135,10 @@ def figure(out: Path, log: Decisions) -> str:
             if e is None or e.diff is None or e.se is None:  # not looked at, or diverged
                 continue
             k, x = step.stage - 1, step.seeds
-            for bound, style, dx in ((log.bounds_diff[k], "-", -0.25), (log.bounds_equiv[k], "--", 0.25)):  # fmt: skip
+            for bound, style, dx in (
+                (log.bounds_diff[k], "-", -0.25),
+                (log.bounds_equiv[k], "--", 0.25),
+            ):
                 # the z boundary as the t quantile of the same tail, as the test reads it
                 half = stats.t.isf(stats.norm.sf(bound), x - 1) * e.se
                 ax.plot([x + dx] * 2, [e.diff - half, e.diff + half], style, color="C0")
