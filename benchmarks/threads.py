@@ -92,6 +92,10 @@ def main() -> None:
         seq = regbench("sweep", *common, "sweep_name=seq")
         par = regbench("sweep", *common, "sweep_name=par", "hydra/launcher=joblib",
                        "hydra.launcher.n_jobs=2")  # fmt: skip
+        for tag in ("seq", "par"):  # the first runs pay a process's imports (torch, torch._dynamo)
+            found = sorted((out / "sweeps" / tag).glob("*/summary.json"))
+            walls = [json.loads(f.read_text())["wall_seconds"] for f in found]
+            print(f"  {tag}: each run's wall_seconds " + " ".join(f"{w:.2f}" for w in walls))
         print(f"  sequential {seq:.1f} s, joblib n_jobs=2 {par:.1f} s: n_jobs=2 / sequential "
               f"{par / seq:.2f}x  (load {os.getloadavg()[0]:.1f})")  # fmt: skip
 
