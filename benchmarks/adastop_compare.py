@@ -4,7 +4,8 @@ test set, each arm's run correlated ρ with its seed's baseline run; both stop a
 looks of 5 seeds per arm, at family-wise α = 0.05. Per setting: the runs spent, the family-wise
 error (any better/worse claim when every Δ = 0) and the power (each arm found better at Δ = +δ),
 each with its Monte-Carlo SE; regbench with α recycled (the default), without, and with its
-difference claims given AdaStop's whole α (its question's α doubled: α/2 = 0.05 per kind).
+difference claims given AdaStop's whole α (its question's α doubled: α/2 = 0.05 per kind), with
+and without futility.
 
 AdaStop's permutations are slow (seconds a study), so its per-study results are appended to
 --log as they come and a rerun goes on from there (--adastop-only fills the log, several such
@@ -98,7 +99,10 @@ def read_log(logs: list[Path], permutations: int) -> list[dict]:
     rows = {}
     for log in logs:
         for line in log.read_text().splitlines() if log.exists() else []:
-            r = json.loads(line)
+            try:
+                r = json.loads(line)
+            except ValueError:  # a line cut short by a stopped process
+                continue
             if r["B"] == permutations:
                 rows[r["rho"], r["delta"], r["i"]] = r
     return [rows[k] for k in sorted(rows, key=lambda k: k[2])]
@@ -117,14 +121,19 @@ def report(args: argparse.Namespace) -> None:
     # the difference claims at AdaStop's α (α/2 = 0.05 per kind: the family of both kinds at
     # 0.1): what splitting α between the two kinds of claim costs
     wide = sequential.make_design(Question(0.005, alpha=0.1), STAGES, ARMS, "pocock")
-    methods = {"regbench": design, "no recycl.": replace(design, recycle=False), "diff. at α": wide}
+    methods = {
+        "regbench": design,
+        "no recycl.": replace(design, recycle=False),
+        "diff. at α": wide,
+        "α, no fut.": replace(wide, futility=0.0),
+    }
     logged = read_log(args.log, args.permutations)
     print(f"run SD {SD}, δ = {q.delta}, α = {q.alpha}; AdaStop {args.permutations} permutations")
     print("   ρ  true Δ     method            runs      any claim         better  studies")
     for rho in args.rho:
         for delta in (0.0, q.delta):
             x = studies(rho, delta, args.studies)
-            for name, d in methods.items():
+            for name, d in methods.items() if args.studies else ():
                 print(f"{rho:>4} {delta:>7} {name:>10} {summary(regbench_study(x, d))}")
             ada = {r["i"]: r["row"] for r in logged if (r["rho"], r["delta"]) == (rho, delta)}
             if len(ada) > 1:
@@ -137,7 +146,7 @@ def report(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--studies", type=int, default=100_000)
+    parser.add_argument("--studies", type=int, default=100_000, help="0: AdaStop's rows only")
     parser.add_argument("--adastop-studies", type=int, default=1000)
     parser.add_argument("--permutations", type=int, default=1000)
     parser.add_argument("--log", type=Path, nargs="+", default=[Path("outputs/adastop_log.jsonl")])
