@@ -29,7 +29,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from regbench import data, models
-from regbench.config import CONF_DIR, member_configs
+from regbench.config import CONF_DIR
+from regbench.naming import member_configs
 from regbench.run import fuse, loop
 from regbench.run.device import elapsed
 from regbench.run.step import make_optimizer

@@ -7,7 +7,7 @@ import shlex
 import sys
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from hydra.errors import HydraException
@@ -27,6 +27,17 @@ from regbench.config import (
     user_conf_dir,
 )
 from regbench.schema import KEY_CHOICES
+from regbench.staged_options import (
+    Alpha,
+    Budget,
+    Delta,
+    Futility,
+    Power,
+    Spending,
+    Stage,
+    StagedBaseline,
+    UntilDecided,
+)
 
 try:  # Typer vendors click from 0.2x on; before, it used click itself
     from typer._click import exceptions as click_errors
@@ -163,23 +174,6 @@ def _dry_run(plan: Plan, console: Console) -> None:
     )
 
 
-# `regbench sweep --until-decided` (regbench/stages.py); None: the study's question: block, else
-# the defaults
-UntilDecided = Annotated[bool, typer.Option(
-    "--until-decided",
-    help="Seeds in stages until each arm is decided against --baseline: better, worse, equivalent "
-    "within ±delta, or undecided at --budget (a study's question: block gives them too).",
-)]  # fmt: skip
-StagedBaseline = Annotated[str | None, typer.Option("--baseline", metavar="KEY=VALUE", help="The arm the others are compared with, by seed.")]  # fmt: skip
-Delta = Annotated[float | None, typer.Option("--delta", help="Smallest effect that matters, in the metric's units (0.005 for accuracies).")]  # fmt: skip
-Alpha = Annotated[float | None, typer.Option("--alpha", help="Family-wise error over all stages and comparisons (0.05).")]  # fmt: skip
-Power = Annotated[float | None, typer.Option("--power", help="Power to detect delta or to show equivalence (0.8).")]  # fmt: skip
-Stage = Annotated[int | None, typer.Option("--stage", help="Seeds per arm added at each stage (5).")]  # fmt: skip
-Budget = Annotated[int | None, typer.Option("--budget", help="At most this many seeds per arm (20).")]  # fmt: skip
-Spending = Annotated[str | None, typer.Option("--spending", help="Where the error goes over the stages: obf (O'Brien-Fleming-type, the default: little early) or pocock (evenly: clear differences stop early).")]  # fmt: skip
-Futility = Annotated[float | None, typer.Option("--futility", help="Stop an arm undecided once the rest of the budget would decide it with a chance below this (0.1; 0: never).")]  # fmt: skip
-
-
 @app.command(context_settings=PASS_THROUGH, no_args_is_help=True)
 def sweep(
     ctx: typer.Context,
@@ -211,24 +205,21 @@ def sweep(
     from regbench.pretrain import source_args
 
     console = Console(highlight=False)
-    given = {"baseline": baseline, "delta": delta, "alpha": alpha, "power": power, "stage": stage, "budget": budget, "spending": spending, "futility": futility}  # fmt: skip
+    given = {
+        "baseline": baseline,
+        "delta": delta,
+        "alpha": alpha,
+        "power": power,
+        "stage": stage,
+        "budget": budget,
+        "spending": spending,
+        "futility": futility,
+    }
     if not until_decided and (unused := [f"--{k}" for k, v in given.items() if v is not None]):
         _fail(f"{', '.join(unused)} only work with --until-decided; add it, or drop them")
     if until_decided:
-        from regbench import stages
-
-        try:
-            if dry_run:  # the first stage's runs and the budget's maximum: nothing trains
-                stages.dry_run(list(ctx.args), given)
-                return
-            command = shlex.join(["regbench", *sys.argv[1:]])  # as typed: its options included
-            raise typer.Exit(stages.sweep_until_decided(list(ctx.args), given, command))
-        except ConfigError as exc:
-            _fail(str(exc))
-        except OSError as exc:  # a read-only or full out_dir
-            if not disk.refused(exc):
-                raise
-            _fail(disk.write_error(exc))
+        _until_decided(list(ctx.args), given, dry_run)
+        return
     try:
         plan = sw.plan(list(ctx.args))
         pre = source_args(list(ctx.args), plan.name)
@@ -240,6 +231,24 @@ def sweep(
     if (first := _launch(source, ctx.args, dry_run, console) if source else 0) == 130:
         raise typer.Exit(first)
     raise typer.Exit(_launch(plan, ctx.args, dry_run, console) or first)
+
+
+def _until_decided(args: list[str], given: dict[str, Any], dry_run: bool) -> None:
+    """`regbench sweep --until-decided` (regbench/stages.py): its dry run, or the staged sweep."""
+    from regbench import stages
+
+    try:
+        if dry_run:  # the first stage's runs and the budget's maximum: nothing trains
+            stages.dry_run(args, given)
+            return
+        command = shlex.join(["regbench", *sys.argv[1:]])  # as typed: its options included
+        raise typer.Exit(stages.sweep_until_decided(args, given, command))
+    except ConfigError as exc:
+        _fail(str(exc))
+    except OSError as exc:  # a read-only or full out_dir
+        if not disk.refused(exc):
+            raise
+        _fail(disk.write_error(exc))
 
 
 def _launch(plan: Plan, args: list[str], dry_run: bool, console: Console) -> int:

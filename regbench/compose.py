@@ -11,9 +11,11 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from regbench import extend
+from regbench import extend, naming
 from regbench.config import CONF_DIR, ConfigError, group_options, searchpath_override
 from regbench.schema import validate
+
+assert naming  # imported for its resolver: conf/config.yaml's hydra.sweep.subdir calls it
 
 # Hydra plugins that are optional extras of regbench (pyproject's optional-dependencies)
 PLUGIN_EXTRAS = {

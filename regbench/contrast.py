@@ -63,7 +63,11 @@ def diverged(runs: list[dict[str, Any]], arm: str, seeds: int) -> list[int]:
 def values(runs: list[dict[str, Any]], arm: str, seeds: int, metric: str) -> list[float]:
     """The metric of the arm's runs of seeds 0..seeds-1, in seed order; ConfigError naming the
     seeds that have no finished run with it."""
-    found = {s: v for s, (summ, _) in by_seed(runs, arm).items() if (v := summ.outcome(metric)) is not None}  # fmt: skip
+    found = {
+        s: v
+        for s, (summ, _) in by_seed(runs, arm).items()
+        if (v := summ.outcome(metric)) is not None
+    }
     missing = [s for s in range(seeds) if s not in found]
     if missing:
         raise ConfigError(
@@ -89,7 +93,9 @@ def ensemble_accuracy(dirs: list[Path]) -> float:
     return float(correct(ensemble_log_probs(np.stack([lp for _, lp in outs])), labels).mean())
 
 
-def unit_values(runs: list[dict[str, Any]], arm: str, units: int, metric: str, group: int) -> np.ndarray:  # fmt: skip
+def unit_values(
+    runs: list[dict[str, Any]], arm: str, units: int, metric: str, group: int
+) -> np.ndarray:
     """(units,) the metric of each unit of the arm: a seed's run, or the mean over a group's runs;
     ENSEMBLE: the group's ensemble accuracy."""
     n = units * group
@@ -97,8 +103,12 @@ def unit_values(runs: list[dict[str, Any]], arm: str, units: int, metric: str, g
         return np.asarray(values(runs, arm, n, metric)).reshape(units, group).mean(1)
     values(runs, arm, n, "test_acc")  # every run finished and tested, or the one-line error
     dirs = {s: d for s, (_, d) in by_seed(runs, arm).items()}
-    return np.array([ensemble_accuracy([dirs[s] for s in range(u * group, (u + 1) * group)])
-                     for u in range(units)])  # fmt: skip
+    return np.array(
+        [
+            ensemble_accuracy([dirs[s] for s in range(u * group, (u + 1) * group)])
+            for u in range(units)
+        ]
+    )
 
 
 def scores(terms: tuple[Term, ...], got: dict[tuple[str, str], np.ndarray]) -> np.ndarray:

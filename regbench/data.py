@@ -19,17 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from regbench import preprocess
 from regbench.config import ConfigError
+from regbench.datasets import DATASETS
 from regbench.folder import write_atomic
 from regbench.schema import WHITEN_EPS
 from regbench.splits import Carver, flip_labels, select_classes, split_seed
-
-# torchvision dataset class and the folder (below data.root) it reads
-TORCHVISION = {
-    "mnist": ("MNIST", "MNIST/raw"),
-    "fashion_mnist": ("FashionMNIST", "FashionMNIST/raw"),
-    "cifar10": ("CIFAR10", "cifar-10-batches-py"),
-    "cifar100": ("CIFAR100", "cifar-100-python"),
-}
 
 
 @dataclass
@@ -51,7 +44,7 @@ class Splits:
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The training examples at idx (K, B): images (K, B, C, H, W), labels (K, B). By
-        index_select: on a CPU half the time of x_train[idx] (64 MNIST images: 18-24 vs 35-43 µs)."""
+        index_select: on a CPU about half the time of x_train[idx] (benchmarks/RESULTS.md)."""
         flat = idx.flatten()
         x = self.x_train.index_select(0, flat).view(*idx.shape, *self.shape)
         return x, self.y_train.index_select(0, flat).view(idx.shape)
@@ -59,8 +52,9 @@ class Splits:
 
 def _digits() -> tuple[np.ndarray, np.ndarray]:
     """Raw pixels (0..16) and labels, read from the CSV scikit-learn ships, without importing
-    scikit-learn: that import was 1-2.7 s of every default run's start-up, the read 0.02 s
-    (measured). Where the file is not there, scikit-learn's own loader (the same values)."""
+    scikit-learn, whose import costs seconds of every default run's start-up and the read a
+    fraction of one (benchmarks/RESULTS.md). Where the file is not there, scikit-learn's own
+    loader (the same values)."""
     spec = importlib.util.find_spec("sklearn")  # finds the package without running it
     csv = Path(spec.origin).parent / "datasets/data/digits.csv.gz" if spec and spec.origin else None
     if csv is not None and csv.is_file():
@@ -74,26 +68,16 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     return x.reshape(-1, 1, 8, 8), y.astype(np.int64)
 
 
-# below data.root: the original archives, and the files torchvision reads (MNIST's extracted idx
-# files; CIFAR's batches are md5-checked by torchvision itself): what a decoded copy is keyed by
-ARCHIVES = {
-    "mnist": "MNIST/raw/*.gz",
-    "fashion_mnist": "FashionMNIST/raw/*.gz",
-    "cifar10": "cifar-10-python.tar.gz",
-    "cifar100": "cifar-100-python.tar.gz",
-}
-EXTRACTED = {"mnist": "MNIST/raw/*-ubyte", "fashion_mnist": "FashionMNIST/raw/*-ubyte"}
-
-
 def _cache_files(name: str, root: Path, train: bool) -> list[Path]:
     """Where the decoded arrays may be kept: beside the dataset, else in the user's cache folder;
     named by the md5 of the archives and of the extracted files read, so that a changed file is
     decoded (and checked) afresh and a restored one finds its copy again."""
-    archives = sorted(root.glob(ARCHIVES[name]))
+    archives = sorted(root.glob(DATASETS[name].archives))
     if not archives:
         return []
     key = hashlib.md5()
-    for a in archives + sorted(root.glob(EXTRACTED.get(name, "/"))):
+    extracted = DATASETS[name].extracted  # CIFAR has none: torchvision md5-checks its batches
+    for a in archives + (sorted(root.glob(extracted)) if extracted else []):
         key.update(a.name.encode() + hashlib.md5(a.read_bytes()).digest())
     file = f"{name}-{'train' if train else 'test'}-{key.hexdigest()}.npz"
     user = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "regbench"
@@ -145,7 +129,7 @@ def _check_pairs(name: str, root: Path, train: bool, x: np.ndarray, y: np.ndarra
     if len(x) != len(y):
         split = "training" if train else "test"
         raise ConfigError(
-            f"dataset {name} in {root / TORCHVISION[name][1]}: the {split} files hold {len(x)} "
+            f"dataset {name} in {root / DATASETS[name].folder}: the {split} files hold {len(x)} "
             f"images but {len(y)} labels, so they do not belong together; put back the original "
             f"{split} image and label files"
         )
@@ -155,7 +139,7 @@ def _decode(name: str, root: Path, download: bool, train: bool) -> tuple[np.ndar
     import torchvision
     from torchvision.datasets.utils import check_integrity
 
-    cls_name, folder = TORCHVISION[name]
+    cls_name, folder = str(DATASETS[name].torchvision), DATASETS[name].folder
     cls = getattr(torchvision.datasets, cls_name)
     # the original archives, once placed in torchvision's layout, are md5-checked and extracted by
     # torchvision's own download(), which touches no network when every archive is already intact
@@ -228,7 +212,9 @@ def load(cfg: DictConfig, device: torch.device, seed: int = 0) -> Splits:
         x, y = _torchvision(cfg.name, root, cfg.download, train=True)
         x_test, y_test = _torchvision(cfg.name, root, cfg.download, train=False)
     if cfg.get("classes") is not None:
-        (x, y), (x_test, y_test) = (select_classes(a, b, list(cfg.classes), cfg.name) for a, b in ((x, y), (x_test, y_test)))  # fmt: skip
+        (x, y), (x_test, y_test) = (
+            select_classes(a, b, list(cfg.classes), cfg.name) for a, b in ((x, y), (x_test, y_test))
+        )
     val, train = carver.carve(y, round(len(x) * cfg.val_fraction))
     if cfg.subset is not None:
         train = carver.subset(train, y[train], cfg.subset)
@@ -276,7 +262,7 @@ class _Draws:
 
 def knobs(cfg: DictConfig) -> SimpleNamespace:
     """reg.aug as plain numbers (same attribute names): augment reads a dozen of them per batch,
-    and a config lookup costs 10-50 µs."""
+    and a config lookup costs far more than an attribute's (benchmarks/RESULTS.md)."""
     return SimpleNamespace(**OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
 
 

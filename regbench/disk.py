@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
+from typing import TypeGuard
 
 from regbench.config import ConfigError
 
@@ -13,7 +14,7 @@ NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
-def refused(exc: BaseException) -> bool:
+def refused(exc: BaseException) -> TypeGuard[OSError]:
     """Whether exc is a write the disk refused (not a bug: the place or its space is at fault)."""
     return isinstance(exc, OSError) and exc.errno in NO_ROOM + REFUSED
 

@@ -62,12 +62,15 @@ def switches(reg: DictConfig) -> dict[str, Any]:
     return asked
 
 
+def _keys(node: DictConfig) -> dict[str, Any]:
+    """A config node's keys and plain values (the arguments a user's callable is given)."""
+    return {str(k): v for k, v in OmegaConf.to_container(node).items()}  # type: ignore[union-attr]
+
+
 def _model_call(cfg: DictConfig) -> tuple[Callable[..., Any], dict[str, Any]]:
     """The model callable and its keyword arguments; ConfigError if it refuses a switch asked for."""
     fn = locate(cfg.model._target_, "model")
-    own = {
-        k: v for k, v in OmegaConf.to_container(cfg.model).items() if k not in ("_target_", "name")
-    }
+    own = {k: v for k, v in _keys(cfg.model).items() if k not in ("_target_", "name")}
     kwargs = {**own, **switches(cfg.reg)}
     params = inspect.signature(fn).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
@@ -186,11 +189,7 @@ def _labels(a: Any, n: int, what: str) -> np.ndarray:
 def load_arrays(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """fn(**data keys of its own) -> ((x_train, y_train), (x_test, y_test)), as numpy-able arrays."""
     fn = locate(cfg._target_, "data")
-    own = {
-        k: v
-        for k, v in OmegaConf.to_container(cfg).items()
-        if k not in Data.model_fields and k != "_target_"
-    }
+    own = {k: v for k, v in _keys(cfg).items() if k not in Data.model_fields and k != "_target_"}
     try:
         out = fn(**own)
     except Exception as exc:  # the user's loader fails: one line naming it (call it to debug)

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import shlex
-import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -275,40 +274,6 @@ def record_failure(run_dir: Path, error: str, status: str = "failed") -> None:
             mark_status(run_dir, status, error)
     except OSError:  # a read-only folder: the error line is all there is
         pass
-
-
-def slurm_job() -> str:
-    """' (SLURM job 12_3, restart 1)' when SLURM runs this process (12_3: array 12, task 3), else ''."""
-    env = os.environ
-    job = env.get("SLURM_JOB_ID")
-    if "SLURM_ARRAY_JOB_ID" in env:
-        job = f"{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID')}"
-    if job is None:
-        return ""
-    restarts = int(env.get("SLURM_RESTART_COUNT", "0"))
-    return f" (SLURM job {job}{f', restart {restarts}' if restarts else ''})"
-
-
-def stop_reason(exc: BaseException) -> str:
-    """The error line of a run stopped from outside, to be resumed from last.pt (else '').
-
-    Under SLURM, submitit catches the signal sent `signal_delay_s` before the time limit (or on
-    preemption) in the middle of the training loop: it requeues the job and raises SystemExit,
-    or, with no requeue left (`hydra.launcher.max_num_timeout`), raises UncompletedJobError.
-    """
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted; rerun with resume=true to continue"
-    if "submitit" in sys.modules:  # imported only inside submitit jobs
-        from submitit.core.utils import UncompletedJobError
-
-        if isinstance(exc, SystemExit):
-            return "stopped by SLURM (time limit or preemption) and requeued: resumes from last.pt"
-        if isinstance(exc, UncompletedJobError):
-            return (
-                "stopped at its SLURM time limit (hydra.launcher.timeout_min) with no requeue left "
-                "(hydra.launcher.max_num_timeout); rerun the same sweep command to resume it"
-            )
-    return ""
 
 
 def write_metrics(run_dir: Path, rows: list[dict[str, float]]) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
@@ -20,8 +20,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from regbench import folder
-from regbench.config import ConfigError, member_configs, run_name
+from regbench.config import ConfigError
 from regbench.folder import BAD
+from regbench.naming import member_configs, run_name
 
 INDEX = "sweep.json"
 
@@ -131,29 +132,6 @@ def _logs(run_dir: Path) -> list[str]:
     return logs
 
 
-def _pick_gpu(run_dir: Path) -> FileLock | None:
-    """trainer.device=auto on a machine with several GPUs: one free GPU per parallel job.
-
-    Local parallel launchers (joblib, submitit_local) run jobs side by side on one machine; a
-    lock file per GPU in the sweep folder hands each running job its own GPU (the current CUDA
-    device, which `cuda` means in a run). One GPU or none: nothing to choose.
-    """
-    import torch
-
-    n = torch.cuda.device_count()
-    if n < 2:
-        return None
-    for i in range(n):
-        slot = FileLock(run_dir.parent / f".gpu{i}.lock")
-        try:
-            slot.acquire(timeout=0)
-        except Timeout:
-            continue
-        torch.cuda.set_device(i)
-        return slot
-    return None  # more parallel jobs than GPUs: share the current one
-
-
 class Tracker(Callback):
     """Hydra callback, run inside each job's process: keeps the job's sweep.json entry current
     (and, with trainer.device=auto and several GPUs, gives the job a GPU of its own)."""
@@ -181,7 +159,9 @@ class Tracker(Callback):
             self._record(run_dir, overrides, running | {"logs": _logs(run_dir)})
             started = started or run_dir
             if config.trainer.device == "auto" and self._gpu is None:
-                self._gpu = _pick_gpu(run_dir)
+                from regbench.run.device import pick_gpu  # torch: only inside a job
+
+                self._gpu = pick_gpu(run_dir.parent)
         if started is not None:
             index = json.loads((started.parent / INDEX).read_text())
             Console(highlight=False).print(progress(index), markup=False, soft_wrap=True)

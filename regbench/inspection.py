@@ -24,7 +24,7 @@ def expand(overrides: list[str]) -> list[tuple[str, list[str]]]:
     """Hydra's own override parser: comma lists (and range(), choice()) expand to their cartesian
     product, as `regbench sweep` would; each combination is labelled by its swept values."""
     parsed = OverridesParser.create().parse_overrides(overrides)
-    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    fixed = [str(o.input_line) for o in parsed if not o.is_sweep_override()]
     axes = [
         [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
         for o in parsed
@@ -68,7 +68,8 @@ def plot(curves: dict[str, list[float]], title: str, out: Path) -> None:
     ax.set_xlabel("layer (output of its activation, input side first)")
     ax.set_ylabel("std of activations at initialisation (log scale)")
     ax.set_title(title, fontsize=10)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    # the default AutoLocator is a MaxNLocator, whose set_params takes integer (not in the stubs)
+    ax.xaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=9)
     fig.tight_layout()

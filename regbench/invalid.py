@@ -20,9 +20,21 @@ from regbench.config import ConfigError
 TAGGED = ("data", "model", "optim", "sched")  # discriminated unions: loc[1] is the member's tag
 MEMBER = re.compile(r"[\[\-']|^(int|str|float|bool|none|dict|list)$")  # an untagged union member
 # the value is not of this member's kind at all: another member's complaint says more
-KIND = {"list_type", "int_type", "literal_error", "string_type", "dict_type", "none_required",
-        "float_type", "bool_type", "model_type", "model_attributes_type", "int_parsing",
-        "float_parsing", "bool_parsing"}  # fmt: skip
+KIND = {
+    "list_type",
+    "int_type",
+    "literal_error",
+    "string_type",
+    "dict_type",
+    "none_required",
+    "float_type",
+    "bool_type",
+    "model_type",
+    "model_attributes_type",
+    "int_parsing",
+    "float_parsing",
+    "bool_parsing",
+}
 NAMES = ("name", "sweep_name")
 
 

@@ -10,8 +10,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from regbench.config import source_seed, stream_value
 from regbench.schema import Activation, Pool
+from regbench.seeds import source_seed, stream_value
 
 VGG_STAGES = {11: [1, 1, 2, 2, 2], 16: [2, 2, 3, 3, 3]}  # convs per stage, widths x1 x2 x4 x8 x8
 RESNET_BLOCKS = {18: ([2, 2, 2, 2], 64), 20: ([3, 3, 3], 16)}  # blocks per stage, default width
@@ -180,7 +180,7 @@ def resnet(cfg: DictConfig, shape: tuple[int, int, int], classes: int, sw: Switc
 BUILDERS = {"mlp": mlp, "cnn": cnn, "vgg": vgg, "resnet": resnet}
 
 
-def weight_layers(model: nn.Module) -> list[nn.Module]:
+def weight_layers(model: nn.Module) -> list[nn.Linear | nn.Conv2d]:
     """Conv and linear layers in construction order: their ordinal is what aligns initialisation."""
     return [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
 

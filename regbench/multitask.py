@@ -5,11 +5,15 @@ so every run works offline; the main task's metrics stay the ones compared."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
+
+if TYPE_CHECKING:
+    from regbench.run.fuse import Fused
 
 # Fashion-MNIST's classes -> tops (t-shirt, pullover, coat, shirt), trousers and dresses, shoes, bags
 COARSE = (0, 1, 0, 1, 0, 2, 0, 2, 3, 2)
@@ -40,7 +44,9 @@ def attach(model: nn.Module, cfg: DictConfig, shape: tuple[int, int, int]) -> nn
     features = model[-1].in_features
     if name == "reconstruct":
         pixels = shape[0] * shape[1] * shape[2]
-        head = nn.Sequential(nn.Linear(features, DECODER), nn.ReLU(), nn.Linear(DECODER, pixels))
+        head: nn.Module = nn.Sequential(
+            nn.Linear(features, DECODER), nn.ReLU(), nn.Linear(DECODER, pixels)
+        )
     else:
         head = nn.Linear(features, CLASSES[name])
     return WithAux(OrderedDict([*model.named_children(), ("aux", head)]))
@@ -67,7 +73,9 @@ def losses(cfg: DictConfig, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor)
 
 
 @torch.no_grad()
-def evaluate(cfg: DictConfig, model: nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int, amp) -> list[dict[str, float]]:  # fmt: skip
+def evaluate(
+    cfg: DictConfig, model: Fused, x: torch.Tensor, y: torch.Tensor, bs: int, amp
+) -> list[dict[str, float]]:
     """Every member's auxiliary loss (and accuracy) on (x, y) in eval mode: metrics.csv's
     aux_val_loss, aux_val_acc. model: a fuse.Fused."""
     model.eval()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regbench.folder import flatten
+from regbench.stats.defaults import ALPHA, DEFAULT_POWER
 
 if TYPE_CHECKING:  # pandas is imported when a function runs: `import regbench` stays light
     import pandas as pd
@@ -113,9 +114,9 @@ def compare_runs(
     filter: Sequence[str] = (),
     test: str = "t",
     correction: str = "holm",
-    alpha: float = 0.05,
+    alpha: float = ALPHA,
     delta: float | None = None,
-    power: float = 0.8,
+    power: float = DEFAULT_POWER,
     reps: int = 2000,
     factorial: bool = False,
     ensemble: bool = False,

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from regbench.config import split_sizes
+from regbench.datasets import DATASETS, split_sizes
 
 ADAPTIVE = ("adam", "rmsprop")  # per-parameter step sizes: an L2 gradient is rescaled with the rest
-DIGIT_DATASETS = ("digits", "mnist")
-ONE_CHANNEL = ("digits", "mnist", "fashion_mnist")
+
+
+def _dataset(cfg: DictConfig, field: str) -> object:
+    """A packaged dataset's field (None for the user's own dataset)."""
+    d = DATASETS.get(cfg.data.get("name"))
+    return getattr(d, field) if d else None
 
 
 def warnings(cfg: DictConfig, n_val: int | None) -> list[str]:
@@ -30,12 +34,12 @@ def warnings(cfg: DictConfig, n_val: int | None) -> list[str]:
             f"reg=bn with trainer.batch_size={cfg.trainer.batch_size}: batch statistics of fewer "
             "than 16 examples are noisy; use a larger batch"
         )
-    if "aug" in reg and reg.aug.flip > 0 and cfg.data.get("name") in DIGIT_DATASETS:
+    if "aug" in reg and reg.aug.flip > 0 and _dataset(cfg, "labels") == "digits":
         out.append(
             f"reg.aug.flip={reg.aug.flip} on {cfg.data.name}: digits are not mirror-symmetric; "
             "set reg.aug.flip=0"
         )
-    if "aug" in reg and reg.aug.hue > 0 and cfg.data.get("name") in ONE_CHANNEL:
+    if "aug" in reg and reg.aug.hue > 0 and _dataset(cfg, "channels") == 1:
         out.append(
             f"reg.aug.hue={reg.aug.hue} on {cfg.data.name}: one channel has no colour to shift, the "
             "hue shift does nothing; set reg.aug.hue=0"

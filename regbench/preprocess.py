@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ WHITENING = ("pca", "zca")
 def shift_scale(x_train: np.ndarray, how: str) -> tuple[np.ndarray | float, np.ndarray | float]:
     """(shift, scale), x -> (x - shift) / scale, from the training split: the whole transform of
     every option but whitening, and whitening's first part (pixel-centred, channel-scaled)."""
-    channels = {"axis": (0, 2, 3), "keepdims": True}
+    channels: dict[str, Any] = {"axis": (0, 2, 3), "keepdims": True}
     if how == "standardize":  # per-channel mean and std: C numbers each
         return x_train.mean(**channels), x_train.std(**channels) + 1e-6
     if how == "channel_mean":  # per-channel mean only, no rescaling

@@ -25,10 +25,12 @@ def source_args(args: list[str], name: str) -> list[str] | None:
     own = {p.get_key_element() for p in parse_overrides(block)}
     _, _, overrides = merged(args)
     kept = [
-        o for o, p in zip(overrides, parse_overrides(overrides), strict=True)
-        if p.get_key_element() not in own and p.get_key_element().split(".")[0] != "transfer"
+        o
+        for o, p in zip(overrides, parse_overrides(overrides), strict=True)
+        if p.get_key_element() not in own
+        and p.get_key_element().split(".")[0] != "transfer"
         and p.get_key_element() != "sweep_name"
-    ]  # fmt: skip
+    ]
     return [*kept, *block, f"sweep_name={name}-source"]
 
 

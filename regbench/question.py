@@ -74,8 +74,17 @@ def check_question(block: dict[str, Any], where: str, key: str = "question.") ->
 
 # what a staged study asked: a rerun in its folder must ask the same
 # (a contrast's terms and a unit's group only where a study has them: absent in older folders)
-QUESTION = ("baseline", "metric", "question", "stages", "spending", "futility", "comparisons",
-            "terms", "group")  # fmt: skip
+QUESTION = (
+    "baseline",
+    "metric",
+    "question",
+    "stages",
+    "spending",
+    "futility",
+    "comparisons",
+    "terms",
+    "group",
+)
 
 
 def same_question(sweep_dir: Path, log: dict[str, Any]) -> None:

@@ -70,10 +70,14 @@ def _f(default: Any = None, **outcome: Any) -> Any:
 
 
 SHARE = {"unit": "share", "low": 0, "high": 1}  # a fraction of examples (accuracy, ECE)
+ACC = {**SHARE, "better": "higher"}  # an accuracy
+ECE = {**SHARE, "better": "lower"}  # an expected calibration error
 NATS = {"unit": "nats", "low": 0, "high": INF, "better": "lower"}  # a cross-entropy
 EPOCHS = {"unit": "epochs", "low": 1, "high": INF, "integer": True, "nullable": True}
 
 
+# The fields are a table, one field an outcome: the long ones keep their outcome on two or three
+# lines (fmt: skip) rather than one keyword a line, so that each reads as a row.
 @dataclass
 class Summary:
     """summary.json: a run's status first, its numbers once it has finished. The field order is
@@ -83,67 +87,28 @@ class Summary:
     run_name: str = _f(unit="", label="run folder name", note=True, run=1)
     best_epoch: int | None = _f(shown=2, label="best epoch", **EPOCHS, mean=3, run=3)
     best_val_acc: float | None = _f(
-        shown=4, label="best validation accuracy", better="higher", **SHARE, metric=3, mean=1, run=5
+        shown=4, label="best validation accuracy", **ACC, metric=3, mean=1, run=5
     )
     best_val_loss: float | None = _f(label="best validation loss", **NATS, metric=4, run=6)
     final_val_acc: float | None = _f(
-        label="last validation accuracy",
-        better="higher",
-        **SHARE,
-        metric=5,
-        mean=6,
-        newer=True,
-        run=7,
+        label="last validation accuracy", **ACC, metric=5, mean=6, newer=True, run=7
     )
-    test_acc: float | None = _f(
-        shown=5, grid=True, label="test accuracy", better="higher", **SHARE, metric=1, run=8
-    )
+    test_acc: float | None = _f(shown=5, grid=True, label="test accuracy", **ACC, metric=1, run=8)
     test_loss: float | None = _f(label="test loss", **NATS, metric=2, run=9)
-    test_ece: float | None = _f(
-        label="test expected calibration error (15 bins)",
-        better="lower",
-        **SHARE,
-        metric=8,
-        mean=7,
-        newer=True,
-        run=10,
-    )
-    final_train_acc: float | None = _f(
-        label="last training accuracy", better="higher", **SHARE, metric=6, run=13
-    )
+    test_ece: float | None = _f(label="test expected calibration error (15 bins)", **ECE, metric=8,
+                                mean=7, newer=True, run=10)  # fmt: skip
+    final_train_acc: float | None = _f(label="last training accuracy", **ACC, metric=6, run=13)
     train_acc_at_best: float | None = _f(unit="share", label="training accuracy at the best epoch")
-    gen_gap: float | None = _f(
-        shown=7,
-        unit="share",
-        label="generalization gap (train - val accuracy at the best epoch)",
-        better="lower",
-        low=-1,
-        high=1,
-        nullable=True,
-        metric=7,
-        mean=2,
-        run=14,
-    )
-    weight_norm: float | None = _f(
-        unit="",
-        label="L2 norm of the conv/linear weights",
-        better="lower",
-        low=0,
-        high=INF,
-        metric=9,
-        mean=8,
-        newer=True,
-        run=11,
-    )
+    gen_gap: float | None = _f(shown=7, unit="share",
+                               label="generalization gap (train - val accuracy at the best epoch)",
+                               better="lower", low=-1, high=1, nullable=True, metric=7, mean=2,
+                               run=14)  # fmt: skip
+    weight_norm: float | None = _f(unit="", label="L2 norm of the conv/linear weights",
+                                   better="lower", low=0, high=INF, metric=9, mean=8, newer=True,
+                                   run=11)  # fmt: skip
     overfit_epoch: int | None = _f(
-        label="epoch validation loss rose 5% above its minimum (null: never)",
-        better="higher",
-        **EPOCHS,
-        metric=10,
-        mean=9,
-        newer=True,
-        run=12,
-    )
+        label="epoch validation loss rose 5% above its minimum (null: never)", better="higher",
+        **EPOCHS, metric=10, mean=9, newer=True, run=12)  # fmt: skip
     diverged: bool | None = _f(
         unit="",
         label="diverged (non-finite loss): an outcome, not a missing value",
@@ -189,16 +154,11 @@ class Summary:
         unit="layers", label="transfer: the layers loaded from the source", optional=True
     )
     test_acc_last: float | None = _f(
-        label="test accuracy of the last epoch's weights",
-        better="higher",
-        **SHARE,
-        optional=True,
-        metric=18,
+        label="test accuracy of the last epoch's weights", **ACC, optional=True, metric=18
     )
     test_acc_best: float | None = _f(
         label="test accuracy of the best epoch's weights (null: no best.pt)",
-        better="higher",
-        **SHARE,
+        **ACC,
         nullable=True,
         optional=True,
         metric=17,
@@ -208,22 +168,15 @@ class Summary:
         shown=6,
         grid=True,
         label="MC dropout test accuracy (mean of T passes)",
-        better="higher",
-        **SHARE,
+        **ACC,
         optional=True,
         metric=11,
         mean=10,
         newer=True,
     )
-    mc_test_ece: float | None = _f(
-        label="MC dropout test ECE", better="lower", **SHARE, optional=True, metric=13
-    )
+    mc_test_ece: float | None = _f(label="MC dropout test ECE", **ECE, optional=True, metric=13)
     near_zero_weights: float | None = _f(
-        label="share of conv/linear weights near zero (sparsity)",
-        better="higher",
-        **SHARE,
-        optional=True,
-        metric=16,
+        label="share of conv/linear weights near zero (sparsity)", **ACC, optional=True, metric=16
     )
     n_test: int | None = _f(unit="examples", label="test split size", optional=True)
 

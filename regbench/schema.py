@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from omegaconf import DictConfig, OmegaConf
 from pydantic import (
@@ -20,6 +20,7 @@ from pydantic import (
 
 from regbench import invalid
 from regbench.config import ConfigError
+from regbench.datasets import AUX_DATA, DATASETS
 from regbench.schema_base import Fraction, NonNegFloat, PosInt, _Strict
 
 # trainer.loggers: the modules each needs (its extra in pyproject.toml)
@@ -27,18 +28,21 @@ LOGGER_MODULES = {"tensorboard": ["tensorboard"], "mlflow": ["mlflow", "sqlalche
 
 
 # ---- the schema: every key of conf/ with its type and valid range --------------------------------
-Activation = Literal[
-    "relu", "leaky_relu", "elu", "tanh", "sigmoid"
-]  # models.ACTIVATIONS: their layers
+Activation = Literal["relu", "leaky_relu", "elu", "tanh", "sigmoid"]  # models.ACTIVATIONS: layers
 Pool = Literal["max", "avg"]  # models.POOLS: their layers
-Preprocess = Literal[
-    "standardize", "channel_mean", "minmax", "mean_image", "pca", "zca", "none"
-]  # data.preprocess: regbench/preprocess.py
+# data.preprocess: regbench/preprocess.py
+Preprocess = Literal["standardize", "channel_mean", "minmax", "mean_image", "pca", "zca", "none"]
 WHITEN_EPS = 0.1  # conf/data's data.whiten_eps, for a user's dataset that leaves it out
 
 
+if TYPE_CHECKING:
+    DatasetName = str
+else:  # the packaged datasets' names, from their registry
+    DatasetName = Literal[tuple(DATASETS)]
+
+
 class Data(_Strict):
-    name: Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100"]
+    name: DatasetName
     root: str
     download: StrictBool
     test_fraction: Annotated[float, Field(gt=0, lt=1)] | None
@@ -63,7 +67,7 @@ class UserData(Data):
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     target: str = Field(alias="_target_")
-    name: Name  # type: ignore[assignment]
+    name: Name
     root: str = "data"  # the packaged datasets' keys, unused by a user's dataset
     download: StrictBool = False
     test_fraction: None = None  # the callable returns its own test split
@@ -300,10 +304,6 @@ class Transfer(_Strict):  # transfer=none is its name alone (validate refuses th
     freeze: Annotated[StrictInt, Field(ge=0)] = 0
 
 
-# aux: the auxiliary tasks (multitask.py) and the datasets each is derived from (None: every one)
-AUX_DATA = {"parity": ("digits", "mnist"), "gt4": ("digits", "mnist"), "coarse": ("fashion_mnist",)}
-
-
 class Aux(_Strict):  # aux=none is its name alone (validate refuses the other keys)
     name: Literal["none", "parity", "gt4", "coarse", "reconstruct"]
     weight: NonNegFloat = 0.0
@@ -375,11 +375,18 @@ def validate(cfg: DictConfig) -> None:
     except ValidationError as exc:
         raise invalid.explain(exc) from None
     if (aux := cfg.aux.name) in AUX_DATA and cfg.data.get("name") not in AUX_DATA[aux]:
-        raise ConfigError(f"aux={aux} is not available for {cfg.data.get('name')} (only for {', '.join(AUX_DATA[aux])}); aux=reconstruct works on every dataset")  # fmt: skip
+        only = ", ".join(AUX_DATA[aux])
+        raise ConfigError(
+            f"aux={aux} is not available for {cfg.data.get('name')} (only for {only}); "
+            "aux=reconstruct works on every dataset"
+        )
     if aux == "none" and len(cfg.aux) > 1:
         raise ConfigError("aux=none has no auxiliary head; for aux.weight choose an aux task")
     if cfg.transfer.name == "none" and len(cfg.transfer) > 1:  # a source it would not read
-        raise ConfigError("transfer=none trains from scratch; for transfer.source choose transfer=finetune or frozen")  # fmt: skip
+        raise ConfigError(
+            "transfer=none trains from scratch; for transfer.source choose "
+            "transfer=finetune or frozen"
+        )
     check_seed(OmegaConf.to_object(cfg.seed) if OmegaConf.is_list(cfg.seed) else cfg.seed)
     if "bn" in cfg.reg and cfg.trainer.batch_size < 2:  # batch norm trains on batch statistics
         raise ConfigError("reg=bn needs trainer.batch_size of at least 2")

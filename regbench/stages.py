@@ -28,6 +28,7 @@ from regbench.question import check_question, same_question
 from regbench.record import LOWER_IS_BETTER
 from regbench.stats import censored
 from regbench.stats.decide import DOWN, UP, Question, question_from, verdict_name
+from regbench.stats.defaults import BUDGET, DEFAULT_SPENDING, STAGE
 from regbench.stats.sequential import (
     FUTILITY,
     SPENDING,
@@ -38,7 +39,6 @@ from regbench.stats.sequential import (
 )
 
 DIVERGED = "diverged"  # a comparison's verdict when a run of either arm diverged
-STAGE, BUDGET = 5, 20  # seeds per arm per stage, and at most in all (README: why)
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Staged:
     stage: int
     budget: int
     metric: str = "test_acc"
-    spending: str = "obf"  # stats.sequential.SPENDING
+    spending: str = DEFAULT_SPENDING  # stats.sequential.SPENDING
     futility: float = FUTILITY  # stop a comparison the rest of the budget decides with less chance
 
     @property
@@ -67,7 +67,7 @@ def staged_of(spec: dict[str, Any], given: dict[str, Any]) -> Staged:
     block = {**spec, **options}
     baseline, stage = block.pop("baseline", None), int(block.pop("stage", STAGE))
     budget, metric = int(block.pop("budget", BUDGET)), str(block.pop("metric", "test_acc"))
-    spending = str(block.pop("spending", "obf"))
+    spending = str(block.pop("spending", DEFAULT_SPENDING))
     if spending not in SPENDING:
         raise ConfigError(f"spending {spending!r}: choose from {', '.join(SPENDING)}")
     try:
@@ -96,7 +96,9 @@ def arms(overrides: list[str]) -> tuple[list[str], list[list[str]]]:
     sweep.check_repeats(swept)  # an arm listed twice would be compared with itself
     keys = [p.get_key_element() for p in swept]
     values = [list(p.sweep_string_iterator()) for p in swept]
-    return keys, [[f"{k}={v}" for k, v in zip(keys, cell, strict=True)] for cell in itertools.product(*values)]  # fmt: skip
+    return keys, [
+        [f"{k}={v}" for k, v in zip(keys, cell, strict=True)] for cell in itertools.product(*values)
+    ]
 
 
 def pairs(keys: list[str], cells: list[list[str]], baseline: str) -> dict[str, str]:
@@ -140,17 +142,15 @@ def decide(
     runs = json.loads((sweep_dir / index.INDEX).read_text())["runs"]
     terms = {a: s.terms_of(a) for a in open_}
     both = dict.fromkeys(t.arm for a in open_ for t in terms[a])
-    lost = (
-        {}
-        if st.metric in folder.DIVERGED_OUTCOMES
-        else {a: d for a in both if (d := contrast.diverged(runs, a, n * s.group))}
-    )
+    counted = st.metric in folder.DIVERGED_OUTCOMES  # there a diverged run is an outcome
+    lost = {} if counted else {a: w for a in both if (w := contrast.diverged(runs, a, n * s.group))}
     gone = {a: {t.arm: lost[t.arm] for t in terms[a] if t.arm in lost} for a in open_}
     gone = {a: g for a, g in gone.items() if g}
     # every measurement read once: a baseline is shared by several comparisons
     need = dict.fromkeys((t.arm, t.metric) for a in open_ if a not in gone for t in terms[a])
     got = {(a, m): contrast.unit_values(runs, a, n, m, s.group) for a, m in need}
-    diffs, estimates = {}, {}
+    diffs: dict[str, np.ndarray] = {}
+    estimates: dict[str, dict[str, Any]] = {}
     for arm in open_:
         if arm in gone:
             continue
@@ -160,7 +160,9 @@ def decide(
     verdicts, chances = decide_stage(diffs, design, k, lower, decided)
     if st.metric in folder.SIGNED:  # scores in {-1, 0, 1}: all alike is the sign test's to decide
         for arm, d in diffs.items():
-            if verdicts[arm] in ("open", "undecided") and (sg := censored.unanimous(d, design.bounds_diff[k])):  # fmt: skip
+            if verdicts[arm] in ("open", "undecided") and (
+                sg := censored.unanimous(d, design.bounds_diff[k])
+            ):
                 verdicts[arm] = verdict_name(UP if sg > 0 else DOWN, lower)
     for arm, chance in chances.items():
         estimates[arm]["chance"] = chance
@@ -229,18 +231,25 @@ class Study:
         """decisions.json before its first stage: the question, then each stage's path (the
         contrasts and the group only where a study has them)."""
         st, design = self.st, self.design
-        extra: dict[str, Any] = {"terms": {a: [t.as_list() for t in ts] for a, ts in self.terms.items()}} if self.terms else {}  # fmt: skip
+        terms = {a: [t.as_list() for t in ts] for a, ts in self.terms.items()}
+        extra: dict[str, Any] = {"terms": terms} if self.terms else {}
         extra |= {"group": self.group} if self.group > 1 else {}
-        return extra | {"baseline": st.baseline, "metric": st.metric, "question": vars(st.question),
-                "stages": list(design.stages), "spending": st.spending, "futility": st.futility,
-                "bounds_diff": list(design.bounds_diff), "bounds_equiv": list(design.bounds_equiv),
-                "comparisons": dict(self.comparisons), "path": [], "verdicts": {}, "decided_at": {},
-                "runs": 0}  # fmt: skip
+        what = {"baseline": st.baseline, "metric": st.metric, "question": vars(st.question)}
+        how = {"stages": list(design.stages), "spending": st.spending, "futility": st.futility}
+        bounds = {
+            "bounds_diff": list(design.bounds_diff),
+            "bounds_equiv": list(design.bounds_equiv),
+        }
+        path = {"path": [], "verdicts": {}, "decided_at": {}, "runs": 0}
+        return extra | what | how | bounds | {"comparisons": dict(self.comparisons)} | path
 
     def plan(self, cell: list[str], seeds: range) -> sweep.Plan:
         """One arm's runs of these seeds, named as the whole grid's would be."""
-        args = [*_fixed(self.overrides, self.keys, cell), f"seed={','.join(map(str, seeds))}",
-                f"sweep_name={self.name}"]  # fmt: skip
+        args = [
+            *_fixed(self.overrides, self.keys, cell),
+            f"seed={','.join(map(str, seeds))}",
+            f"sweep_name={self.name}",
+        ]
         return sweep.plan(args, named_by=[*self.keys, "seed"])
 
 
@@ -265,8 +274,8 @@ def study_of(args: list[str], given: dict[str, Any]) -> Study:
     if given_name:
         s = Study(st, overrides, keys, cells, open_, design, given_name[0])
     else:
-        s = Study(st, overrides, keys, cells, open_, design,
-                  f"{base_name}-staged-{sweep.short_hash(sweep.identity(job))}")  # fmt: skip
+        name = f"{base_name}-staged-{sweep.short_hash(sweep.identity(job))}"
+        s = Study(st, overrides, keys, cells, open_, design, name)
         legacy = [  # its names before identities, and before defaults named nothing
             f"{base_name}-staged-{sweep.short_hash(h)}"
             for h in (overrides, sweep.identity(job, True))
@@ -305,9 +314,11 @@ def dry_run(args: list[str], given: dict[str, Any]) -> None:
     done = sum(r["status"] in folder.FINAL for r in runs)
     for r in runs:
         print(f"  {r['name']}: {r['status']}")
-    print(f"stage 1 of {len(s.design.stages)}: {len(runs)} runs ({first} seeds for each of "
-          f"{len(s.cells)} arms), {done} already done; at most {len(s.cells) * s.st.budget} runs "
-          f"({s.st.budget} seeds per arm, stages {list(s.design.stages)}); sweep folder {p.dir}")  # fmt: skip
+    print(
+        f"stage 1 of {len(s.design.stages)}: {len(runs)} runs ({first} seeds for each of "
+        f"{len(s.cells)} arms), {done} already done; at most {len(s.cells) * s.st.budget} runs "
+        f"({s.st.budget} seeds per arm, stages {list(s.design.stages)}); sweep folder {p.dir}"
+    )
 
 
 def sweep_until_decided(args: list[str], given: dict[str, Any], command: str) -> int:
@@ -317,8 +328,10 @@ def sweep_until_decided(args: list[str], given: dict[str, Any], command: str) ->
     if code:
         return code
     fixed = len(s.cells) * s.st.budget
-    print(f"runs: {log['runs']} of a fixed {s.st.budget}-seed design's {fixed} "
-          f"({1 - log['runs'] / fixed:.0%} fewer); decisions in {where / DECISIONS}")  # fmt: skip
+    print(
+        f"runs: {log['runs']} of a fixed {s.st.budget}-seed design's {fixed} "
+        f"({1 - log['runs'] / fixed:.0%} fewer); decisions in {where / DECISIONS}"
+    )
     # a diverged run is final and decided on; the command still says a run went wrong (folder.BAD)
     return 1 if DIVERGED in log["verdicts"].values() else 0
 

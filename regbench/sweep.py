@@ -11,23 +11,17 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.types import Override
+from hydra.core.override_parser.types import Glob, Override
 from omegaconf import OmegaConf
 
 from regbench import disk, folder
 from regbench.compose import check, compose_overrides
-from regbench.config import (
-    ConfigError,
-    conf_dirs,
-    group_options,
-    run_name,
-    searchpath_override,
-    val_size,
-)
+from regbench.config import ConfigError, conf_dirs, group_options, searchpath_override
+from regbench.datasets import val_size
 from regbench.identity import (
     check_repeats,
     found_elsewhere,
@@ -36,6 +30,7 @@ from regbench.identity import (
     short_hash,
 )
 from regbench.index import status_of
+from regbench.naming import run_name
 from regbench.pitfalls import warnings
 from regbench.schema import NAME_PATTERN, check_seed
 
@@ -168,7 +163,10 @@ def plan(args: list[str], named_by: list[str] | None = None) -> Plan:
     job = fuse_seeds(job, keys)
     base_cfg = _where(job, hydra)
     if legacy and (old := found_elsewhere(Path(base_cfg.sweep.dir), legacy)):
-        name, job = old.name, [f"sweep_name={old.name}" if o.startswith("sweep_name=") else o for o in job]  # fmt: skip
+        name, job = (
+            old.name,
+            [f"sweep_name={old.name}" if o.startswith("sweep_name=") else o for o in job],
+        )
         base_cfg = _where(job, hydra)
     sweeper = base_cfg.runtime.choices["hydra/sweeper"]
     launcher = base_cfg.runtime.choices["hydra/launcher"]
@@ -286,10 +284,17 @@ class _Names:
         self.dir = Path(cfg.hydra.sweep.dir)
         self.dirname = str(cfg.hydra.job.override_dirname)
         seeds = cfg.get("seeds")
-        self.light = _Keys(model=_Keys(name=cfg.model.name), reg=_Keys.fromkeys(cfg.reg),
-                           optim=_Keys(name=cfg.optim.name), data=_Keys(name=cfg.data.name),
-                           transfer=_Keys(name=cfg.transfer.name), aux=_Keys(name=cfg.aux.name),
-                           seeds=None if seeds is None else _Keys(OmegaConf.to_container(seeds, resolve=True)))  # fmt: skip
+        self.light = _Keys(
+            model=_Keys(name=cfg.model.name),
+            reg=_Keys.fromkeys(cfg.reg),
+            optim=_Keys(name=cfg.optim.name),
+            data=_Keys(name=cfg.data.name),
+            transfer=_Keys(name=cfg.transfer.name),
+            aux=_Keys(name=cfg.aux.name),
+            seeds=None
+            if seeds is None
+            else _Keys(cast(dict, OmegaConf.to_container(seeds, resolve=True))),
+        )
         self.default = OmegaConf.to_object(cfg.seed) if OmegaConf.is_list(cfg.seed) else cfg.seed
 
     def entries(self, overrides: list[str], seed: Any) -> list[dict[str, Any]]:
@@ -303,9 +308,14 @@ class _Names:
         for s in seed if fused else [seed]:
             self.light["seed"] = s
             run_dir = self.dir / run_name(self.light, self.dirname)
-            entries.append({"name": run_dir.name, "dir": str(run_dir),
-                            "overrides": [*rest, f"seed={s}"] if fused else overrides,
-                            "logs": [str(run_dir / folder.LOG)]})  # fmt: skip
+            entries.append(
+                {
+                    "name": run_dir.name,
+                    "dir": str(run_dir),
+                    "overrides": [*rest, f"seed={s}"] if fused else overrides,
+                    "logs": [str(run_dir / folder.LOG)],
+                }
+            )
         return entries
 
 
@@ -317,7 +327,7 @@ def expand_globs(overrides: list[str]) -> list[str]:
     for o, p in zip(overrides, parse_overrides(overrides), strict=True):
         if p.value_type is not None and p.value_type.name == "GLOB_CHOICE_SWEEP":
             key = p.get_key_element()
-            names = p.value().filter(group_options(key))
+            names = cast(Glob, p.value()).filter(group_options(key))
             if not names:
                 raise ConfigError(
                     f"{o} matches no {key} option; choose from: {', '.join(group_options(key))}"

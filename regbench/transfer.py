@@ -59,10 +59,14 @@ def _run_of_seed(sweep_dir: Path, seed: int) -> Path:
     runs = [d for d in sorted(sweep_dir.iterdir()) if (d / folder.CONFIG).is_file()]
     mine = [d for d in runs if _config_of(d).get("seed") == seed]
     if not mine:
-        raise ConfigError(f"transfer source {sweep_dir} has no run of seed {seed}; run its sweep with seed={seed}, or {FIX}")  # fmt: skip
+        raise ConfigError(
+            f"transfer source {sweep_dir} has no run of seed {seed}; run its sweep with seed={seed}, or {FIX}"
+        )
     if len(mine) > 1:
         names = ", ".join(d.name for d in mine[:3])
-        raise ConfigError(f"transfer source {sweep_dir} has {len(mine)} runs of seed {seed} ({names}); point transfer.source at one run folder")  # fmt: skip
+        raise ConfigError(
+            f"transfer source {sweep_dir} has {len(mine)} runs of seed {seed} ({names}); point transfer.source at one run folder"
+        )
     return mine[0]
 
 
@@ -78,9 +82,13 @@ def resolve(cfg: DictConfig) -> Source | None:
     run_dir = path if (path / folder.CONFIG).is_file() else _run_of_seed(path, int(cfg.seed))
     status = getattr(folder.read_summary(run_dir), "status", None) or "not started"
     if status in folder.BAD:
-        raise Unfinished(f"transfer source {run_dir} is {status}: no weights to start from; fix the source run (its train.log says why), rerun it, then rerun this")  # fmt: skip
+        raise Unfinished(
+            f"transfer source {run_dir} is {status}: no weights to start from; fix the source run (its train.log says why), rerun it, then rerun this"
+        )
     if status not in folder.FINAL_OK:
-        raise Unfinished(f"transfer source {run_dir} is {status}, not finished; finish it (rerun its sweep or train it), then rerun this")  # fmt: skip
+        raise Unfinished(
+            f"transfer source {run_dir} is {status}, not finished; finish it (rerun its sweep or train it), then rerun this"
+        )
     ck = run_dir / folder.BEST if (run_dir / folder.BEST).is_file() else run_dir / folder.LAST
     config = _config_of(run_dir)
     data = config.get("data", {})
@@ -119,12 +127,15 @@ def load(cfg: DictConfig, model: nn.Module, source: Source) -> int:
     classifier = {n.rsplit(".", 1)[0] for n in parts[-1]} if parts else set()
     skip = set() if source.task is not None and _same_task(cfg, source) else classifier
     take = {
-        k: v for k, v in state.items()
+        k: v
+        for k, v in state.items()
         if k in own and own[k].shape == v.shape and k.rsplit(".", 1)[0] not in skip
-    }  # fmt: skip
+    }
     layers = {k.rsplit(".", 1)[0] for k in take if own[k].ndim >= 2}
     if not layers:
-        raise ConfigError(f"transfer source {source.run_dir or source.checkpoint} has no layer whose name and shape match this model's ({cfg.model.name}); transfer between runs of the same model")  # fmt: skip
+        raise ConfigError(
+            f"transfer source {source.run_dir or source.checkpoint} has no layer whose name and shape match this model's ({cfg.model.name}); transfer between runs of the same model"
+        )
     with torch.no_grad():
         for k, v in take.items():
             own[k].copy_(v)
@@ -137,7 +148,9 @@ def frozen(cfg: DictConfig, model: nn.Module) -> set[str]:
     k = int(cfg.transfer.get("freeze", 0))
     parts = blocks(model)
     if k > len(parts) - 1:
-        raise ConfigError(f"transfer.freeze={k}, but model={cfg.model.name} has {len(parts) - 1} blocks before its classifier; freeze at most {len(parts) - 1}")  # fmt: skip
+        raise ConfigError(
+            f"transfer.freeze={k}, but model={cfg.model.name} has {len(parts) - 1} blocks before its classifier; freeze at most {len(parts) - 1}"
+        )
     return {n for part in parts[:k] for n in part}
 
 

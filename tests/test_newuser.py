@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from regbench.config import run_name
+from regbench.naming import run_name
 from regbench.run.job import run
 from tests.conftest import cli, ctrl_c_works, make_cfg, summary
 

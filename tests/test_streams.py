@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from regbench import data, diagnostics, models, pitfalls
-from regbench.config import STREAMS, val_size
+from regbench.datasets import val_size
 from regbench.run import checkpoint, streams
 from regbench.run.job import run
+from regbench.seeds import STREAMS
 from tests.conftest import cli, make_cfg, summary
 
 NARROW = {

@@ -13,12 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from regbench.config import ConfigError, conf_dirs
 from regbench.contrast import ENSEMBLE, UNIT_METRICS, Term, two_arms
 from regbench.record import FIELDS, LOWER_IS_BETTER, METRICS, SIGNED
+from regbench.stats.defaults import ALPHA, BUDGET, DEFAULT_POWER, FUTILITY, STAGE
 
 GROUP = "claims"
 # the decks in ../shared/decks (its README names them): a claim quotes one by file stem
 DECKS = {
     "morales-regularizacion": "Morales, Regularización de redes neuronales profundas",
-    "fuentes-regularizacion-y-entrenamiento": "Fuentes-Pineda, Regularización y entrenamiento de redes profundas",  # fmt: skip
+    "fuentes-regularizacion-y-entrenamiento": "Fuentes-Pineda, Regularización y entrenamiento de redes profundas",
     "lobel-maquinaria-de-deep-learning": "Löbel, Maquinaria de Deep Learning",
     "hermosilla-cnn": "Hermosilla, Convolutional Neural Network",
     "bekios-extras-bn-dropout": "Bekios, Extras: Batch Normalization, Dropout y Cross Entropy",
@@ -37,12 +38,12 @@ class Question(_Strict):
     """The staged question (stages.Staged): δ in the metric's units, the error, the stages."""
 
     delta: Annotated[float, Field(gt=0)]
-    alpha: Probability = 0.05
-    power: Probability = 0.8
-    stage: Annotated[int, Field(ge=2)] = 5
-    budget: Annotated[int, Field(ge=2)] = 20
+    alpha: Probability = ALPHA
+    power: Probability = DEFAULT_POWER
+    stage: Annotated[int, Field(ge=2)] = STAGE
+    budget: Annotated[int, Field(ge=2)] = BUDGET
     spending: Literal["obf", "pocock"] = "pocock"
-    futility: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    futility: Annotated[float, Field(ge=0, lt=1)] = FUTILITY
 
     @model_validator(mode="after")
     def _stage_within_budget(self) -> Question:
@@ -126,27 +127,37 @@ class Claim(_Strict):
     def comparisons(self) -> dict[str, str]:
         """Each comparison's name -> its baseline's (the names decisions.json and the ledger show)."""
         if self.versus is not None:
-            return {f"{self.metric} ({' '.join(c)})": f"{self.versus} ({' '.join(c)})" for c in self.cells}  # fmt: skip
+            return {
+                f"{self.metric} ({' '.join(c)})": f"{self.versus} ({' '.join(c)})"
+                for c in self.cells
+            }
         base = " ".join(next(c for c in self.arm_cells if self.baseline in c))
         if self.across is None:
             return {" ".join(c): base for c in self.arm_cells if " ".join(c) != base}
         a, b = self.across_values
-        return {f"{' '.join(c)}: at {a} − at {b}": base for c in self.arm_cells if " ".join(c) != base}  # fmt: skip
+        return {
+            f"{' '.join(c)}: at {a} − at {b}": base for c in self.arm_cells if " ".join(c) != base
+        }
 
     @property
     def terms(self) -> dict[str, tuple[Term, ...]]:
         """Each comparison's contrast (contrast.Term), where it is not arm − baseline on metric."""
         names = list(self.comparisons)
         if self.versus is not None:
-            return {n: (Term(1, " ".join(c), self.metric), Term(-1, " ".join(c), self.versus))
-                    for n, c in zip(names, self.cells, strict=True)}  # fmt: skip
+            return {
+                n: (Term(1, " ".join(c), self.metric), Term(-1, " ".join(c), self.versus))
+                for n, c in zip(names, self.cells, strict=True)
+            }
         if self.across is None:
             return {}
         base = next(c for c in self.arm_cells if self.baseline in c)
         arms = [c for c in self.arm_cells if c != base]
         out = {}
         for n, arm in zip(names, arms, strict=True):
-            at = [two_arms(" ".join([*arm, v]), " ".join([*base, v]), self.metric) for v in self.across_values]  # fmt: skip
+            at = [
+                two_arms(" ".join([*arm, v]), " ".join([*base, v]), self.metric)
+                for v in self.across_values
+            ]
             out[n] = (*at[0], *(Term(-t.sign, t.arm, t.metric) for t in at[1]))
         return out
 
@@ -177,14 +188,18 @@ def _check_across(c: Claim) -> None:
     if any(o.partition("=")[0] == key for cell in c.arm_cells for o in cell):
         raise ValueError(f"across {c.across!r}: {key} is set by an arm")
     if c.metric in SIGNED:
-        raise ValueError(f"across: {c.metric} has no difference of differences (a censored or 0/1 outcome)")  # fmt: skip
+        raise ValueError(
+            f"across: {c.metric} has no difference of differences (a censored or 0/1 outcome)"
+        )
 
 
 def _check_metric(c: Claim) -> None:
     if c.metric == ENSEMBLE and c.group < 2:
         raise ValueError(f"metric {ENSEMBLE}: an ensemble of a group of seeds needs group >= 2")
     if c.group > 1 and {c.metric, c.versus} & set(SIGNED):
-        raise ValueError(f"group {c.group}: a group's mean of {c.metric} is no outcome (censored or 0/1)")  # fmt: skip
+        raise ValueError(
+            f"group {c.group}: a group's mean of {c.metric} is no outcome (censored or 0/1)"
+        )
 
 
 def _split(values: str) -> list[str]:

@@ -40,8 +40,9 @@ def listing(ctx: typer.Context) -> None:
     width = max(len(n) for n in claims)
     for name, c in claims.items():
         head = f"{name:<{width}}  {c.deck.split('-')[0]:<9} "
-        typer.echo(textwrap.fill(c.claim, LINE, initial_indent=head,
-                                 subsequent_indent=" " * len(head)))  # fmt: skip
+        typer.echo(
+            textwrap.fill(c.claim, LINE, initial_indent=head, subsequent_indent=" " * len(head))
+        )
     typer.echo(f"{len(claims)} claims; regbench claims run [NAME...] decides them")
 
 
@@ -79,28 +80,28 @@ def run(
     names: Annotated[list[str] | None, typer.Argument(help="Claims to run (default: all).")] = None,
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the claims' sweeps go.")] = Path(
         "outputs"
-    ),  # fmt: skip
+    ),
     scale: Annotated[
         str, typer.Option("--scale", help="default (digits, a CPU) or full (a GPU).")
-    ] = "default",  # fmt: skip
+    ] = "default",
     ledger: Annotated[
         Path | None,
         typer.Option(
             "--ledger",
             help="The ledger's markdown file; .json and .html beside it (default: OUT_DIR/ledger.md).",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     notes: Annotated[
         Path | None,
         typer.Option(
             "--notes",
             help="YAML of claim: sentence, printed with its row (why it does not hold at this scale).",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     data_root: Annotated[
         str | None,
         typer.Option("--data-root", help="data.root for the datasets the full scale reads."),
-    ] = None,  # fmt: skip
+    ] = None,
 ) -> None:
     """Run the claims staged until decided (resumable: rerun the same command, nothing finished is
     redone) and write the ledger."""
@@ -119,7 +120,10 @@ def run(
         except ConfigError as exc:
             _fail(f"claim {name}: {exc}")
         except KeyboardInterrupt:
-            typer.echo("interrupted: rerun the same command to go on (nothing finished is redone)", err=True)  # fmt: skip
+            typer.echo(
+                "interrupted: rerun the same command to go on (nothing finished is redone)",
+                err=True,
+            )
             raise typer.Exit(130) from None
         typer.echo(f"== {name}: {res.verdict} ({res.runs} runs, {res.wall_seconds:.0f} s)")
         code = code or (1 if res.error else 0)
@@ -144,15 +148,15 @@ def ledger(
     ] = None,
     out_dir: Annotated[
         Path, typer.Option("--out-dir", help="Where `claims run` put the claims' sweeps.")
-    ] = Path("outputs"),  # fmt: skip
+    ] = Path("outputs"),
     scale: Annotated[str, typer.Option("--scale", help="default or full.")] = "default",
     ledger: Annotated[
         Path | None,
         typer.Option("--ledger", help="The ledger's markdown file (default: OUT_DIR/ledger.md)."),
-    ] = None,  # fmt: skip
+    ] = None,
     notes: Annotated[
         Path | None, typer.Option("--notes", help="YAML of claim: sentence, printed with its row.")
-    ] = None,  # fmt: skip
+    ] = None,
 ) -> None:
     """Write the ledger from the claims' results as `claims run` left them, running nothing (a
     claim never run is left out and named)."""

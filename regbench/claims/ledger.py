@@ -14,6 +14,7 @@ from regbench import folder
 from regbench.claims.catalogue import DECKS, Claim
 from regbench.claims.runner import VERDICTS, Result
 from regbench.compare.staged import format_interval
+from regbench.stats.defaults import ALPHA
 
 ERROR_CONTROL = (
     "Error control is per claim: each claim's staged design holds the chance of any false "
@@ -50,8 +51,12 @@ def _setup(claim: Claim) -> str:
     arms = " vs ".join(" ".join(c) for c in claim.arm_cells)
     unit = f"; groups of {claim.group} seeds" if claim.group > 1 else ""
     if claim.versus is not None:
-        return f"{' '.join(claim.setup)}; arm {arms}; {claim.metric} vs {claim.versus} of the same runs{unit}"  # fmt: skip
-    at = f", at {' and '.join(claim.across_values)} (the difference of the differences)" if claim.across else ""  # fmt: skip
+        return f"{' '.join(claim.setup)}; arm {arms}; {claim.metric} vs {claim.versus} of the same runs{unit}"
+    at = (
+        f", at {' and '.join(claim.across_values)} (the difference of the differences)"
+        if claim.across
+        else ""
+    )
     return f"{' '.join(claim.setup)}; arms {arms} (baseline {claim.baseline}){at}; {claim.metric}{unit}"
 
 
@@ -101,21 +106,39 @@ def rows(claims: dict[str, Claim], results: dict[str, Result], notes: dict[str, 
     out = []
     for name, res in results.items():
         c = claims[name]
-        out.append({
-            "claim": name, "deck": c.deck, "slide": c.slide, "sentence": c.sentence,
-            "english": c.claim, "setup": _setup(c), "why": c.why, "direction": c.direction,
-            "delta": c.question.delta, "verdict": res.verdict, "effect": _effect(res),
-            "seeds": res.seeds, "runs": res.runs, "fixed_runs": res.fixed_runs,
-            "wall_seconds": res.wall_seconds, "note": notes.get(name, ""),
-        })  # fmt: skip
+        out.append(
+            {
+                "claim": name,
+                "deck": c.deck,
+                "slide": c.slide,
+                "sentence": c.sentence,
+                "english": c.claim,
+                "setup": _setup(c),
+                "why": c.why,
+                "direction": c.direction,
+                "delta": c.question.delta,
+                "verdict": res.verdict,
+                "effect": _effect(res),
+                "seeds": res.seeds,
+                "runs": res.runs,
+                "fixed_runs": res.fixed_runs,
+                "wall_seconds": res.wall_seconds,
+                "note": notes.get(name, ""),
+            }
+        )
     return out
 
 
-def write(path: Path, claims: dict[str, Claim], results: dict[str, Result],
-          notes: dict[str, str], command: str) -> list[Path]:  # fmt: skip
+def write(
+    path: Path,
+    claims: dict[str, Claim],
+    results: dict[str, Result],
+    notes: dict[str, str],
+    command: str,
+) -> list[Path]:
     """ledger.md, .json and .html (path's stem) and the figures beside them; the paths written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    alpha = max((claims[n].question.alpha for n in results), default=0.05)
+    alpha = max((claims[n].question.alpha for n in results), default=ALPHA)
     control = ERROR_CONTROL.format(n=len(results), alpha=alpha, expected=alpha * len(results))
     table = rows(claims, results, notes)
     figures = {n: _figure(path, n, r, claims[n]) for n, r in results.items()}
@@ -142,21 +165,29 @@ def write(path: Path, claims: dict[str, Claim], results: dict[str, Result],
     md += ["", "## Notes", ""]
     for row in table:
         fig = figures[row["claim"]]
-        md.append(f"- **{row['claim']}** ({row['verdict']}): {row['why']}"
-                  + (f" *At this scale:* {row['note']}" if row["note"] else ""))  # fmt: skip
+        md.append(
+            f"- **{row['claim']}** ({row['verdict']}): {row['why']}"
+            + (f" *At this scale:* {row['note']}" if row["note"] else "")
+        )
         if fig:
             md.append(f"\n  ![{row['claim']}]({fig.name})\n")
     written = [path.with_suffix(".md"), path.with_suffix(".json"), path.with_suffix(".html")]
     folder.write_atomic(written[0], "\n".join(md).rstrip() + "\n")
-    doc = {"command": command, "error_control": control, "totals": _totals(results),
-           "claims": table, "results": {n: asdict(r) for n, r in results.items()}}  # fmt: skip
+    doc = {
+        "command": command,
+        "error_control": control,
+        "totals": _totals(results),
+        "claims": table,
+        "results": {n: asdict(r) for n, r in results.items()},
+    }
     folder.write_atomic(written[1], json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     folder.write_atomic(written[2], _html(table, figures, control, _totals(results), command))
     return written + [f for f in figures.values() if f]
 
 
-def _html(table: list[dict], figures: dict[str, Path | None], control: str, totals: str,
-          command: str) -> str:  # fmt: skip
+def _html(
+    table: list[dict], figures: dict[str, Path | None], control: str, totals: str, command: str
+) -> str:
     e = html.escape
     cols = ["claim", "sentence", "setup", "verdict", "effect", "seeds", "runs", "wall_seconds"]
     head = "".join(f"<th>{e(c)}</th>" for c in cols)
@@ -166,12 +197,13 @@ def _html(table: list[dict], figures: dict[str, Path | None], control: str, tota
             f"<b>{e(row['claim'])}</b><br>{e(row['english'])}",
             f"«{e(row['sentence'])}»<br><i>{e(row['deck'])}: {e(row['slide'])}</i>",
             e(row["setup"]),
-            f"<b class=\"verdict\">{e(row['verdict'])}</b>" + (f"<br>{e(row['note'])}" if row["note"] else ""),
+            f'<b class="verdict">{e(row["verdict"])}</b>'
+            + (f"<br>{e(row['note'])}" if row["note"] else ""),
             e(row["effect"]),
             str(row["seeds"]),
             f"{row['runs']} ({row['fixed_runs']})",
             f"{row['wall_seconds']:.0f} s",
-        ]  # fmt: skip
+        ]
         if (fig := figures[row["claim"]]) is not None:
             data = base64.b64encode(fig.read_bytes()).decode()
             cells[4] += f'<br><img alt="{e(row["claim"])}" src="data:image/png;base64,{data}">'

@@ -59,8 +59,15 @@ def sweep_name(name: str, scale: str) -> str:
 def staged_of(claim: Claim) -> stages.Staged:
     q = claim.question
     base = claim.baseline or str(claim.versus)  # two metrics of one arm: the other metric
-    return stages.Staged(Question(q.delta, q.alpha, q.power), base, q.stage, q.budget,
-                         claim.metric, q.spending, q.futility)  # fmt: skip
+    return stages.Staged(
+        Question(q.delta, q.alpha, q.power),
+        base,
+        q.stage,
+        q.budget,
+        claim.metric,
+        q.spending,
+        q.futility,
+    )
 
 
 def observed(verdict: str, lower_is_better: bool) -> str:
@@ -90,8 +97,16 @@ def result_of(name: str, claim: Claim, log: dict, where: Path, wall: float) -> R
     for arm, base in log["comparisons"].items():
         v = log["verdicts"].get(arm, "undecided")
         seen = [s["seeds"] * claim.group for s in log["path"] if arm in s["estimates"]]
-        comps.append(Comparison(arm, base, v, observed(v, claim.lower_is_better),
-                                staged.interval(decided, arm), seen[-1] if seen else 0))  # fmt: skip
+        comps.append(
+            Comparison(
+                arm,
+                base,
+                v,
+                observed(v, claim.lower_is_better),
+                staged.interval(decided, arm),
+                seen[-1] if seen else 0,
+            )
+        )
     return Result(
         name=name,
         verdict=claim_verdict(claim.direction, [c.observed for c in comps]),
@@ -159,14 +174,27 @@ def _pretrain(claim: Claim, setup: list[str], rest: list[str], sname: str, comma
     finished before are skipped); the exit code."""
     from regbench import pretrain
 
-    args = [*_without(setup, claim.pretrain or []), *(claim.pretrain or []),
-            *[o for o in rest if not o.startswith("sweep_name=")], f"sweep_name={sname}-source"]  # fmt: skip
+    args = [
+        *_without(setup, claim.pretrain or []),
+        *(claim.pretrain or []),
+        *[o for o in rest if not o.startswith("sweep_name=")],
+        f"sweep_name={sname}-source",
+    ]
     return pretrain.run_sources(args, range(claim.question.budget), command)
 
 
 def _failed(name: str, where: Path, code: int, wall: float) -> Result:
-    return Result(name, UNDECIDED, [], 0, 0, 0, round(wall, 1), str(where),
-                  error=f"exit code {code}: a run failed or was interrupted; rerun to resume")  # fmt: skip
+    return Result(
+        name,
+        UNDECIDED,
+        [],
+        0,
+        0,
+        0,
+        round(wall, 1),
+        str(where),
+        error=f"exit code {code}: a run failed or was interrupted; rerun to resume",
+    )
 
 
 def run(name: str, claim: Claim, out_dir: Path, scale: str, extra: list[str]) -> Result:
@@ -177,8 +205,14 @@ def run(name: str, claim: Claim, out_dir: Path, scale: str, extra: list[str]) ->
     open_ = claim.comparisons
     sname = sweep_name(name, scale)
     setup = [*claim.setup, *(claim.full if scale == "full" else [])]
-    overrides = [*setup, *extra, f"trainer.fuse={claim.question.stage * claim.group}",
-                 "trainer.progress=none", f"out_dir={out_dir}", f"sweep_name={sname}"]  # fmt: skip
+    overrides = [
+        *setup,
+        *extra,
+        f"trainer.fuse={claim.question.stage * claim.group}",
+        "trainer.progress=none",
+        f"out_dir={out_dir}",
+        f"sweep_name={sname}",
+    ]
     before, start = previous_wall(out_dir / "sweeps" / sname), time.perf_counter()
     command = f"regbench claims run {name}" + (f" --scale {scale}" if scale != "default" else "")
     if claim.pretrain and (
@@ -191,8 +225,17 @@ def run(name: str, claim: Claim, out_dir: Path, scale: str, extra: list[str]) ->
     code, log, where = stages.run_study(study, command)
     wall = before + time.perf_counter() - start
     if code:
-        res = Result(name, UNDECIDED, [], log["runs"], 0, 0, round(wall, 1), str(where),
-                     error=f"exit code {code}: a run failed or was interrupted; rerun to resume")  # fmt: skip
+        res = Result(
+            name,
+            UNDECIDED,
+            [],
+            log["runs"],
+            0,
+            0,
+            round(wall, 1),
+            str(where),
+            error=f"exit code {code}: a run failed or was interrupted; rerun to resume",
+        )
     else:
         res = result_of(name, claim, log, where, wall)
     folder.write_atomic(where / CLAIM_JSON, json.dumps(asdict(res), indent=2) + "\n")
@@ -206,7 +249,10 @@ def read(where: Path, claim: Claim) -> Result | None:
         d = json.loads((where / CLAIM_JSON).read_text())
     except (OSError, ValueError):
         return None
-    d["comparisons"] = [Comparison(**{**c, "estimate": tuple(c["estimate"]) if c["estimate"] else None}) for c in d["comparisons"]]  # fmt: skip
+    d["comparisons"] = [
+        Comparison(**{**c, "estimate": tuple(c["estimate"]) if c["estimate"] else None})
+        for c in d["comparisons"]
+    ]
     res = Result(**d)
     if not res.error:
         res.verdict = claim_verdict(claim.direction, [c.observed for c in res.comparisons])

@@ -11,6 +11,7 @@ from rich.console import Console
 from regbench.compare.choices import CURVE_COLUMNS, DEFAULT_POWER, FORMATS, default_delta
 from regbench.compare.load import CompareError
 from regbench.record import METRICS
+from regbench.stats.defaults import ALPHA, DEFAULT_DELTA
 
 if TYPE_CHECKING:
     from regbench.compare.result import Result
@@ -73,11 +74,14 @@ Delta = Annotated[
     typer.Option(
         help="Smallest effect of interest in metric units: a verdict says equivalent when the "
         "difference is shown to be within ±delta, and seeds are planned to decide delta. "
-        "Default: 0.005 (half a point) for accuracies and gen_gap, none for other metrics."
+        f"Default: {DEFAULT_DELTA} (half a point) for accuracies and gen_gap, none for other metrics."
     ),
 ]
 Power = Annotated[
-    float, typer.Option(help="Power the seeds planned for --delta reach (default: Cohen's 0.8).")
+    float,
+    typer.Option(
+        help=f"Power the seeds planned for --delta reach (default: Cohen's {DEFAULT_POWER})."
+    ),
 ]
 Reps = Annotated[
     int, typer.Option(help="Bootstrap resamples (P(better) intervals, --test bootstrap).")
@@ -146,7 +150,7 @@ def compare_command(
     baseline: Baseline = None,
     test: Test = "t",
     correction: Correction = "holm",
-    alpha: Alpha = 0.05,
+    alpha: Alpha = ALPHA,
     delta: Delta = None,
     power: Power = DEFAULT_POWER,
     reps: Reps = 2000,

@@ -13,8 +13,8 @@ import numpy as np
 
 from regbench import folder
 from regbench.compare.load import CompareError, Run
-from regbench.config import arithmetic
 from regbench.folder import flatten
+from regbench.precision import arithmetic
 
 # Keys that never distinguish experiments: grouping on them would split seeds of one setting.
 # folder.BOOKKEEPING (display, device, paths, loggers) plus the seed; `hydra` is defensive.

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from regbench.config import POOL_SIZES, TEST_SIZES
+from regbench import datasets
 from regbench.folder import CONFIG, FINAL_OK, METRICS_CSV, STATUSES, SUMMARY, TEST_OUTPUTS
 from regbench.record import Summary, checked_values
 
@@ -165,9 +165,7 @@ def test_size(run: Run) -> int | None:
     data = (run.config or {}).get("data")
     if not isinstance(data, dict) or data.get("classes"):  # a class subset: a part of the split
         return None
-    if data.get("name") == "digits" and isinstance(data.get("test_fraction"), (int, float)):
-        return round(POOL_SIZES["digits"] * data["test_fraction"]) or None
-    return TEST_SIZES.get(str(data.get("name")))
+    return datasets.test_size(data)
 
 
 def read_test_outputs(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | str:

@@ -14,6 +14,7 @@ from regbench.compare.choices import CORRECTIONS, DEFAULT_POWER, TESTS
 from regbench.compare.load import CompareError
 from regbench.record import METRICS
 from regbench.stats import decide
+from regbench.stats.defaults import ALPHA
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,7 +37,7 @@ class Inference:
     metric: str
     test: str = "t"  # paired test: t, wilcoxon or bootstrap
     correction: str = "holm"
-    alpha: float = 0.05
+    alpha: float = ALPHA
     level: float = 0.95
     reps: int = 2000  # bootstrap resamples
     seed: int = 0  # bootstrap generator seed: the same numbers on every call

@@ -1,14 +1,18 @@
-"""The device a run trains on and the precision it computes in."""
+"""The device a run trains on (and, in a sweep on a machine of several GPUs, which one) and the
+precision it computes in."""
 
 from __future__ import annotations
 
 import os
 import time
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 
 import torch
+from filelock import FileLock, Timeout
 
-from regbench.config import ConfigError, arithmetic
+from regbench.config import ConfigError
+from regbench.precision import arithmetic
 
 
 def resolve_device(name: str) -> torch.device:
@@ -57,3 +61,24 @@ def elapsed(t0: float, device: torch.device) -> float:
     if device.type == "cuda":  # kernels run asynchronously: wait for them before reading the clock
         torch.cuda.synchronize()
     return time.perf_counter() - t0
+
+
+def pick_gpu(sweep_dir: Path) -> FileLock | None:
+    """trainer.device=auto on a machine with several GPUs: one free GPU per parallel job.
+
+    Local parallel launchers (joblib, submitit_local) run jobs side by side on one machine; a
+    lock file per GPU in the sweep folder hands each running job its own GPU (the current CUDA
+    device, which `cuda` means in a run). One GPU or none: nothing to choose.
+    """
+    n = torch.cuda.device_count()
+    if n < 2:
+        return None
+    for i in range(n):
+        slot = FileLock(sweep_dir / f".gpu{i}.lock")
+        try:
+            slot.acquire(timeout=0)
+        except Timeout:
+            continue
+        torch.cuda.set_device(i)
+        return slot
+    return None  # more parallel jobs than GPUs: share the current one

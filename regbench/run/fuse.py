@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -77,9 +77,16 @@ class FusedFlatten(nn.Module):
 
 def _conv(m: nn.Conv2d, k: int) -> nn.Module:
     return nn.Conv2d(
-        k * m.in_channels, k * m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
-        k * m.groups, m.bias is not None, m.padding_mode,
-    )  # fmt: skip
+        k * m.in_channels,
+        k * m.out_channels,
+        cast(tuple[int, int], m.kernel_size),  # a Conv2d's are pairs (the stubs: any tuple)
+        cast(tuple[int, int], m.stride),
+        cast("str | tuple[int, int]", m.padding),
+        cast(tuple[int, int], m.dilation),
+        k * m.groups,
+        m.bias is not None,
+        m.padding_mode,
+    )
 
 
 def _bn2d(m: nn.BatchNorm2d, k: int) -> nn.Module:
@@ -156,6 +163,7 @@ class Fused(nn.Module):
     def aux_output(self) -> torch.Tensor:
         """The auxiliary head's output of the last forward pass, (K, B, A) (multitask.py)."""
         a = self.net.aux_out
+        assert isinstance(a, torch.Tensor)  # multitask.WithAux keeps it as a plain attribute
         return a.unsqueeze(0) if self.k == 1 else a.transpose(1, 2)
 
     def member(self, k: int) -> dict[str, torch.Tensor]:

@@ -12,7 +12,9 @@ run must never stop the others.
 from __future__ import annotations
 
 import math
+import os
 import signal
+import sys
 import threading
 import traceback
 from contextlib import ExitStack, suppress
@@ -27,7 +29,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from regbench import data, disk, extend, folder, models, transfer
 from regbench.compose import check
-from regbench.config import CONF_DIR, FUSED_DIR, ConfigError, member_configs, run_name, val_size
+from regbench.config import CONF_DIR, ConfigError
+from regbench.datasets import val_size
+from regbench.naming import FUSED_DIR, member_configs, run_name
 from regbench.pitfalls import fusion_warnings, warnings
 from regbench.record import Summary
 from regbench.run import checkpoint, loop, threads
@@ -52,10 +56,39 @@ def stop_on_sigterm() -> None:
 
 
 def stop_line(exc: BaseException) -> str:
-    """The status line of a run stopped from outside, to be resumed from last.pt (else '')."""
+    """The error line of a run stopped from outside, to be resumed from last.pt (else '').
+
+    Under SLURM, submitit catches the signal sent `signal_delay_s` before the time limit (or on
+    preemption) in the middle of the training loop: it requeues the job and raises SystemExit,
+    or, with no requeue left (`hydra.launcher.max_num_timeout`), raises UncompletedJobError.
+    """
     if isinstance(exc, Terminated):
         return "terminated (SIGTERM); rerun with resume=true to continue"
-    return folder.stop_reason(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted; rerun with resume=true to continue"
+    if "submitit" in sys.modules:  # imported only inside submitit jobs
+        from submitit.core.utils import UncompletedJobError
+
+        if isinstance(exc, SystemExit):
+            return "stopped by SLURM (time limit or preemption) and requeued: resumes from last.pt"
+        if isinstance(exc, UncompletedJobError):
+            return (
+                "stopped at its SLURM time limit (hydra.launcher.timeout_min) with no requeue left "
+                "(hydra.launcher.max_num_timeout); rerun the same sweep command to resume it"
+            )
+    return ""
+
+
+def slurm_job() -> str:
+    """' (SLURM job 12_3, restart 1)' when SLURM runs this process (12_3: array 12, task 3), else ''."""
+    env = os.environ
+    job = env.get("SLURM_JOB_ID")
+    if "SLURM_ARRAY_JOB_ID" in env:
+        job = f"{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID')}"
+    if job is None:
+        return ""
+    restarts = int(env.get("SLURM_RESTART_COUNT", "0"))
+    return f" (SLURM job {job}{f', restart {restarts}' if restarts else ''})"
 
 
 def _epochs_done(run_dir: Path) -> int:
@@ -82,14 +115,14 @@ class Job:
         hc = HydraConfig.get() if HydraConfig.initialized() else None
         self.cfg = cfg
         self.multirun = hc is not None and hc.mode == RunMode.MULTIRUN
-        self.launcher = hc.launcher if self.multirun else None  # joblib's n_jobs share the cores
+        self.launcher = hc.launcher if hc and self.multirun else None  # joblib's n_jobs share cores
         self.task = list(task if task is not None else (hc.overrides.task if hc else []))
         self.members = member_configs(cfg)
         self.single = len(self.members) == 1 and not self.multirun  # errors end the command
         self.prefixed = self.multirun or len(self.members) > 1  # lines carry the run's name
         self.sweep = str(cfg.sweep_name) if self.multirun else None
         self.dirs: list[Path | None] = [None] * len(self.members)
-        if self.multirun:
+        if hc is not None and self.multirun:
             d, dirname = Path(hc.sweep.dir), hc.job.override_dirname
             self.dirs = [d / run_name(m, dirname) for m in self.members]
         self.summaries: dict[Path, Summary] = {}
@@ -101,6 +134,7 @@ class Job:
         if not self.multirun:
             fail(msg, 2)
         for d in [run_dir] if run_dir else self.dirs:
+            assert d is not None  # a sweep job knows its folders from the start
             warn("error", f"{d.name}: {msg}")
             d.mkdir(parents=True, exist_ok=True)  # as Hydra makes a solo job's folder
             folder.record_failure(d, msg)
@@ -124,7 +158,8 @@ class Job:
             return math.nan
         n_val = len(d.x_val) if d is not None else val_size(cfg.data)
         self.warned = warnings(cfg, n_val) + fusion_warnings(cfg, device.type)
-        where = f"{self.dirs[0].name}: " if self.multirun and len(self.dirs) == 1 else ""
+        one = self.dirs[0] if self.multirun and len(self.dirs) == 1 else None
+        where = f"{one.name}: " if one else ""
         for line in self.warned:  # known-bad combinations: said once, not refused
             warn("warning", where + line)
         with ExitStack() as stack:
@@ -193,7 +228,7 @@ class Job:
             self.summaries[run_dir] = previous
             return None
         folder.mark_status(run_dir, "running")
-        log(f"run folder {run_dir}{folder.slurm_job()}{self._job_note()}")
+        log(f"run folder {run_dir}{slurm_job()}{self._job_note()}")
         for line in self.warned:
             logfile.write(f"warning: {line}\n")
         tracker = stack.enter_context(open_loggers(m, run_dir, self.sweep))
@@ -218,7 +253,8 @@ class Job:
             loop.fit(group, d)
         except (KeyboardInterrupt, SystemExit) as exc:
             if not (why := stop_line(exc)):  # sys.exit() inside a model or dataset: a failure
-                self._failed(group, f"the run called sys.exit({exc.code!r})", 1)
+                code = exc.code if isinstance(exc, SystemExit) else None
+                self._failed(group, f"the run called sys.exit({code!r})", 1)
                 return
             self._mark(group, "interrupted", why)
             if isinstance(exc, KeyboardInterrupt) and not self.multirun:

@@ -19,13 +19,14 @@ from omegaconf import DictConfig
 from torch import nn
 
 from regbench import data, diagnostics, folder, models, multitask, transfer
-from regbench.config import ConfigError, source_seed, stream_value
+from regbench.config import ConfigError
 from regbench.record import Summary
 from regbench.run import checkpoint, fuse, streams
 from regbench.run.device import autocast, deterministic, elapsed
 from regbench.run.display import Bar
 from regbench.run.history import Record
 from regbench.run.step import Step
+from regbench.seeds import source_seed, stream_value
 
 WRITER = ThreadPoolExecutor(max_workers=32, thread_name_prefix="regbench-checkpoints")
 
@@ -93,11 +94,10 @@ def fit(members: list[Member], d: data.Splits) -> list[Summary | None]:
             extra = multitask.losses(cfg, model.aux_output(), x, y) if has_aux else None
             loss_sum += step(out, y, live, clean, extra)
             bar.advance()
-        seconds = elapsed(t0, device)
-        timing = {"seconds": round(seconds, 4), "samples_per_s": round(per_epoch * bs / seconds, 1)}
-        rows = evaluate_epoch(cfg, model, d, step, amp, epoch, timing)
+        rows = evaluate_epoch(cfg, model, d, step, amp, epoch, elapsed(t0, device), per_epoch * bs)
         on, wall = live.nonzero().flatten().tolist(), time.perf_counter() - start
-        for j, go_on in zip(on, save_epochs(on, members, records, rows, loss_sum, model, step, rngs, wall), strict=True):  # fmt: skip
+        goes = save_epochs(on, members, records, rows, loss_sum, model, step, rngs, wall)
+        for j, go_on in zip(on, goes, strict=True):
             report_epoch(members[j], records[j])
             if not go_on:
                 live[j] = False  # stopped: tested now; its slices no longer count
@@ -112,10 +112,19 @@ def fit(members: list[Member], d: data.Splits) -> list[Summary | None]:
 
 
 def evaluate_epoch(
-    cfg: DictConfig, model: fuse.Fused, d: data.Splits, step: Step, amp, epoch: int, timing: dict
+    cfg: DictConfig,
+    model: fuse.Fused,
+    d: data.Splits,
+    step: Step,
+    amp,
+    epoch: int,
+    seconds: float,
+    samples: int,
 ) -> list[dict[str, Any]]:
-    """The live members' rows of an epoch: training and validation metrics beside the timing, and
-    the auxiliary task's validation loss (and accuracy) beside the main task's."""
+    """The live members' rows of an epoch: training and validation metrics beside the timing (the
+    epoch's training took `seconds` for `samples` examples), and the auxiliary task's validation
+    loss (and accuracy) beside the main task's."""
+    timing = {"seconds": round(seconds, 4), "samples_per_s": round(samples / seconds, 1)}
     bs = cfg.trainer.eval_batch_size
     rows = [r | timing for r in epoch_rows(model, d, step, bs, amp, epoch)]
     if cfg.aux.name != "none":
@@ -184,11 +193,12 @@ def load_step(step: Step, saved: list[dict[str, Any] | None], members: list[Memb
     members by the epochs they have done)."""
     if all(ck is None for ck in saved):
         return
-    if any(ck is None for ck in saved) or len({len(ck["rows"]) for ck in saved}) > 1:
+    cks = [ck for ck in saved if ck is not None]
+    if len(cks) < len(saved) or len({len(ck["rows"]) for ck in cks}) > 1:
         raise ConfigError("members of a fused job must have done the same epochs")
     try:
-        opt = fuse.fuse_optimizers([ck["optimizer"] for ck in saved])
-        step.load({"optimizer": opt, "schedule": saved[0]["schedule"]})
+        opt = fuse.fuse_optimizers([ck["optimizer"] for ck in cks])
+        step.load({"optimizer": opt, "schedule": cks[0]["schedule"]})
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ConfigError(
             f"checkpoint {members[0].run_dir / folder.LAST} does not fit this run "
@@ -211,8 +221,18 @@ def save_epochs(
     The weights and optimizer states come from one state_dict for all members, and a fused job's
     members write their checkpoints at once: their waits on the disk overlap."""
     weights, opts, losses = model.members(on), step.members(on), loss_sum.tolist()
-    saves = [(members[j].run_dir, records[j], rows[j], losses[j], w, {**opt, "rng": rngs[j].state(), "config": members[j].config_text}, wall)
-             for j, w, opt in zip(on, weights, opts, strict=True)]  # fmt: skip
+    saves = [
+        (
+            members[j].run_dir,
+            records[j],
+            rows[j],
+            losses[j],
+            w,
+            {**opt, "rng": rngs[j].state(), "config": members[j].config_text},
+            wall,
+        )
+        for j, w, opt in zip(on, weights, opts, strict=True)
+    ]
     return list((WRITER.map if len(members) > 1 else map)(lambda a: save_epoch(*a), saves))
 
 
@@ -239,12 +259,13 @@ def report_epoch(m: Member, record: Record) -> None:
     )
     m.on_epoch(row)
     if record.status != "completed":  # diverged or stopped early
-        m.log(stop_reason(record, row["epoch"]))
+        m.log(stop_reason(record, int(row["epoch"])))
 
 
 def stop_reason(record: Record, epoch: int) -> str:
     if record.status == "diverged":
         return f"loss is not finite at epoch {epoch}: the run diverged (try a smaller optim.lr)"
+    assert record.es is not None  # stopped early: reg.earlystop is on
     return (
         f"early stop: no {record.monitor} improvement for {record.es.patience} epochs; "
         f"best epoch {record.best['epoch']}"

@@ -17,11 +17,10 @@ from regbench.run import fuse
 
 def make_optimizer(cfg: DictConfig, model: nn.Module, wide: bool = False) -> torch.optim.Optimizer:
     """The optimizer of conf/optim, in torch's one-kernel implementation (`fused=True`): one pass
-    over memory where the default makes about ten, the same update up to rounding. A solo step of
-    the default mlp on a 2-core CPU, batch 64 (benchmarks/throughput.py --only optimizer): 1.5x
-    faster with Adam and AdamW, 1.1x with SGD momentum; the MNIST cnn 1.02-1.05x with Adam.
-    RMSprop has no fused form: in a fused job (`wide`, K members' tensors) the multi-tensor one
-    (`foreach=True`), for a solo run the default (foreach bought 1.0x)."""
+    over memory where the default makes about ten, the same update up to rounding, and faster
+    (benchmarks/throughput.py --only optimizer; benchmarks/RESULTS.md). RMSprop has no fused
+    form: in a fused job (`wide`, K members' tensors) the multi-tensor one (`foreach=True`), for
+    a solo run the default (foreach bought nothing there)."""
     if cfg.name in ("sgd", "momentum", "nesterov"):
         m = cfg.get("momentum", 0.0)
         return torch.optim.SGD(
@@ -59,8 +58,8 @@ def make_schedule(cfg: DictConfig, opt: torch.optim.Optimizer, total: int, per_e
 
 @dataclass(frozen=True)
 class Knobs:
-    """The regularizer settings a step reads, as plain numbers: a config lookup costs 10-50 µs,
-    and a step of the default mlp about 1 ms."""
+    """The regularizer settings a step reads, as plain numbers: a config lookup would cost a
+    noticeable share of a small model's step (benchmarks/RESULTS.md)."""
 
     l2: float = 0.0
     l1: float = 0.0
@@ -81,7 +80,7 @@ class Knobs:
         )
 
 
-def penalty(k: Knobs, weights: list[nn.Parameter], n_train: int) -> torch.Tensor | float:
+def penalty(k: Knobs, weights: list[torch.Tensor], n_train: int) -> torch.Tensor | float:
     """L2: lam/(2N) sum w^2 and L1: lam/N sum |w| over conv/linear weights, N = training examples."""
     total: torch.Tensor | float = 0.0
     if k.l2:
@@ -100,7 +99,7 @@ class Step:
         self.aux_weight = float(cfg.aux.get("weight", 0.0)) if "aux" in cfg else 0.0
         self.weights = models.decayed(model)
         # what the penalties, decay, max-norm and weight noise act on: not the frozen blocks' weights
-        self.trained = [w for w in self.weights if w.requires_grad]
+        self.trained: list[torch.Tensor] = [w for w in self.weights if w.requires_grad]
         self.width = getattr(model, "k", 1)  # members fused into the model
         self.opt = make_optimizer(cfg.optim, model, wide=self.width > 1)
         total = cfg.trainer.epochs * per_epoch
@@ -142,12 +141,14 @@ class Step:
         else:
             losses = (
                 F.cross_entropy(
-                    out.flatten(0, 1).float(), y.flatten(), label_smoothing=k.smooth,
+                    out.flatten(0, 1).float(),
+                    y.flatten(),
+                    label_smoothing=k.smooth,
                     reduction="none",
                 )
                 .view(len(y), -1)
                 .mean(1)
-            )  # fmt: skip
+            )
             loss = losses @ live.to(losses.dtype)  # a stopped member's gradient is 0 (NaN or not)
         if aux is not None:  # aux=...: each member's auxiliary loss (K,), weighted by aux.weight
             loss = loss + self.aux_weight * (aux @ live.to(aux.dtype))

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from regbench.config import ConfigError, source_seed, stream_value
+from regbench.config import ConfigError
+from regbench.seeds import source_seed, stream_value
 
 
 class Streams:

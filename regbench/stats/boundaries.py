@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import optimize, stats
 
+from regbench.stats.defaults import DEFAULT_SPENDING
+
 XTOL = 1e-8  # each boundary to this in z
 GRID = 601  # points of the recursive integration per stage (odd: Simpson's rule)
 WIDTH = 10.0  # standard deviations of the score kept below a boundary (the mass beyond: ~1e-23)
@@ -39,7 +41,7 @@ SIM_SEED = 20_231  # the simulation is fixed: the same stages give the same boun
 SPENDING = ("obf", "pocock")  # Lan-DeMets spending functions: which stages the α goes to
 
 
-def spent(t: np.ndarray, alpha: float, spending: str = "obf") -> np.ndarray:
+def spent(t: np.ndarray, alpha: float, spending: str = DEFAULT_SPENDING) -> np.ndarray:
     """α spent by information fractions t (K,): Lan-DeMets O'Brien-Fleming-type ("obf": almost
     nothing early, the last stage near a fixed design's level) or Pocock-type ("pocock": evenly,
     so clear differences stop early and the last stage pays for it; Lan & DeMets 1983)."""
@@ -95,7 +97,7 @@ def _solve(excess: Callable[[float], float], start: float) -> float:
     return float(optimize.brentq(excess, low, high, xtol=XTOL, rtol=4 * np.finfo(float).eps))
 
 
-def boundaries(stages: Sequence[int], alpha: float, spending: str = "obf") -> np.ndarray:
+def boundaries(stages: Sequence[int], alpha: float, spending: str = DEFAULT_SPENDING) -> np.ndarray:
     """stages: (K,) cumulative seeds per arm, increasing -> (K,) one-sided z boundaries of a
     known σ: crossing c_k first at stage k has probability spent(t_k) - spent(t_{k-1}) under the
     null of jointly normal z statistics."""
@@ -166,7 +168,9 @@ def _t_excess(
     return excess
 
 
-def t_boundaries(stages: Sequence[int], alpha: float, spending: str = "obf") -> np.ndarray:
+def t_boundaries(
+    stages: Sequence[int], alpha: float, spending: str = DEFAULT_SPENDING
+) -> np.ndarray:
     """stages: (K,) cumulative seeds per arm -> (K,) one-sided boundaries on the z scale of the
     paired t statistics (stage k reads t through its tail with stages[k] - 1 degrees of freedom):
     crossing first at stage k has probability at most spent(t_k) - spent(t_{k-1}) under the null,

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
-from regbench.stats.defaults import DEFAULT_DELTA, DEFAULT_POWER, default_delta
+from regbench.stats.defaults import ALPHA, DEFAULT_DELTA, DEFAULT_POWER, default_delta
 from regbench.stats.inference import no_spread
 
 VERDICTS = ("undecided", "better", "worse", "equivalent")  # codes 0..3 in the array functions
@@ -46,7 +46,7 @@ class Question:
     """What a study decides: δ (metric units; None: no equivalence claim, no plan), α, power."""
 
     delta: float | None = DEFAULT_DELTA
-    alpha: float = 0.05
+    alpha: float = ALPHA
     power: float = DEFAULT_POWER
 
     def __post_init__(self) -> None:
@@ -70,7 +70,7 @@ def question_from(mapping: Mapping[str, Any] | None, metric: str = "test_acc") -
     delta = mapping.get("delta", default_delta(metric))
     return Question(
         None if delta is None else float(delta),
-        float(mapping.get("alpha", 0.05)),
+        float(mapping.get("alpha", ALPHA)),
         float(mapping.get("power", DEFAULT_POWER)),
     )
 

@@ -6,9 +6,9 @@ The design starts at α/(2m) per comparison and kind of claim (α/2 per kind, as
 recycled below) along Lan-DeMets spending functions (Lan & DeMets 1983; Jennison & Turnbull 2000,
 ch. 7 and 11), with boundaries solved for the paired t statistics each stage computes
 (stats.boundaries: each stage's t enters through its p-value, z = Φ⁻¹(F_t(t)), on boundaries
-raised until the t statistics' joint null distribution spends no more than the budget). adastop
-(Mathieu et al. 2023) was evaluated first: it permutes unpaired arms and has no equivalence claim,
-so it cannot use the pairing by seed.
+raised until the t statistics' joint null distribution spends no more than the budget). Not
+adastop (Mathieu et al. 2023): it permutes unpaired arms and has no equivalence claim, so it
+cannot use the pairing by seed.
 
 Recycling (Maurer & Bretz 2013, "Multiple testing in group sequential trials using graphical
 approaches"; the Holm graph within each kind of claim): the 2m hypotheses start at α/(2m) each;
@@ -52,11 +52,11 @@ from regbench.stats.decide import (
     sd_upper,
     verdict_name,
 )
+from regbench.stats.defaults import DEFAULT_SPENDING
+from regbench.stats.defaults import FUTILITY as FUTILITY
 from regbench.stats.inference import no_spread
 
 FIRST_STAGE = 3  # seeds per arm of the first stage: a t statistic needs a few degrees of freedom
-# stop a comparison when the rest of the budget decides it with a chance below this (README: why)
-FUTILITY = 0.1
 
 
 @functools.lru_cache(maxsize=256)
@@ -74,7 +74,7 @@ class Design:
     comparisons: int
     bounds_diff: tuple[float, ...]  # each side of the difference test, first level (α/(4m) a side)
     bounds_equiv: tuple[float, ...]  # each of TOST's two one-sided tests, first level (α/(2m))
-    spending: str = "obf"  # SPENDING
+    spending: str = DEFAULT_SPENDING  # SPENDING
     futility: float = FUTILITY  # conditional power below which a comparison stops; 0: never
     recycle: bool = True  # a rejected hypothesis's α passes to the rest of its kind (settle)
 
@@ -106,7 +106,7 @@ def make_design(
     question: Question,
     stages: Sequence[int],
     comparisons: int,
-    spending: str = "obf",
+    spending: str = DEFAULT_SPENDING,
     futility: float = FUTILITY,
     recycle: bool = True,
 ) -> Design:
@@ -126,7 +126,7 @@ def design(
     df: float | None,
     comparisons: int,
     n_stages: int = 4,
-    spending: str = "obf",
+    spending: str = DEFAULT_SPENDING,
     futility: float = FUTILITY,
 ) -> Design:
     """Plan a staged study of paired differences for the spending it will use: a budget whose
@@ -276,7 +276,9 @@ def conditional_power(
     equivalence), broadcast against (...,): those of the levels reached (default: the first)."""
     n, big_n = d.shape[-1], design.stages[-1]
     if last is None:
-        last = tuple(_t_scale(c, design.stages)[-1] for c in (design.bounds_diff, design.bounds_equiv))  # fmt: skip
+        last = tuple(
+            _t_scale(c, design.stages)[-1] for c in (design.bounds_diff, design.bounds_equiv)
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = d.mean(-1)
         sd = d.std(-1, ddof=1) * sd_upper(1.0, n - 1, 1 - SD_CONFIDENCE)  # the lower bound
