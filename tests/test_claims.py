@@ -266,3 +266,14 @@ def test_the_ledger_is_written_again_from_the_results_running_nothing(
     rows = json.loads(again.with_suffix(".json").read_text())["claims"]
     assert rows == json.loads((out / "ledger.json").read_text())["claims"]
     assert (tmp_path / "again_tiny.png").is_file() and again.with_suffix(".html").is_file()
+
+
+def test_jobs_run_the_claims_in_processes_with_the_same_ledger(ledger, tmp_path: Path) -> None:
+    conf, out, _ = ledger
+    par = tmp_path / "out"
+    done = cli("--config-dir", str(conf), "claims", "run", "tiny", "diverges", "--out-dir", str(par), "--jobs", "2")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "== tiny: started" in done.stdout and (par / "claims-logs" / "tiny.log").is_file()
+    row = lambda r: (r["claim"], r["verdict"], r["effect"], r["runs"])  # noqa: E731
+    seq = [row(r) for r in json.loads((out / "ledger.json").read_text())["claims"]]
+    assert [row(r) for r in json.loads((par / "ledger.json").read_text())["claims"]] == seq

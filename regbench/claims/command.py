@@ -102,6 +102,12 @@ def run(
         str | None,
         typer.Option("--data-root", help="data.root for the datasets the full scale reads."),
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs", help="Claims run at once, each in its own process (the cores shared).", min=1
+        ),
+    ] = 1,
 ) -> None:
     """Run the claims staged until decided (resumable: rerun the same command, nothing finished is
     redone) and write the ledger."""
@@ -112,6 +118,15 @@ def run(
         claims, remarks = _checked(names, scale, extra), _notes(notes)
     except ConfigError as exc:
         _fail(str(exc))
+    command = " ".join(["regbench claims run", *(names or [])]) + (
+        f" --scale {scale}" if scale != "default" else ""
+    )
+    if jobs > 1 and len(claims) > 1:
+        code = _in_processes(claims, jobs, out_dir, scale, data_root)
+        _write(
+            ledger or out_dir / "ledger.md", claims, _read(claims, out_dir, scale), remarks, command
+        )
+        raise typer.Exit(code)
     results, code = {}, 0
     for name, claim in claims.items():
         typer.echo(f"== {name}: {claim.claim}")
@@ -127,11 +142,44 @@ def run(
             raise typer.Exit(130) from None
         typer.echo(f"== {name}: {res.verdict} ({res.runs} runs, {res.wall_seconds:.0f} s)")
         code = code or (1 if res.error else 0)
-    command = " ".join(["regbench claims run", *(names or [])]) + (
-        f" --scale {scale}" if scale != "default" else ""
-    )
     _write(ledger or out_dir / "ledger.md", claims, results, remarks, command)
     raise typer.Exit(code)
+
+
+def _in_processes(claims: dict, jobs: int, out_dir: Path, scale: str, root: str | None) -> int:
+    """--jobs N: each claim in a child process; the worst exit code (2: a claim's bad input)."""
+    from regbench.claims import jobs as jobs_mod
+
+    try:
+        codes = jobs_mod.run(
+            list(claims), jobs, out_dir, scale, ["--data-root", root] if root else []
+        )
+    except KeyboardInterrupt:
+        typer.echo(
+            "interrupted: rerun the same command to go on (nothing finished is redone)", err=True
+        )
+        raise typer.Exit(130) from None
+    for name, c in codes.items():
+        if c:
+            typer.echo(
+                f"{name}: exit code {c}; its output is in {out_dir / jobs_mod.LOGS / name}.log",
+                err=True,
+            )
+    return max(codes.values(), default=0)
+
+
+def _read(claims: dict, out_dir: Path, scale: str) -> dict:
+    """The results `claims run` left in out_dir's sweep folders (a claim never run: named, left out)."""
+    from regbench.claims import runner
+
+    results = {}
+    for name, claim in claims.items():
+        res = runner.read(out_dir / "sweeps" / runner.sweep_name(name, scale), claim)
+        if res is None:
+            typer.echo(f"{name}: not run yet (regbench claims run {name})", err=True)
+        else:
+            results[name] = res
+    return results
 
 
 def _write(path: Path, claims: dict, results: dict, remarks: dict[str, str], command: str) -> None:
@@ -160,7 +208,6 @@ def ledger(
 ) -> None:
     """Write the ledger from the claims' results as `claims run` left them, running nothing (a
     claim never run is left out and named)."""
-    from regbench.claims import runner
 
     try:
         if scale not in catalogue.SCALES:
@@ -169,13 +216,7 @@ def ledger(
         remarks = _notes(notes)
     except ConfigError as exc:
         _fail(str(exc))
-    results = {}
-    for name, claim in claims.items():
-        res = runner.read(out_dir / "sweeps" / runner.sweep_name(name, scale), claim)
-        if res is None:
-            typer.echo(f"{name}: not run yet (regbench claims run {name})", err=True)
-        else:
-            results[name] = res
+    results = _read(claims, out_dir, scale)
     if not results:
         _fail(f"no claim has run under {out_dir}; regbench claims run --out-dir {out_dir}")
     command = " ".join(["regbench claims run", *(names or [])]) + (

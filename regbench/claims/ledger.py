@@ -98,7 +98,7 @@ def _totals(results: dict[str, Result]) -> str:
     saved = f" ({1 - runs / fixed:.0%} fewer)" if fixed else ""
     return (
         f"{len(results)} claims: {counts}. Runs spent: {runs} of a fixed design's "
-        f"{fixed} (every arm at its budget){saved}; wall time {wall / 60:.1f} min."
+        f"{fixed} (every arm at its budget){saved}; command time {wall / 60:.1f} min (the claims' wall times summed: with --jobs 2 they overlap)."
     )
 
 
