@@ -192,7 +192,8 @@ def _name(
     """A study's name while the user's overrides leave its runs' results as they are, else the
     base name and the hash of the sweep's identity; and the names the same sweep had before
     (every override hashed as given: seeds, bookkeeping, the values' order; defaults spelt out)."""
-    extra = identity([o for o in user if o in job])
+    # the user's override of a study's key changes the study even when it spells a global default
+    extra = identity([o for o in user if o in job], defaults_count=True)
     name = base_name if study and not extra else f"{base_name}-{short_hash(identity(job))}"
     content = [o for o in job if not o.startswith(("out_dir=", "trainer.fuse="))]
     by_content = [o for o in user if o in content]

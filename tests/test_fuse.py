@@ -17,6 +17,7 @@ from scipy import stats
 from torch import nn
 
 from regbench import models
+from regbench.naming import run_name
 from regbench.run import checkpoint, fuse, job
 from regbench.run.job import run as solo_run
 from tests.conftest import cli, cli_cmd, cli_env, make_cfg, summary
@@ -152,7 +153,7 @@ def test_member_k_equals_the_solo_run_of_seed_k(tmp_path: Path, model: str, regs
     for s in range(3):
         solo_run(make_cfg(*common, f"seed={s}", f"out_dir={tmp_path / 'solo'}"))
     for s in range(3):
-        name = f"{model}-{'+'.join(make_cfg(*common).reg)}-sgd-s{s}"
+        name = run_name(make_cfg(*common, f"seed={s}"))  # aux=gt4 is in the name
         f, o = tmp_path / "fused" / name, tmp_path / "solo" / name
         assert (f / "config.yaml").read_text().replace("fused", "solo") == (
             o / "config.yaml"

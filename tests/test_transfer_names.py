@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from regbench import sweep
-from regbench.config import run_name
+from regbench.naming import run_name
 from regbench.run.job import run
 from tests.conftest import make_cfg
 

@@ -111,7 +111,6 @@ def run(
 ) -> None:
     """Run the claims staged until decided (resumable: rerun the same command, nothing finished is
     redone) and write the ledger."""
-    from regbench.claims import runner
 
     extra = [f"data.root={data_root}"] if data_root else []
     try:
@@ -127,6 +126,15 @@ def run(
             ledger or out_dir / "ledger.md", claims, _read(claims, out_dir, scale), remarks, command
         )
         raise typer.Exit(code)
+    results, code = _one_by_one(claims, out_dir, scale, extra)
+    _write(ledger or out_dir / "ledger.md", claims, results, remarks, command)
+    raise typer.Exit(code)
+
+
+def _one_by_one(claims: dict, out_dir: Path, scale: str, extra: list[str]) -> tuple[dict, int]:
+    """Each claim in this process, one after another: the results and the exit code."""
+    from regbench.claims import runner
+
     results, code = {}, 0
     for name, claim in claims.items():
         typer.echo(f"== {name}: {claim.claim}")
@@ -142,8 +150,7 @@ def run(
             raise typer.Exit(130) from None
         typer.echo(f"== {name}: {res.verdict} ({res.runs} runs, {res.wall_seconds:.0f} s)")
         code = code or (1 if res.error else 0)
-    _write(ledger or out_dir / "ledger.md", claims, results, remarks, command)
-    raise typer.Exit(code)
+    return results, code
 
 
 def _in_processes(claims: dict, jobs: int, out_dir: Path, scale: str, root: str | None) -> int:
