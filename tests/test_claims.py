@@ -100,15 +100,20 @@ def test_listing_names_every_claim_and_its_deck(monkeypatch: pytest.MonkeyPatch)
 def test_a_bad_claim_is_one_line_before_any_training(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: dict, says: str
 ) -> None:
-    bad = {k: v for k, v in (TINY | change).items() if v is not None}
-    conf = user_folder(tmp_path / "conf", bad=bad)
+    assert says in bad_claim_error(tmp_path, monkeypatch, TINY | change)
+
+
+def bad_claim_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, claim: dict) -> str:
+    """`claims run` on a user's claim file `bad` (keys set to None left out): its one error line,
+    checked to be one line and to leave the out folder unwritten."""
+    conf = user_folder(tmp_path / "conf", bad={k: v for k, v in claim.items() if v is not None})
     out = tmp_path / "out"
     code, stdout, stderr = cli_inprocess(
         "--config-dir", str(conf), "claims", "run", "bad", "--out-dir", str(out), monkeypatch=monkeypatch
     )  # fmt: skip
     line = assert_one_line_error(code, stdout, stderr)
-    assert says in line, line
     assert not out.exists()  # nothing trained, nothing written
+    return line
 
 
 def test_an_unknown_claim_name_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

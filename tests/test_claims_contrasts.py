@@ -16,8 +16,8 @@ from regbench import folder
 from regbench.claims import catalogue
 from regbench.contrast import Term, ensemble_accuracy, scores, two_arms, unit_values
 from regbench.record import Summary
-from tests.conftest import assert_one_line_error, cli, cli_inprocess
-from tests.test_claims import TINY, user_folder
+from tests.conftest import cli
+from tests.test_claims import TINY, bad_claim_error, user_folder
 
 BASE = {k: v for k, v in TINY.items() if k not in ("arms", "baseline", "curves")}
 # the best checkpoint against the last of the same runs (6 epochs: the last is not always the best)
@@ -106,14 +106,7 @@ def test_a_groups_mean_and_its_ensembles_accuracy_by_hand(tmp_path: Path) -> Non
 def test_a_bad_contrast_is_one_line_before_any_training(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, claim: dict, says: str
 ) -> None:
-    conf = user_folder(tmp_path / "conf", bad={k: v for k, v in claim.items() if v is not None})
-    out = tmp_path / "out"
-    code, stdout, stderr = cli_inprocess(
-        "--config-dir", str(conf), "claims", "run", "bad", "--out-dir", str(out), monkeypatch=monkeypatch
-    )  # fmt: skip
-    line = assert_one_line_error(code, stdout, stderr)
-    assert says in line, line
-    assert not out.exists()
+    assert says in bad_claim_error(tmp_path, monkeypatch, claim)
 
 
 @pytest.fixture(scope="module")
