@@ -40,6 +40,19 @@ def identity(overrides: list[str], defaults_count: bool = False) -> list[str]:
     config has anyway (data=digits, trainer.epochs=20 at their defaults) names nothing, unless
     defaults_count (how regbench 0.2 named sweeps)."""
     parsed = parse_overrides(overrides)
+    kept: list[tuple[str, Override | None]] = []  # a single value keeps its parse
+    for o, p in zip(overrides, parsed, strict=True):
+        bare = p.get_key_element().lstrip("~+")
+        if p.is_hydra_override() or bare in NOT_IDENTITY or folder.is_bookkeeping(bare):
+            continue
+        if p.is_sweep_override():
+            kept.append(
+                (f"{p.get_key_element()}={','.join(sorted(p.sweep_string_iterator()))}", None)
+            )
+        else:
+            kept.append((o, p))
+    if defaults_count or all(p is None for _, p in kept):  # nothing to hold against the defaults
+        return sorted(o for o, _ in kept)
     base = compose_overrides([], with_hydra=True)
     groups = set(base.hydra.runtime.choices)
     picked = {  # the groups set to another option than their default, or swept
@@ -48,17 +61,7 @@ def identity(overrides: list[str], defaults_count: bool = False) -> list[str]:
         if p.get_key_element() in groups
         and (p.is_sweep_override() or not _as_default(p, base, groups, set()))
     }
-    out = []
-    for o, p in zip(overrides, parsed, strict=True):
-        key = p.get_key_element()
-        bare = key.lstrip("~+")
-        if p.is_hydra_override() or bare in NOT_IDENTITY or folder.is_bookkeeping(bare):
-            continue
-        if p.is_sweep_override():
-            out.append(f"{key}={','.join(sorted(p.sweep_string_iterator()))}")
-        elif defaults_count or not _as_default(p, base, groups, picked):
-            out.append(o)
-    return sorted(out)
+    return sorted(o for o, p in kept if p is None or not _as_default(p, base, groups, picked))
 
 
 def _as_default(p: Override, base: DictConfig, groups: set[str], picked: set[str]) -> bool:
