@@ -33,9 +33,6 @@ class Term:
     arm: str  # the arm's overrides joined by spaces
     metric: str
 
-    def as_list(self) -> list[Any]:
-        return [self.sign, self.arm, self.metric]
-
 
 def two_arms(arm: str, base: str, metric: str) -> tuple[Term, ...]:
     """The usual comparison: the arm's metric minus its baseline arm's, seed by seed."""

@@ -5,6 +5,7 @@ Python API read the file only through `Decisions.from_json`. Torch-, numpy- and 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -54,11 +55,12 @@ class Step:
         }
 
 
-@dataclass(frozen=True, kw_only=True)  # keyword-only: the fields in the file's order
+@dataclass(kw_only=True)  # keyword-only: the fields in the file's order
 class Decisions:
     """decisions.json: the question asked before any run, the stages and their boundaries, each
     stage's step, the verdicts reached (arm -> verdict, arm -> seeds it was decided at) and the
-    runs spent. `folder`: where it was read from (not in the file, which lies in that folder)."""
+    runs spent. `folder`: where it was read from (not in the file, which lies in that folder).
+    stages.py builds one before the first stage and adds each stage's step (`add`)."""
 
     baseline: str
     metric: str
@@ -100,6 +102,18 @@ class Decisions:
         out |= {k: getattr(self, k) for k in FILE_KEYS}
         out["path"] = [s.to_json() for s in self.path]
         return out
+
+    def dumps(self) -> str:
+        """The file's text."""
+        return json.dumps(self.to_json(), indent=2) + "\n"
+
+    def add(self, step: Step, runs: int) -> None:
+        """A stage's step: its decided verdicts recorded at its seeds; `runs` spent so far."""
+        self.path.append(step)
+        for arm, verdict in step.verdicts.items():
+            if verdict != "open":
+                self.verdicts[arm], self.decided_at[arm] = verdict, step.seeds
+        self.runs = runs
 
     def verdict(self, arm: str) -> str:
         """A comparison's verdict; 'open' before it is decided."""

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from regbench.config import ConfigError
 
 TAGGED = ("data", "model", "optim", "sched")  # discriminated unions: loc[1] is the member's tag
-MEMBER = re.compile(r"[\[\-']|^(int|str|float|bool|none|dict|list)$")  # an untagged union member
+MEMBER = re.compile(r"[\[\-']|^(int|str|float|bool|dict|list)$")  # an untagged union member
 # the value is not of this member's kind at all: another member's complaint says more
 KIND = {
     "list_type",

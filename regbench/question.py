@@ -21,6 +21,7 @@ from pydantic import (
 
 from regbench import invalid
 from regbench.config import ConfigError
+from regbench.decisions import Decisions
 from regbench.folder import DECISIONS
 from regbench.record import METRICS
 from regbench.stats.sequential import SPENDING
@@ -87,7 +88,7 @@ QUESTION = (
 )
 
 
-def same_question(sweep_dir: Path, log: dict[str, Any]) -> None:
+def same_question(sweep_dir: Path, log: Decisions) -> None:
     """ConfigError naming what differs when sweep_dir already holds a staged study that asked
     another question: its decisions hold for that question only, and are never rewritten."""
     try:
@@ -98,10 +99,11 @@ def same_question(sweep_dir: Path, log: dict[str, Any]) -> None:
         raise ConfigError(
             f"{sweep_dir / DECISIONS} is unreadable; move the folder aside to start the study afresh"
         ) from None
+    now = json.loads(log.dumps())  # as the file holds it: lists, not tuples
     changed = [
-        f"{k} {json.dumps(before.get(k))} there, {json.dumps(log.get(k))} here"
+        f"{k} {json.dumps(before.get(k))} there, {json.dumps(now.get(k))} here"
         for k in QUESTION
-        if before.get(k) != json.loads(json.dumps(log.get(k)))
+        if before.get(k) != now.get(k)
     ]
     if changed:
         raise ConfigError(

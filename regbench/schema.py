@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from pydantic import (
     BaseModel,
@@ -16,10 +17,11 @@ from pydantic import (
     StrictInt,
     Tag,
     ValidationError,
+    create_model,
 )
 
 from regbench import invalid
-from regbench.config import ConfigError
+from regbench.config import CONF_DIR, ConfigError
 from regbench.datasets import AUX_DATA, DATASETS
 from regbench.schema_base import Fraction, NonNegFloat, PosInt, _Strict
 
@@ -134,14 +136,6 @@ class BatchNorm(_Strict):
     momentum: Annotated[float, Field(gt=0, le=1)]
 
 
-class Penalty(_Strict):
-    lam: NonNegFloat
-
-
-class WeightDecay(_Strict):
-    weight_decay: NonNegFloat
-
-
 class Augment(_Strict):
     flip: Annotated[float, Field(ge=0, le=1)]
     translate: Annotated[int, Field(ge=0)]
@@ -165,22 +159,56 @@ class LabelSmooth(_Strict):
     eps: Fraction
 
 
-class WeightNoise(_Strict):
-    sigma: NonNegFloat
+# ---- the regularizers: one per file of conf/reg/, which holds its knobs and their defaults -------
+# A regularizer whose knobs need a narrower range than their defaults' types give (a probability,
+# a positive number, a choice among words) has its class here; every other one's class is made
+# from its YAML file (knobs_model), so that a new regularizer is that file and one builder entry.
+NARROWER: dict[str, type[_Strict]] = {
+    "dropout": Dropout,
+    "bn": BatchNorm,
+    "aug": Augment,
+    "earlystop": EarlyStop,
+    "labelsmooth": LabelSmooth,
+    "maxnorm": MaxNorm,
+}
 
 
-class Reg(_Strict):
-    none: dict | None = None
-    dropout: Dropout | None = None
-    bn: BatchNorm | None = None
-    l2: Penalty | None = None
-    l1: Penalty | None = None
-    wd: WeightDecay | None = None
-    aug: Augment | None = None
-    earlystop: EarlyStop | None = None
-    labelsmooth: LabelSmooth | None = None
-    maxnorm: MaxNorm | None = None
-    weightnoise: WeightNoise | None = None
+def _knob(key: str, default: Any) -> Any:
+    """A knob's type from its default: a number is a strength (finite, >= 0; an integer stays
+    one), true/false a switch, a word any word."""
+    if isinstance(default, bool):
+        return StrictBool
+    if isinstance(default, int):
+        return Annotated[StrictInt, Field(ge=0)]
+    if isinstance(default, float):
+        return NonNegFloat
+    if isinstance(default, str):
+        return str
+    raise TypeError(
+        f"knob {key}: a default must be a number, true/false or a word, not {default!r}"
+    )
+
+
+def knobs_model(name: str, defaults: dict[str, Any]) -> type[_Strict]:
+    """reg.<name>'s class from its knobs' defaults (conf/reg/<name>.yaml's `<name>:` mapping)."""
+    fields: dict[str, Any] = {k: (_knob(k, v), ...) for k, v in defaults.items()}
+    return create_model(name.capitalize(), __base__=_Strict, **fields)
+
+
+def _reg_fields() -> dict[str, Any]:
+    """Reg's fields: each packaged conf/reg/ file, optional (reg=[a,b] selects a and b)."""
+    out: dict[str, Any] = {}
+    for path in sorted((CONF_DIR / "reg").glob("*.yaml")):
+        name = path.stem
+        model = NARROWER.get(name) or knobs_model(name, yaml.safe_load(path.read_text())[name])
+        out[name] = (model | None, None)
+    return out
+
+
+if TYPE_CHECKING:
+    Reg = _Strict
+else:
+    Reg = create_model("Reg", __base__=_Strict, **_reg_fields())
 
 
 PosFloat = Annotated[float, Field(gt=0)]

@@ -15,7 +15,7 @@ import itertools
 import json
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from regbench import contrast, folder, index, pretrain, sweep
 from regbench.config import ConfigError
+from regbench.decisions import Decisions, Estimate, Step
 from regbench.folder import DECISIONS
 from regbench.question import check_question, same_question
 from regbench.record import LOWER_IS_BETTER
@@ -130,7 +131,7 @@ def pairs(keys: list[str], cells: list[list[str]], baseline: str) -> dict[str, s
 
 def decide(
     sweep_dir: Path, s: Study, k: int, open_: dict[str, str], decided: Iterable[str] = ()
-) -> dict:
+) -> Step:
     """Stage k's verdicts of the open comparisons (name -> verdict) and their estimates, at the
     levels the earlier stages' verdicts (decided) passed on (sequential.settle): each
     comparison's paired scores are its contrast's (contrast.scores) over the units run so far. A
@@ -150,12 +151,9 @@ def decide(
     need = dict.fromkeys((t.arm, t.metric) for a in open_ if a not in gone for t in terms[a])
     got = {(a, m): contrast.unit_values(runs, a, n, m, s.group) for a, m in need}
     diffs: dict[str, np.ndarray] = {}
-    estimates: dict[str, dict[str, Any]] = {}
     for arm in open_:
-        if arm in gone:
-            continue
-        diffs[arm] = d = contrast.scores(terms[arm], got)
-        estimates[arm] = {"diff": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(n))}
+        if arm not in gone:
+            diffs[arm] = contrast.scores(terms[arm], got)
     lower = st.metric in LOWER_IS_BETTER
     verdicts, chances = decide_stage(diffs, design, k, lower, decided)
     if st.metric in folder.SIGNED:  # scores in {-1, 0, 1}: all alike is the sign test's to decide
@@ -164,12 +162,14 @@ def decide(
                 sg := censored.unanimous(d, design.bounds_diff[k])
             ):
                 verdicts[arm] = verdict_name(UP if sg > 0 else DOWN, lower)
-    for arm, chance in chances.items():
-        estimates[arm]["chance"] = chance
+    estimates = {
+        a: Estimate(float(d.mean()), float(d.std(ddof=1) / np.sqrt(n)), chances.get(a))
+        for a, d in diffs.items()
+    }
     for arm, seeds in gone.items():
-        verdicts[arm], estimates[arm] = DIVERGED, {"diverged": seeds}
+        verdicts[arm], estimates[arm] = DIVERGED, Estimate(diverged=seeds)
     verdicts = {a: verdicts[a] for a in open_}  # in the comparisons' order
-    return {"stage": k + 1, "seeds": n, "verdicts": verdicts, "estimates": estimates}
+    return Step(k + 1, n, verdicts, estimates)
 
 
 def _fixed(overrides: list[str], keys: list[str], cell: list[str]) -> list[str]:
@@ -227,21 +227,23 @@ class Study:
         """The arms these comparisons measure (those a stage runs)."""
         return {t.arm for a in names for t in self.terms_of(a)}
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> Decisions:
         """decisions.json before its first stage: the question, then each stage's path (the
         contrasts and the group only where a study has them)."""
         st, design = self.st, self.design
-        terms = {a: [t.as_list() for t in ts] for a, ts in self.terms.items()}
-        extra: dict[str, Any] = {"terms": terms} if self.terms else {}
-        extra |= {"group": self.group} if self.group > 1 else {}
-        what = {"baseline": st.baseline, "metric": st.metric, "question": vars(st.question)}
-        how = {"stages": list(design.stages), "spending": st.spending, "futility": st.futility}
-        bounds = {
-            "bounds_diff": list(design.bounds_diff),
-            "bounds_equiv": list(design.bounds_equiv),
-        }
-        path = {"path": [], "verdicts": {}, "decided_at": {}, "runs": 0}
-        return extra | what | how | bounds | {"comparisons": dict(self.comparisons)} | path
+        return Decisions(
+            terms={a: [astuple(t) for t in ts] for a, ts in self.terms.items()},
+            group=self.group,
+            baseline=st.baseline,
+            metric=st.metric,
+            question=vars(st.question),
+            stages=list(design.stages),
+            spending=st.spending,
+            futility=st.futility,
+            bounds_diff=list(design.bounds_diff),
+            bounds_equiv=list(design.bounds_equiv),
+            comparisons=dict(self.comparisons),
+        )
 
     def plan(self, cell: list[str], seeds: range) -> sweep.Plan:
         """One arm's runs of these seeds, named as the whole grid's would be."""
@@ -329,14 +331,14 @@ def sweep_until_decided(args: list[str], given: dict[str, Any], command: str) ->
         return code
     fixed = len(s.cells) * s.st.budget
     print(
-        f"runs: {log['runs']} of a fixed {s.st.budget}-seed design's {fixed} "
-        f"({1 - log['runs'] / fixed:.0%} fewer); decisions in {where / DECISIONS}"
+        f"runs: {log.runs} of a fixed {s.st.budget}-seed design's {fixed} "
+        f"({1 - log.runs / fixed:.0%} fewer); decisions in {where / DECISIONS}"
     )
     # a diverged run is final and decided on; the command still says a run went wrong (folder.BAD)
-    return 1 if DIVERGED in log["verdicts"].values() else 0
+    return 1 if DIVERGED in log.verdicts.values() else 0
 
 
-def run_study(s: Study, command: str) -> tuple[int, dict[str, Any], Path]:
+def run_study(s: Study, command: str) -> tuple[int, Decisions, Path]:
     """Stage by stage, the seeds of the arms still open (and their baselines), then the verdicts,
     until none is open: (exit code, decisions.json's record, the sweep folder). A grid's study
     (sweep_until_decided) or one of arms of their own overrides (regbench claims)."""
@@ -345,7 +347,7 @@ def run_study(s: Study, command: str) -> tuple[int, dict[str, Any], Path]:
     same_question(where, log)  # before any run: a changed question never rewrites decisions.json
     if not (where / DECISIONS).exists():  # the question, recorded before the first run
         where.mkdir(parents=True, exist_ok=True)
-        folder.write_atomic(where / DECISIONS, json.dumps(log, indent=2) + "\n")
+        folder.write_atomic(where / DECISIONS, log.dumps())
     ran: dict[str, int] = {}
     for k, n in enumerate(design.stages):
         active = s.arms_of(open_)
@@ -358,15 +360,11 @@ def run_study(s: Study, command: str) -> tuple[int, dict[str, Any], Path]:
         if code and (code in (130, 143) or not _final(where, active, n * s.group)):
             return code, log, where
         ran |= dict.fromkeys(active, n * s.group)
-        step = decide(where, s, k, open_, log["verdicts"].values())
-        log["path"].append(step)
+        step = decide(where, s, k, open_, log.verdicts.values())
+        log.add(step, runs=sum(ran.values()))
         print_stage(step, len(design.stages))
-        for arm, verdict in step["verdicts"].items():
-            if verdict != "open":
-                log["verdicts"][arm], log["decided_at"][arm] = verdict, n
-        open_ = {a: b for a, b in open_.items() if step["verdicts"][a] == "open"}
-        log["runs"] = sum(ran.values())
-        folder.write_atomic(where / DECISIONS, json.dumps(log, indent=2) + "\n")
+        open_ = {a: b for a, b in open_.items() if step.verdicts[a] == "open"}
+        folder.write_atomic(where / DECISIONS, log.dumps())
         if not open_:
             break
     return 0, log, where
@@ -382,18 +380,19 @@ def _final(where: Path, arms: set[str], n: int) -> bool:
     return True
 
 
-def print_stage(step: dict[str, Any], stages: int) -> None:
-    print(f"stage {step['stage']} of {stages} ({step['seeds']} seeds per arm):")
-    for arm, verdict in step["verdicts"].items():
-        e = step["estimates"][arm]
+def print_stage(step: Step, stages: int) -> None:
+    print(f"stage {step.stage} of {stages} ({step.seeds} seeds per arm):")
+    for arm, verdict in step.verdicts.items():
+        e = step.estimates[arm]
         if verdict == DIVERGED:
-            said = "; ".join(f"{a} seeds {seeds}" for a, seeds in e["diverged"].items())
+            assert e.diverged is not None
+            said = "; ".join(f"{a} seeds {seeds}" for a, seeds in e.diverged.items())
             print(f"  {arm}: diverged ({said}: stopped, no claim)")
             continue
-        text = f"  {arm}: {verdict} (Δ {e['diff']:+.4f}, SE {e['se']:.4f}"
-        if "chance" in e:  # before the last stage: how likely the budget decides it
+        text = f"  {arm}: {verdict} (Δ {e.diff:+.4f}, SE {e.se:.4f}"
+        if e.chance is not None:  # before the last stage: how likely the budget decides it
             futile = verdict == "undecided"
-            text += f"; {e['chance']:.0%} chance the budget decides it" + (
+            text += f"; {e.chance:.0%} chance the budget decides it" + (
                 ": stopped" if futile else ""
             )
         print(text + ")")

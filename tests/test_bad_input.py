@@ -111,6 +111,11 @@ BAD_INPUTS = {
     "weightnoise-negative": _static(
         "reg=weightnoise", "reg.weightnoise.sigma=-0.1", says="'reg.weightnoise.sigma' (-0.1)"
     ),
+    # knobs typed by their conf/reg/ defaults (schema.knobs_model), not by a class of their own
+    "l2-lam-negative": _static("reg=l2", "reg.l2.lam=-1", says="'reg.l2.lam' (-1)"),
+    "wd-not-a-number": _static("reg=wd", "reg.wd.weight_decay=abc", says="'reg.wd.weight_decay'"),
+    "l1-unknown-knob": _static("reg=l1", "+reg.l1.foo=1", says="unknown key 'reg.l1.foo'"),
+    "none-takes-no-knob": _static("reg=none", "+reg.none.x=1", says="unknown key 'reg.none.x'"),
     "whiten-eps-0": _static(
         "data.preprocess=zca", "data.whiten_eps=0", says="'data.whiten_eps' (0)"
     ),

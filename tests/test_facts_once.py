@@ -1,6 +1,7 @@
 """Every fact said once in regbench/: the summary keys in record.py (the module that owns
 summary.json), the packaged datasets' names in datasets.py (their registry), the regularizers'
-in schema.py (`Reg`: each one's knobs; conf/reg/ holds their defaults) and the config groups in
+in conf/reg/ (one file each: schema.py builds `Reg` from them and names in `NARROWER` those
+whose knobs need narrower ranges than their defaults' types) and the config groups in
 config.py (read from conf/config.yaml's defaults list); everything else derives them. The test
 reads the code (ast): a literal tuple, list, set or dict that names enough of one fact's names
 elsewhere is a second definition."""

@@ -92,18 +92,18 @@ def claim_verdict(direction: str, seen: list[str]) -> str:
     return HOLDS if seen and all(s == direction for s in seen) else UNDECIDED
 
 
-def result_of(name: str, claim: Claim, log: dict, where: Path, wall: float) -> Result:
-    comps, decided = [], Decisions.from_json(log)
-    for arm, base in log["comparisons"].items():
-        v = log["verdicts"].get(arm, "undecided")
-        seen = [s["seeds"] * claim.group for s in log["path"] if arm in s["estimates"]]
+def result_of(name: str, claim: Claim, log: Decisions, where: Path, wall: float) -> Result:
+    comps = []
+    for arm, base in log.comparisons.items():
+        v = log.verdicts.get(arm, "undecided")
+        seen = [s.seeds * claim.group for s in log.path if arm in s.estimates]
         comps.append(
             Comparison(
                 arm,
                 base,
                 v,
                 observed(v, claim.lower_is_better),
-                staged.interval(decided, arm),
+                staged.interval(log, arm),
                 seen[-1] if seen else 0,
             )
         )
@@ -111,7 +111,7 @@ def result_of(name: str, claim: Claim, log: dict, where: Path, wall: float) -> R
         name=name,
         verdict=claim_verdict(claim.direction, [c.observed for c in comps]),
         comparisons=comps,
-        runs=log["runs"],
+        runs=log.runs,
         fixed_runs=len(claim.cells) * claim.question.budget * claim.group,
         seeds=max((c.seeds for c in comps), default=0),
         wall_seconds=round(wall, 1),
@@ -229,7 +229,7 @@ def run(name: str, claim: Claim, out_dir: Path, scale: str, extra: list[str]) ->
             name,
             UNDECIDED,
             [],
-            log["runs"],
+            log.runs,
             0,
             0,
             round(wall, 1),
