@@ -32,6 +32,7 @@ from regbench.identity import (
 from regbench.index import status_of
 from regbench.naming import run_name
 from regbench.pitfalls import warnings
+from regbench.run import workers
 from regbench.schema import NAME_PATTERN, check_seed
 
 STUDY_KEYS = ("sweep_name", "overrides", "question", "pretrain")  # a study file's top-level keys
@@ -360,6 +361,7 @@ def fuse_seeds(job: list[str], keys: dict[str, Override]) -> list[str]:
 def launch(p: Plan) -> int:
     """Hydra's multirun of the plan; its exit code (130: Ctrl-C, 143: SIGTERM). sweep.json is
     refreshed by the caller either way."""
+    workers.fork_from_server(p.launcher)  # before torch loads here, so that the two overlap
     from regbench.run.job import Terminated, hydra_app, stop_on_sigterm  # torch loads here
 
     sys.argv = ["regbench", "--multirun", *searchpath_override(), *p.argv]
