@@ -1,6 +1,6 @@
 """Every fact said once in regbench/: the summary keys in record.py (the module that owns
 summary.json), the packaged datasets' names in datasets.py (their registry), the regularizers'
-in conf/reg/ (one file each: schema.py builds `Reg` from them and names in `NARROWER` those
+in conf/reg/ (one file each: schema_reg.py builds `Reg` from them and names in `NARROWER` those
 whose knobs need narrower ranges than their defaults' types) and the config groups in
 config.py (read from conf/config.yaml's defaults list); everything else derives them. The test
 reads the code (ast): a literal tuple, list, set or dict that names enough of one fact's names
@@ -32,7 +32,7 @@ REGULARIZERS = set(group_options("reg")) - set(STREAMS) - {"none"}
 FACTS = {
     "summary keys": (SUMMARY_KEYS, "record.py", 2),
     "dataset names": (set(DATASETS), "datasets.py", 2),
-    "regularizer names": (REGULARIZERS, "schema.py", 2),
+    "regularizer names": (REGULARIZERS, "schema_reg.py", 2),
     "config group names": (set(GROUPS), "config.py", len(GROUPS) // 2 + 1),
 }
 

@@ -1,5 +1,5 @@
 """A regularizer is its conf/reg/ file and one builder entry: its knobs' types come from their
-defaults there (schema.knobs_model) unless schema.NARROWER gives the regularizer a class of its own."""
+defaults there (schema_reg.knobs_model) unless schema_reg.NARROWER gives the regularizer a class of its own."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from regbench import schema
+from regbench import schema_reg as schema
 from regbench.config import CONF_DIR
 
 DEFAULTS = {"strength": 0.5, "every": 2, "on": True, "mode": "all"}

@@ -2,7 +2,8 @@
 the jobs that run beside it, less the cores other processes keep busy right now.
 
 torch's own default is every core of the machine: beside any other busy process one of its threads
-waits for a core at every parallel step, and a run took 5-30x its quiet time (benchmarks/threads.py).
+waits for a core at every parallel step, and a run takes several times its quiet time
+(benchmarks/threads.py; its numbers in benchmarks/RESULTS.md).
 Deterministic kernels give the same metrics at any count (trainer.deterministic), so the count may
 follow the machine's load; summary.json records the one a run used.
 """
