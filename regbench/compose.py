@@ -14,6 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 from regbench import extend, naming
 from regbench.config import CONF_DIR, ConfigError, group_options, searchpath_override
 from regbench.schema import validate
+from regbench.schema_base import NAME_RULE
 
 assert naming  # imported for its resolver: conf/config.yaml's hydra.sweep.subdir calls it
 
@@ -90,6 +91,8 @@ def parse_error(text: str, overrides: list[str]) -> str:
     key, eq, value = given.partition("=")
     if not eq:
         return f"bad override {given!r}: write key=value, e.g. trainer.epochs=5"
+    if key.lstrip("+") in ("name", "sweep_name"):  # quoting would not help: a name is plain
+        return f"invalid value for '{key.lstrip('+')}' ({value!r}): {NAME_RULE}"
     return (
         f"bad override {given!r}: Hydra's syntax does not allow this value unquoted; quote it "
         f"inside the shell's quotes, e.g. '{key}=\"{value}\"'"

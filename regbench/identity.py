@@ -45,7 +45,9 @@ def identity(overrides: list[str], defaults_count: bool = False) -> list[str]:
         bare = p.get_key_element().lstrip("~+")
         if p.is_hydra_override() or bare in NOT_IDENTITY or folder.is_bookkeeping(bare):
             continue
-        if p.is_sweep_override():
+        if p.is_interval_sweep():  # a range a search sweeper draws from, as written
+            kept.append((o, None))
+        elif p.is_sweep_override():
             kept.append(
                 (f"{p.get_key_element()}={','.join(sorted(p.sweep_string_iterator()))}", None)
             )
@@ -85,12 +87,27 @@ def check_repeats(parsed: list[Override]) -> None:
     """ConfigError when a swept key lists a value twice: the same run would be launched, and
     counted, twice (seed=0,0,1)."""
     for p in parsed:
-        if p.is_sweep_override() and not p.is_hydra_override():
+        # an interval has no values to list (a search sweeper draws from it)
+        if p.is_sweep_override() and not p.is_interval_sweep() and not p.is_hydra_override():
             values = list(p.sweep_string_iterator())
             if twice := sorted({v for v in values if values.count(v) > 1}):
                 raise ConfigError(
                     f"{p.get_key_element()} lists {', '.join(twice)} twice; give each value once"
                 )
+
+
+def check_listed(parsed: list[Override], searchable: bool = True) -> None:
+    """ConfigError for an interval: a grid lists its values, only a search draws from a range
+    (not a staged sweep's: it compares arms)."""
+    how = (
+        "add hydra/sweeper=optuna, or list" if searchable else "--until-decided compares arms: list"
+    )
+    for p in parsed:
+        if p.is_interval_sweep() and not p.is_hydra_override():
+            raise ConfigError(
+                f"{p.input_line} is a range to search, not values to list: {how} values "
+                f"({p.get_key_element()}=a,b,c)"
+            )
 
 
 def found_elsewhere(sweep_dir: Path, former: list[str]) -> Path | None:

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from regbench.config import ConfigError
+from regbench.schema_base import NAME_RULE
 
 TAGGED = ("data", "model", "optim", "sched")  # discriminated unions: loc[1] is the member's tag
 MEMBER = re.compile(r"[\[\-']|^(int|str|float|bool|dict|list)$")  # an untagged union member
@@ -87,10 +88,7 @@ def explain(exc: ValidationError) -> ConfigError:
         err["type"] in ("string_pattern_mismatch", "string_too_long")
         and key.split(".")[-1] in NAMES
     ):
-        return ConfigError(
-            f"invalid value for '{key}' ({err.get('input')!r}): one plain folder name of at most 200 "
-            "letters, digits and _.+=,- that does not start with '.' (no '/', not . or ..)"
-        )
+        return ConfigError(f"invalid value for '{key}' ({err.get('input')!r}): {NAME_RULE}")
     if err["type"] == "missing":  # the input is the whole parent node: too long for one line
         return ConfigError(f"missing value for '{key}'")
     msg = err["msg"][:1].lower() + err["msg"][1:]  # lower() would mangle a quoted pattern

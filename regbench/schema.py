@@ -7,6 +7,7 @@ import importlib.util
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -21,7 +22,7 @@ from pydantic import (
 from regbench import invalid
 from regbench.config import ConfigError
 from regbench.datasets import AUX_DATA, DATASETS
-from regbench.schema_base import Fraction, NonNegFloat, PosInt, _Strict
+from regbench.schema_base import NAME_MAX, NAME_PATTERN, Fraction, NonNegFloat, PosInt, _Strict
 from regbench.schema_reg import Augment, Reg
 
 # trainer.loggers: the modules each needs (its extra in pyproject.toml)
@@ -57,10 +58,7 @@ class Data(_Strict):
     whiten_eps: Annotated[float, Field(gt=0)]
 
 
-# run and sweep folder names: one plain folder name (no path, not hidden, not . or ..), short
-# enough for the -N suffix and the file names inside within a file system's 255 bytes
-NAME_PATTERN = r"^[A-Za-z0-9_+=,-][A-Za-z0-9_.+=,-]*$"
-Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=200)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=NAME_MAX)]
 
 
 class UserData(Data):
@@ -305,7 +303,13 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("no regularizer selected; use reg=none for the baseline")
     if "none" in cfg.reg and len(cfg.reg) > 1:
         raise ConfigError("reg=none cannot be combined with other regularizers; drop 'none'")
-    data = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        data = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:  # seed=${oops}: an interpolation of a missing key
+        raise ConfigError(
+            f"'{exc.full_key}' cannot be resolved: {str(exc).splitlines()[0]}; interpolate a key "
+            "that exists (e.g. ${trainer.epochs}) or give a value"
+        ) from None
     assert isinstance(data, dict)
     data.pop("hydra", None)
     try:

@@ -29,3 +29,12 @@ class _Strict(BaseModel):
 PosInt = Annotated[int, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+# run and sweep folder names: one plain folder name (no path, not hidden, not . or ..), short
+# enough for the -N suffix and the file names inside within a file system's 255 bytes
+NAME_PATTERN = r"^[A-Za-z0-9_+=,-][A-Za-z0-9_.+=,-]*$"
+NAME_MAX = 200
+NAME_RULE = (
+    f"one plain folder name of at most {NAME_MAX} ASCII letters, digits and _.+=,- that does not "
+    "start with '.' (no '/', not . or ..)"
+)

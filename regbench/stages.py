@@ -95,6 +95,7 @@ def arms(overrides: list[str]) -> tuple[list[str], list[list[str]]]:
     if any(p.get_key_element() == "seed" for p in parsed):
         raise ConfigError("--until-decided picks the seeds itself (stage by stage); drop seed=")
     sweep.check_repeats(swept)  # an arm listed twice would be compared with itself
+    sweep.check_listed(swept, searchable=False)
     keys = [p.get_key_element() for p in swept]
     values = [list(p.sweep_string_iterator()) for p in swept]
     return keys, [
@@ -255,9 +256,6 @@ class Study:
         return sweep.plan(args, named_by=[*self.keys, "seed"])
 
 
-# what makes two staged sweeps the same study: a change in any of these is another question
-
-
 def study_of(args: list[str], given: dict[str, Any]) -> Study:
     """The staged sweep of the command's arguments, checked before anything runs."""
     base_name, study, overrides = sweep.merged(args)
@@ -273,11 +271,14 @@ def study_of(args: list[str], given: dict[str, Any]) -> Study:
     open_ = pairs(keys, cells, st.baseline)
     design = make_design(st.question, st.stages, len(open_), st.spending, st.futility)
     given_name = [o.split("=", 1)[1] for o in overrides if o.startswith("sweep_name=")]
-    if given_name:
-        s = Study(st, overrides, keys, cells, open_, design, given_name[0])
-    else:
-        name = f"{base_name}-staged-{sweep.short_hash(sweep.identity(job))}"
-        s = Study(st, overrides, keys, cells, open_, design, name)
+    name = (
+        given_name[0]
+        if given_name
+        else f"{base_name}-staged-{sweep.short_hash(sweep.identity(job))}"
+    )
+    s = Study(st, overrides, keys, cells, open_, design, name)
+    check_all_stages(s)  # every arm, before planning one below (which stops at its first error)
+    if not given_name:
         legacy = [  # its names before identities, and before defaults named nothing
             f"{base_name}-staged-{sweep.short_hash(h)}"
             for h in (overrides, sweep.identity(job, True))
@@ -285,7 +286,6 @@ def study_of(args: list[str], given: dict[str, Any]) -> Study:
         if old := sweep.found_elsewhere(s.plan(cells[0], range(1)).dir, legacy):
             s.name = old.name
     s.pretrain = pretrain.source_args(args, s.name)
-    check_all_stages(s)
     return s
 
 

@@ -23,6 +23,7 @@ from regbench.compose import check, compose_overrides
 from regbench.config import ConfigError, conf_dirs, group_options, searchpath_override
 from regbench.datasets import val_size
 from regbench.identity import (
+    check_listed,
     check_repeats,
     found_elsewhere,
     identity,
@@ -33,7 +34,8 @@ from regbench.index import status_of
 from regbench.naming import run_name
 from regbench.pitfalls import warnings
 from regbench.run import workers
-from regbench.schema import NAME_PATTERN, check_seed
+from regbench.schema import check_seed
+from regbench.schema_base import NAME_PATTERN, NAME_RULE
 
 STUDY_KEYS = ("sweep_name", "overrides", "question", "pretrain")  # a study file's top-level keys
 LARGE_GRID = 1000  # jobs: a grid this large says its size before it is planned
@@ -153,14 +155,12 @@ def plan(args: list[str], named_by: list[str] | None = None) -> Plan:
     # the same command maps to the same folder (so a rerun resumes); launchers do not change it
     legacy: list[str] = []
     if "sweep_name" in keys:
-        name = keys["sweep_name"].get_value_element_as_str()
+        name = str(keys["sweep_name"].value())  # sweep_name="a b": the value, not its quotes
     else:  # named by what changes the runs' results (identity), not by seeds or bookkeeping
         name, legacy = _name(base_name, study, user, job)
         job.append(f"sweep_name={name}")
     if not re.fullmatch(NAME_PATTERN, name):  # a/b would nest sweep folders: refused up front
-        raise ConfigError(
-            f"invalid sweep_name {name!r}: one folder name of letters, digits and _.+=,- (no '/')"
-        )
+        raise ConfigError(f"invalid value for 'sweep_name' ({name!r}): {NAME_RULE}")
     job = fuse_seeds(job, keys)
     base_cfg = _where(job, hydra)
     if legacy and (old := found_elsewhere(Path(base_cfg.sweep.dir), legacy)):
@@ -213,6 +213,7 @@ def planned_runs(
     with one line per invalid combination, before any run starts. Each distinct config (the
     overrides but seed) is composed and checked once; its seeds only name folders."""
     parsed = parse_overrides(job)
+    check_listed(parsed)
     for p in parsed:  # seed=range(0,0), seed=[] as a sweep: a grid of no runs
         if p.is_sweep_override() and not list(p.sweep_string_iterator()):
             raise ConfigError(

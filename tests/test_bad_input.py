@@ -116,6 +116,8 @@ BAD_INPUTS = {
     "wd-not-a-number": _static("reg=wd", "reg.wd.weight_decay=abc", says="'reg.wd.weight_decay'"),
     "l1-unknown-knob": _static("reg=l1", "+reg.l1.foo=1", says="unknown key 'reg.l1.foo'"),
     "none-takes-no-knob": _static("reg=none", "+reg.none.x=1", says="unknown key 'reg.none.x'"),
+    "interpolation-missing": _static("seed=${oops}", says="'seed' cannot be resolved"),
+    "name-not-ascii": _static("name=réseau", says="'name' ('réseau'): one plain folder name"),
     "whiten-eps-0": _static(
         "data.preprocess=zca", "data.whiten_eps=0", says="'data.whiten_eps' (0)"
     ),

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra.errors import MissingConfigException
 from typer.testing import CliRunner
 
@@ -117,6 +118,21 @@ def test_joblib_grid_completes_and_a_rerun_redoes_nothing(tmp_path: Path) -> Non
     assert "model=cnn reg=dropout" in res.stdout  # the per-group table
     again = sweep(*grid, "--dry-run", out=tmp_path)
     assert "8 runs, 8 already done, 0 to run" in again.stdout
+
+
+def test_an_optuna_search_draws_from_intervals(tmp_path: Path) -> None:
+    """docs/sweeps.md's search, two trials: intervals (one log-scaled) are ranges to draw from."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the optuna extra")
+    res = sweep("hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.seed=0",
+                "reg=[dropout,wd]", "reg.dropout.p=interval(0.0,0.7)",
+                "reg.wd.weight_decay=tag(log,interval(1e-5,1e-2))", *TINY, out=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    runs = index(tmp_path)["runs"]
+    assert len(runs) == 2 and set(statuses(tmp_path).values()) == {"completed"}
+    for r in runs:
+        cfg = yaml.safe_load((Path(r["dir"]) / "config.yaml").read_text())
+        assert 0.0 <= cfg["reg"]["dropout"]["p"] <= 0.7
+        assert 1e-5 <= cfg["reg"]["wd"]["weight_decay"] <= 1e-2
 
 
 def test_submitit_local_runs_jobs_as_submitit_jobs(tmp_path: Path) -> None:

@@ -150,8 +150,8 @@ def test_a_fused_grid_names_each_seeds_folder() -> None:
 @pytest.mark.parametrize(
     ("command", "says"),
     [
-        (["train", "name=café", "--cfg"], "bad override 'name=café': Hydra's syntax does not allow this value unquoted; quote it"),
-        (["sweep", "name=café,b", "--dry-run"], "bad override 'name=café,b'"),
+        (["train", "data.root=/tmp/données", "--cfg"], "bad override 'data.root=/tmp/données': Hydra's syntax does not allow this value unquoted; quote it"),
+        (["sweep", "name=café,b", "--dry-run"], "'name' ('café,b'): one plain folder name"),
         (["train", "--", "--bogus"], "--bogus is not an option of this command and not an override"),
         (["train", "justaword", "--cfg"], "bad override 'justaword': write key=value"),
     ],
@@ -160,3 +160,40 @@ def test_hydras_parser_errors_say_what_to_write(command: list[str], says: str) -
     r = cli(*command)
     line = assert_one_line_error(r.returncode, r.stdout, r.stderr)
     assert says in line and "LexerNoViableAlt" not in line, line
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ([], "is a range to search, not values to list: add hydra/sweeper=optuna"),
+        (["--until-decided", "--baseline", "reg=none"], "--until-decided compares arms"),
+    ],
+)
+def test_an_interval_outside_a_search_is_one_line(
+    args: list[str], says: str, tmp_path: Path
+) -> None:
+    r = cli("sweep", "reg=none,dropout", "optim.lr=interval(0.001,0.1)", *args,
+            f"out_dir={tmp_path / 'out'}")  # fmt: skip
+    assert says in assert_one_line_error(r.returncode, r.stdout, r.stderr)
+    _nothing_written(tmp_path / "out")
+
+
+def test_a_staged_sweep_names_every_arm_a_fixed_bad_value_breaks(tmp_path: Path) -> None:
+    r = cli("sweep", "reg=none,dropout,l2", "optim.lr=-1", "--until-decided", "--baseline",
+            "reg=none", f"out_dir={tmp_path / 'out'}")  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert [ln.split(":")[1].strip() for ln in r.stderr.splitlines()] == [
+        "reg=none",
+        "reg=dropout",
+        "reg=l2",
+    ]
+    _nothing_written(tmp_path / "out")
+
+
+@pytest.mark.parametrize("given", ["sweep_name=étude", 'sweep_name="étude"', "sweep_name=a b"])
+def test_a_sweep_name_outside_the_rule_says_the_rule_not_quoting(
+    given: str, tmp_path: Path
+) -> None:
+    r = cli("sweep", "seed=0,1", given, f"out_dir={tmp_path / 'out'}")
+    line = assert_one_line_error(r.returncode, r.stdout, r.stderr)
+    assert "one plain folder name of at most 200 ASCII letters" in line and "quote" not in line
