@@ -164,9 +164,13 @@ def _dry_run(plan: Plan, console: Console) -> None:
         )
         return
     ix.print_runs({"runs": plan.runs}, console, f"{plan.name}: {len(plan.runs)} runs")
+    by_line: dict[str, list[str]] = {}  # a warning of many runs (l2 with adam) once
     for name, lines in plan.warnings.items():
         for line in lines:
-            typer.echo(f"warning: {name}: {line}")
+            by_line.setdefault(line, []).append(name)
+    for line, names in by_line.items():
+        more = f" and {len(names) - 1} more runs" if len(names) > 1 else ""
+        typer.echo(f"warning: {names[0]}{more}: {line}")
     done = sum(r["status"] in FINAL for r in plan.runs)
     typer.echo(
         f"{len(plan.runs)} runs, {done} already done, {len(plan.runs) - done} to run "

@@ -208,4 +208,12 @@ def load_arrays(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
         raise ConfigError(
             f"training images {x.shape[1:]} and test images {x_test.shape[1:]} differ in shape"
         )
-    return x, _labels(y, len(x), "training"), x_test, _labels(y_test, len(x_test), "test")
+    y, y_test = _labels(y, len(x), "training"), _labels(y_test, len(x_test), "test")
+    k = int(max(y.max(initial=0), y_test.max(initial=0))) + 1  # the model's outputs
+    if (unused := np.setdiff1d(np.arange(k), np.union1d(y, y_test))).size:  # labels 1..K, a 99
+        some = ", ".join(map(str, unused[:5])) + (", ..." if unused.size > 5 else "")
+        raise ConfigError(
+            f"labels skip {unused.size} of the classes 0..{k - 1} (no label is {some}), so the "
+            f"model would have {k} outputs; map the labels to 0..K-1 without gaps in the dataset"
+        )
+    return x, y, x_test, y_test

@@ -51,6 +51,13 @@ def test_dry_run_lists_the_grid_and_launches_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "sweeps").exists()
 
 
+def test_dry_run_says_a_warning_many_runs_share_once(tmp_path: Path) -> None:
+    args = ["sweep", "model=mlp,cnn", "reg=none,l2", "seed=0,1,2", f"out_dir={tmp_path}"]
+    res = CliRunner().invoke(app, [*args, "--dry-run"])
+    warned = [ln for ln in res.output.splitlines() if ln.startswith("warning:")]
+    assert len(warned) == 1 and "and 5 more runs: reg=l2 with optim=adam" in warned[0], warned
+
+
 def test_study_is_expanded_and_the_users_overrides_win(tmp_path: Path) -> None:
     res = CliRunner().invoke(
         app, ["sweep", "study=regularizers", "model=mlp", f"out_dir={tmp_path}", "--dry-run"]

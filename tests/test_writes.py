@@ -128,6 +128,10 @@ def digits(spoil: str):
         x[70, 0, 0] = np.inf
     if spoil == "negative":
         y[[5, 9]] = -1
+    if spoil == "gap":  # one label 99 among 0..9: 100 outputs, 90 of them never a label
+        y[7] = 99
+    if spoil == "one-based":
+        y = y + 1
     return (x[:1500], y[:1500]), (x[1500:], y[1500:])
 """
 
@@ -137,6 +141,8 @@ def digits(spoil: str):
     [
         ("nan", "training images hold 3 non-finite values (NaN or inf) in 2 of 1500 images (index 3, 70)"),
         ("negative", "training labels must be class numbers 0..K-1; 2 are negative (smallest -1, index 5, 9)"),
+        ("gap", "labels skip 89 of the classes 0..99 (no label is 10, 11, 12, 13, 14, ...), so the model would have 100 outputs"),
+        ("one-based", "labels skip 1 of the classes 0..10 (no label is 0)"),
     ],
 )  # fmt: skip
 def test_a_user_dataset_at_fault_is_named_before_training(
