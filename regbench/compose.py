@@ -73,12 +73,22 @@ def explain(exc: Exception, overrides: list[str]) -> str:
             f"{key}={value} is a sweep of several runs: run them with `regbench sweep {key}={value}`"
             f", or give one run a list with '{key}=[{value}]'"
         )
+    m = re.search(r"Sweep parameters '([^']+)' requires --multirun", text)
+    if m:  # range(), interval(), choice() in a single run
+        return f"{m.group(1)} sweeps several values: run them with `regbench sweep {m.group(1)}`"
     return parse_error(text, overrides)
 
 
 def parse_error(text: str, overrides: list[str]) -> str:
     """Hydra's override parser's complaint (an ANTLR exception name) as what to write instead."""
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "unreadable")
+    m = re.match(r"no viable alternative at input '([^']*)'", first)
+    if m:  # reg=[dropout: a list, quote or call left open
+        given = next((o for o in overrides if m.group(1) in o), m.group(1))
+        return (
+            f"bad override {given!r}: a bracket, parenthesis or quote is left open; close it "
+            "(e.g. reg=[dropout,l2])"
+        )
     m = re.match(r"(LexerNoViableAltException|Error parsing override)[:]? '?([^']*)'?", first)
     if not m:
         return f"bad override: {first}"
@@ -106,6 +116,8 @@ def compose_overrides(overrides: list[str], with_hydra: bool = False) -> DictCon
     """
     for o in overrides:  # Hydra merges {} into the node: it would change nothing, silently
         key, _, value = o.partition("=")
+        if not key.strip():
+            raise ConfigError(f"bad override {o!r}: write key=value, e.g. trainer.epochs=5")
         if value.strip() == "{}" and not key.startswith(("hydra", "+", "~")):
             raise ConfigError(
                 f"{o} sets nothing; pick an option ({key}=...) or set a key ({key}.<key>=...)"

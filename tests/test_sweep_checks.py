@@ -154,6 +154,9 @@ def test_a_fused_grid_names_each_seeds_folder() -> None:
         (["sweep", "name=café,b", "--dry-run"], "'name' ('café,b'): one plain folder name"),
         (["train", "--", "--bogus"], "--bogus is not an option of this command and not an override"),
         (["train", "justaword", "--cfg"], "bad override 'justaword': write key=value"),
+        (["train", "=5", "--cfg"], "bad override '=5': write key=value"),
+        (["train", "reg=[dropout", "--cfg"], "bad override 'reg=[dropout': a bracket, parenthesis or quote is left open"),
+        (["train", "seed=range(0,3)", "--cfg"], "seed=range(0,3) sweeps several values: run them with `regbench sweep"),
     ],
 )  # fmt: skip
 def test_hydras_parser_errors_say_what_to_write(command: list[str], says: str) -> None:
