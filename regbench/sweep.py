@@ -72,6 +72,9 @@ def study_spec(name: str) -> dict[str, Any]:
         raise ConfigError(f"{path} needs an 'overrides' mapping (key: value, e.g. seed: 0,1,2)")
     if not isinstance(spec.get("question", {}), dict):
         raise ConfigError(f"{path}: 'question' must be a mapping (baseline, delta, alpha, ...)")
+    from regbench.question import check_question  # scipy's: only for a study
+
+    check_question(spec.get("question") or {}, f"{path}'s question: block")  # staged or not
     if unknown := [k for k in spec if k not in STUDY_KEYS]:  # a misspelt key would be ignored
         raise ConfigError(
             f"{path}: unknown key '{unknown[0]}'; a study has {', '.join(STUDY_KEYS)}"

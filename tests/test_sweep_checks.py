@@ -101,10 +101,11 @@ def test_the_whole_question_block_is_checked_before_any_run(
     (study / "q.yaml").write_text(
         f"overrides:\n  reg: none,l2\nquestion:\n  baseline: reg=none\n  delta: 0.01\n  {line}\n"
     )
-    r = cli("--config-dir", str(tmp_path / "conf"), "sweep", "study=q", "--until-decided",
-            f"out_dir={tmp_path / 'out'}")  # fmt: skip
-    assert says in assert_one_line_error(r.returncode, r.stdout, r.stderr)
-    _nothing_written(tmp_path / "out")
+    for staged in (["--until-decided"], []):  # a plain sweep of the study checks it too
+        r = cli("--config-dir", str(tmp_path / "conf"), "sweep", "study=q", *staged,
+                f"out_dir={tmp_path / 'out'}")  # fmt: skip
+        assert says in assert_one_line_error(r.returncode, r.stdout, r.stderr)
+        _nothing_written(tmp_path / "out")
 
 
 def test_an_unknown_top_level_key_of_a_study_is_refused(tmp_path: Path) -> None:
