@@ -220,7 +220,8 @@ def sweep(
         "futility": futility,
     }
     if not until_decided and (unused := [f"--{k}" for k, v in given.items() if v is not None]):
-        _fail(f"{', '.join(unused)} only work with --until-decided; add it, or drop them")
+        works, them = ("works", "it") if len(unused) == 1 else ("work", "them")
+        _fail(f"{', '.join(unused)} only {works} with --until-decided; add it, or drop {them}")
     if until_decided:
         _until_decided(list(ctx.args), given, dry_run)
         return

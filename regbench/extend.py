@@ -163,9 +163,11 @@ def _images(a: Any, what: str) -> np.ndarray:
     if bad.any():  # the data are at fault, not the optimisation: said before any training
         images = np.flatnonzero(bad.reshape(len(x), -1).any(1))
         first = ", ".join(map(str, images[:5])) + (", ..." if len(images) > 5 else "")
+        values = "value" if bad.sum() == 1 else "values"
         raise ConfigError(
-            f"{what} images hold {int(bad.sum())} non-finite values (NaN or inf) in "
-            f"{len(images)} of {len(x)} images (index {first}); fix or drop them in the dataset"
+            f"{what} images hold {int(bad.sum())} non-finite {values} (NaN or inf) in "
+            f"{len(images)} of {len(x)} images (index {first}); fix or drop "
+            f"{'it' if len(images) == 1 else 'them'} in the dataset"
         )
     return x
 
@@ -179,9 +181,10 @@ def _labels(a: Any, n: int, what: str) -> np.ndarray:
     if n and y.min() < 0:
         where = np.flatnonzero(y < 0)
         first = ", ".join(map(str, where[:5])) + (", ..." if len(where) > 5 else "")
+        are, them = ("is", "it") if len(where) == 1 else ("are", "them")
         raise ConfigError(
-            f"{what} labels must be class numbers 0..K-1; {len(where)} are negative (smallest "
-            f"{int(y.min())}, index {first}); map them to 0..K-1 in the dataset"
+            f"{what} labels must be class numbers 0..K-1; {len(where)} {are} negative (smallest "
+            f"{int(y.min())}, index {first}); map {them} to 0..K-1 in the dataset"
         )
     return y.astype(np.int64)
 

@@ -59,8 +59,8 @@ def test_a_staged_sweep_checks_every_stage_before_the_first(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["--baseline", "reg=none", "--delta", "0.01"], "--baseline, --delta only work with --until-decided"),
-        (["--stage", "3"], "--stage only work with --until-decided"),
+        (["--baseline", "reg=none", "--delta", "0.01"], "--baseline, --delta only work with --until-decided; add it, or drop them"),
+        (["--stage", "3"], "--stage only works with --until-decided; add it, or drop it"),
         (["--until-decided", "--baseline", "reg=none", "--delta", "0.01", "hydra/sweeper=optuna"],
          "hydra/sweeper=optuna picks runs itself"),
     ],

@@ -126,8 +126,12 @@ def digits(spoil: str):
     if spoil == "nan":
         x[[3, 70], 2, 4] = np.nan
         x[70, 0, 0] = np.inf
+    if spoil == "one-nan":
+        x[3, 2, 4] = np.nan
     if spoil == "negative":
         y[[5, 9]] = -1
+    if spoil == "one-negative":
+        y[5] = -1
     if spoil == "gap":  # one label 99 among 0..9: 100 outputs, 90 of them never a label
         y[7] = 99
     if spoil == "one-based":
@@ -140,7 +144,9 @@ def digits(spoil: str):
     ("spoil", "says"),
     [
         ("nan", "training images hold 3 non-finite values (NaN or inf) in 2 of 1500 images (index 3, 70)"),
+        ("one-nan", "training images hold 1 non-finite value (NaN or inf) in 1 of 1500 images (index 3); fix or drop it"),
         ("negative", "training labels must be class numbers 0..K-1; 2 are negative (smallest -1, index 5, 9)"),
+        ("one-negative", "training labels must be class numbers 0..K-1; 1 is negative (smallest -1, index 5); map it"),
         ("gap", "labels skip 89 of the classes 0..99 (no label is 10, 11, 12, 13, 14, ...), so the model would have 100 outputs"),
         ("one-based", "labels skip 1 of the classes 0..10 (no label is 0)"),
     ],

@@ -118,10 +118,11 @@ Curves = Annotated[
 ]
 Format = Annotated[str, typer.Option(help=f"Output on stdout: {'|'.join(FORMATS)}.")]
 Out = Annotated[
-    Path | None,
+    str | None,  # not Path: Path("") is the current folder, and an empty --out must be refused
     typer.Option(
+        metavar="PATH",
         help="Also write report.md (report.html with --format html), runs.csv, groups.csv and "
-        "PNG figures into this folder."
+        "PNG figures into this folder.",
     ),
 ]
 
@@ -130,15 +131,19 @@ def _split(text: str | None) -> list[str]:
     return [k.strip() for k in (text or "").split(",") if k.strip()]
 
 
-def check_out(out: Path) -> None:
-    """compare --out is a folder the report goes to: CompareError unless it can be written."""
+def check_out(out: str) -> Path:
+    """compare --out is a folder the report goes to: CompareError unless it names one that can
+    be written (an empty name would put the report's files among the current folder's)."""
     from regbench import disk
     from regbench.config import ConfigError
 
+    if not out.strip():
+        raise CompareError(f"--out {out!r} names no folder; give one such as --out report")
     try:
-        disk.check_folder(out, "--out")
+        disk.check_folder(Path(out), "--out")
     except ConfigError as exc:
         raise CompareError(str(exc)) from None
+    return Path(out)
 
 
 def compare_command(
@@ -177,18 +182,19 @@ def compare_command(
         delta = default_delta(metric) if delta is None else delta
         inf = Inference(metric, test, correction, alpha, reps=reps, seed=bootstrap_seed,
                         delta=delta, power=power)  # fmt: skip
-        if out is not None:  # before any run is read: a file in its place, a read-only disk
-            check_out(out)
-        drawn = _split(curves) if out is not None else None
+        # before any run is read: an empty name, a file in its place, a read-only disk
+        folder = check_out(out) if out is not None else None
+        drawn = _split(curves) if folder is not None else None
+        given = [o for o, on in (("--summary", summary), ("--curves", curves != CURVES)) if on]
         req = Request(paths, inf, _split(by), filter, baseline, sort, factorial, _split(factors),
-                      ensemble, drawn)  # fmt: skip
+                      ensemble, drawn, given)  # fmt: skip
         result = pipeline.compare(req, err)
     except CompareError as e:
         pipeline.say(err, f"error: {e}")
         raise typer.Exit(code=2) from None
     pipeline.print_result(result, format, summary, err)
-    if out is not None:
-        _write_report(out, result, format == "html", _split(curves), err)
+    if folder is not None:
+        _write_report(folder, result, format == "html", _split(curves), err)
 
 
 def _write_report(out: Path, result: Result, html: bool, curves: list[str], err: Console) -> None:

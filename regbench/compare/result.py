@@ -5,7 +5,7 @@ check the same options and get the same answer."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +14,7 @@ from regbench.compare.choices import CORRECTIONS, DEFAULT_POWER, TESTS
 from regbench.compare.load import CompareError
 from regbench.record import METRICS
 from regbench.stats import decide
-from regbench.stats.defaults import ALPHA
+from regbench.stats.defaults import ALPHA, default_delta
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,6 +27,47 @@ if TYPE_CHECKING:
 def one_of(name: str, value: str, allowed: Sequence[str]) -> None:
     if value not in allowed:
         raise CompareError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+# The options that act only beside another (in the command's order), and the options any of
+# which they act with: given without, they would change no output, so they are refused instead.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "--test": ("--baseline",),
+    "--correction": ("--baseline", "--factorial"),  # the effects' adjusted p-values too
+    "--alpha": ("--baseline", "--factorial"),  # the effects' significance marks too
+    "--delta": ("--baseline",),
+    "--power": ("--baseline",),
+    "--reps": ("--baseline",),  # P(better) and --test bootstrap; an MC dropout t needs none
+    "--bootstrap-seed": ("--baseline",),
+    "--summary": ("--baseline",),  # one line per comparison with the baseline
+    "--curves": ("--out",),
+}
+ACTS_ON = {
+    "--baseline": "comparisons with a baseline",
+    "--factorial": "--factorial's effects",
+    "--out": "the figures --out writes",
+}
+ADD = {"--baseline": "--baseline key=value", "--factorial": "--factorial", "--out": "--out FOLDER"}
+
+
+def refuse_unused(given: Collection[str], present: Collection[str]) -> None:
+    """CompareError naming, in one line, the given options that act with none of the present
+    ones (NEEDS), what each acts on and the options to add."""
+    unused = [o for o in NEEDS if o in given and not set(NEEDS[o]) & set(present)]
+    if not unused:
+        return
+    needs = list(dict.fromkeys(NEEDS[o] for o in unused))
+    said = []
+    for n in needs:
+        names = [o for o in unused if NEEDS[o] == n]
+        verb = "acts" if len(names) == 1 else "act"
+        said.append(f"{', '.join(names)} only {verb} on {' or '.join(ACTS_ON[x] for x in n)}")
+    # --alpha's fix (--baseline or --factorial) is left out where --delta's (--baseline) serves it
+    needed = [n for n in needs if not any(set(m) < set(n) for m in needs)]
+    add = " and ".join(" or ".join(ADD[x] for x in n) for n in needed)
+    drop = "drop it" if len(unused) == 1 else "drop them"
+    comma = "," if " or " in add or " and " in add else ""
+    raise CompareError(f"{', '.join(said)}; add {add}{comma} or {drop}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +105,15 @@ class Inference:
     def question(self) -> decide.Question:
         return decide.Question(self.delta, self.alpha, self.power)
 
+    def given(self) -> list[str]:
+        """The options set to other than their defaults (--delta: to neither none nor the
+        metric's default, which the command and compare_runs fill in)."""
+        default = Inference(self.metric)
+        options = {"test": "--test", "correction": "--correction", "alpha": "--alpha",
+                   "power": "--power", "reps": "--reps", "seed": "--bootstrap-seed"}  # fmt: skip
+        said = [o for k, o in options.items() if getattr(self, k) != getattr(default, k)]
+        return said + (["--delta"] if self.delta not in (None, default_delta(self.metric)) else [])
+
 
 @dataclass(frozen=True)
 class Request:
@@ -78,13 +128,18 @@ class Request:
     factorial: bool = False
     factors: Sequence[str] = ()  # the factorial's regularizers (none: all present)
     ensemble: bool = False
-    curves: Sequence[str] | None = None  # metrics.csv columns a figure will draw (checked)
+    curves: Sequence[str] | None = None  # metrics.csv columns a figure will draw (None: no --out)
+    given: Sequence[str] = ()  # the command's own options of NEEDS given (--summary, --curves)
 
     def __post_init__(self) -> None:
         if self.factors and not self.factorial:
             raise CompareError(
                 "--factors picks the regularizers of --factorial: add --factorial or drop --factors"
             )
+        present = {"--baseline": bool(self.baseline), "--factorial": self.factorial,
+                   "--out": self.curves is not None}  # fmt: skip
+        given = [*self.inference.given(), *self.given]
+        refuse_unused(given, [o for o, on in present.items() if on])
 
 
 @dataclass
