@@ -41,6 +41,13 @@ def test_load_runs_filters_like_compare(sweep: Path) -> None:
     assert sorted(df["name"]) == ["mlp-dropout-s0", "mlp-dropout-s1", "mlp-dropout-s2"]
 
 
+def test_compare_runs_lists_only_the_runs_its_filter_keeps(sweep: Path) -> None:
+    make_run(sweep, "mlp-none-s9", seed=9, status="running")  # skipped: listed with its reason
+    runs = regbench.compare_runs(sweep, filter="model.name=mlp")["runs"]
+    assert len(runs) == 7 and not runs["path"].str.contains("cnn-").any()
+    assert runs[runs["path"].str.endswith("mlp-none-s9")]["skipped"].str.contains("running").all()
+
+
 def test_compare_runs_returns_the_commands_numbers(sweep: Path) -> None:
     res = regbench.compare_runs(sweep, baseline="reg=none")
     shown = compare(sweep, "--baseline", "reg=none", "--format", "json")

@@ -57,7 +57,8 @@ def groups_of(
     groups = group_runs(kept, by or None)
     if not by and (line := count_once(groups)):  # runs that differ only in seed: one per seed
         say(err, f"warning: {line}")
-    return runs, groups
+    shown = {id(r) for r in kept}  # the runs table: the runs compared and those skipped, not
+    return [r for r in runs if r.problem or id(r) in shown], groups  # those filtered out
 
 
 def check_curves(runs: list[Run], columns: list[str]) -> None:
