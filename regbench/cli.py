@@ -7,7 +7,7 @@ import shlex
 import sys
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from hydra.errors import HydraException
@@ -108,7 +108,7 @@ def _group(
         _use_config_dir(config_dir)
 
 
-def _fail(msg: str) -> None:
+def _fail(msg: str) -> NoReturn:
     for line in msg.splitlines():  # a sweep's invalid combinations: one line each
         typer.echo(f"error: {line}", err=True)
     raise typer.Exit(2)
@@ -233,7 +233,7 @@ def sweep(
         _fail(str(exc))
     # a study's pretrain: block, one source run per seed, first; Ctrl-C there stops the command,
     # a failed source's transfer runs are skipped with a line each and the others go on
-    if (first := _launch(source, ctx.args, dry_run, console) if source else 0) == 130:
+    if (first := _launch(source, ctx.args, dry_run, console) if source else 0) in (sw.REFUSED, 130):
         raise typer.Exit(first)
     raise typer.Exit(_launch(plan, ctx.args, dry_run, console) or first)
 
@@ -268,7 +268,14 @@ def _launch(plan: Plan, args: list[str], dry_run: bool, console: Console) -> int
         ix.write_index(plan, " ".join(["regbench", "sweep", *args]))
     except OSError as exc:  # a read-only or full out_dir or sweep folder: before any job starts
         _fail(disk.write_error(exc))
-    return _report_sweep(plan, sw.launch(plan), console, list(args))
+    if (code := sw.launch(plan)) == sw.REFUSED:  # said in one line: no index to write or report
+        return code
+    try:
+        return _report_sweep(plan, code, console, list(args))
+    except OSError as exc:  # the disk filled up as the sweep ended
+        if not disk.refused(exc):
+            raise
+        _fail(disk.write_error(exc, plan.dir))
 
 
 def _report_sweep(plan: Plan, code: int, console: Console, args: list[str]) -> int:

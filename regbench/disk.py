@@ -24,15 +24,17 @@ def write_error(
 ) -> str:
     """`no space left on device in <folder>; free some space or pass out_dir=...`: the folder
     named (the file that happened to fail differs with the space left), else the file."""
-    where = f" in {folder}" if folder else f" writing {exc.filename}" if exc.filename else ""
     if exc.errno in NO_ROOM:
+        where = f" in {folder}" if folder else f" writing {exc.filename}" if exc.filename else ""
         return f"no space left on device{where}; free some space or {fix}, then rerun"
-    return f"cannot write{where or ' there'} ({exc.strerror}); {fix}"
+    where = f"in {folder}" if folder else exc.filename or "there"
+    return f"cannot write {where} ({exc.strerror}); {fix}"
 
 
 def check_folder(folder: Path, option: str) -> None:
-    """ConfigError unless folder is, or could be made as, a writable folder: checked before any
-    work (a file in its path, or a read-only disk, found only when the output is written)."""
+    """ConfigError unless folder is, or could be made as, a writable folder on a disk not full:
+    checked before any work (a file in its path, a read-only or full disk, else found only when
+    the output is written)."""
     p = folder
     while not p.exists() and p != p.parent:
         p = p.parent
@@ -42,6 +44,11 @@ def check_folder(folder: Path, option: str) -> None:
         )
     if not os.access(p, os.W_OK):  # a read-only file system is refused even to root
         raise ConfigError(f"{option} {folder}: {p} is not writable; choose another {option}")
+    if os.statvfs(p).f_bavail == 0:  # a full disk: found before the work, not after it
+        raise ConfigError(
+            f"{option} {folder}: no space left on device in {p}; free some space or choose "
+            f"another {option}"
+        )
 
 
 def check_figure(out: Path, option: str = "--out") -> None:

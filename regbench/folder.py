@@ -168,7 +168,9 @@ def claim(out_dir: Path, name: str, cfg: DictConfig, resume: bool) -> tuple[Path
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"cannot create output folder {out_dir}: {exc.strerror}") from None
+        raise ConfigError(
+            f"cannot create output folder {out_dir} ({exc.strerror}); pass out_dir=<a writable folder>"
+        ) from None
     if not os.access(out_dir, os.W_OK):
         raise ConfigError(
             f"output folder {out_dir} is not writable; pass out_dir=<writable folder>"

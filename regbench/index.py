@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from regbench import folder
+from regbench import disk, folder
 from regbench.config import ConfigError
 from regbench.folder import BAD
 from regbench.naming import member_configs, run_name
@@ -65,8 +65,10 @@ def status_of(run_dir: Path, fallback: dict[str, Any] | None = None) -> dict[str
     status, error = s.status or "failed", s.error
     if status == "running" and not folder.is_locked(run_dir):
         status = "interrupted"  # its process died
-    if status == "interrupted":
-        error = "interrupted: rerun the same sweep command to resume it from last.pt"
+    if status == "interrupted":  # what a rerun does: said from what the folder holds
+        error = "interrupted: rerun the same sweep command to " + (
+            "resume it from last.pt" if (run_dir / folder.LAST).exists() else "start it again"
+        )
     return {"status": status, "error": error, "best_val_acc": s.best_val_acc}
 
 
@@ -138,7 +140,8 @@ class Tracker(Callback):
 
     _gpu: FileLock | None = None
 
-    def _record(self, run_dir: Path, overrides: list[str], status: dict[str, Any]) -> None:
+    def _record(self, run_dir: Path, overrides: list[str], status: dict[str, Any]) -> bool:
+        """Update the run's entry; whether it was written."""
         entry = {"name": run_dir.name, "dir": str(run_dir), "overrides": overrides} | status
 
         def change(index: dict[str, Any]) -> None:
@@ -148,7 +151,13 @@ class Tracker(Callback):
                     return
             index["runs"].append(entry)  # a run the sweeper chose as it went (optuna)
 
-        _update_index(run_dir.parent, change)
+        try:
+            _update_index(run_dir.parent, change)
+        except OSError as exc:
+            if not disk.refused(exc):
+                raise
+            return False  # a full disk: the job's own writes say so; the sweep's end rebuilds it
+        return True
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         started = None
@@ -156,8 +165,8 @@ class Tracker(Callback):
             if status_of(run_dir)["status"] in folder.FINAL:  # a finished run is skipped as it is
                 continue
             running = {"status": "running", "error": None, "best_val_acc": None}
-            self._record(run_dir, overrides, running | {"logs": _logs(run_dir)})
-            started = started or run_dir
+            if self._record(run_dir, overrides, running | {"logs": _logs(run_dir)}):
+                started = started or run_dir  # its progress line: from an index that says so
             if config.trainer.device == "auto" and self._gpu is None:
                 from regbench.run.device import pick_gpu  # torch: only inside a job
 
@@ -170,7 +179,8 @@ class Tracker(Callback):
         if self._gpu is not None:
             self._gpu.release()
             self._gpu = None
-        err = job_return.return_value if job_return.status.name == "FAILED" else None
+        # the exception itself: return_value prints Hydra's "Error executing job" and raises it
+        err = job_return._return_value if job_return.status.name == "FAILED" else None
         fallback = {"status": "failed", "error": f"{type(err).__name__}: {err}"} if err else None
         for cfg, run_dir, overrides in members(config, list(config.hydra.overrides.task)):
             fb = fallback or _skipped(cfg, run_dir)

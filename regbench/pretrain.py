@@ -49,5 +49,6 @@ def run_sources(args: list[str], seeds: range, command: str) -> int:
         return 0
     index.write_index(p, command)
     code = sweep.launch(p)
-    index.refresh_index(p.dir)
+    if code != sweep.REFUSED:
+        index.refresh_index(p.dir)
     return code

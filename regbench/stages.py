@@ -185,7 +185,7 @@ def _run_stage(s: Study, active: set[str], seeds: range, command: str) -> int:
     """Launch seeds of every active arm, one sweep each into the one folder; the exit code."""
     code, where = 0, None
     if s.pretrain is not None:  # a pretrain: block: this stage's seeds' source runs first
-        if (code := pretrain.run_sources(s.pretrain, seeds, command)) in (130, 143):
+        if (code := pretrain.run_sources(s.pretrain, seeds, command)) in sweep.STOPPED:
             return code
     for cell in s.cells:
         if " ".join(cell) not in active:
@@ -196,9 +196,9 @@ def _run_stage(s: Study, active: set[str], seeds: range, command: str) -> int:
             continue
         index.write_index(p, command)
         where, code = p.dir, sweep.launch(p) or code
-        if code in (130, 143):  # Ctrl-C, SIGTERM: stop here; the same command continues
+        if code in sweep.STOPPED:
             break
-    if where is not None:
+    if where is not None and code != sweep.REFUSED:
         index.refresh_index(where)
     return code
 

@@ -40,6 +40,8 @@ from regbench.schema_base import NAME_PATTERN, NAME_RULE
 STUDY_KEYS = ("sweep_name", "overrides", "question", "pretrain")  # a study file's top-level keys
 LARGE_GRID = 1000  # jobs: a grid this large says its size before it is planned
 CALLBACK = "+hydra.callbacks.regbench_sweep._target_=regbench.index.Tracker"
+REFUSED = 2  # launch's code for a write the disk refused, said in one line: stop, write no more
+STOPPED = (REFUSED, 130, 143)  # a full disk, Ctrl-C, SIGTERM: stop there; the same command goes on
 
 
 # ---- planning: overrides -> sweep name, Hydra argv and the list of runs --------------------------
@@ -363,8 +365,8 @@ def fuse_seeds(job: list[str], keys: dict[str, Override]) -> list[str]:
 
 
 def launch(p: Plan) -> int:
-    """Hydra's multirun of the plan; its exit code (130: Ctrl-C, 143: SIGTERM). sweep.json is
-    refreshed by the caller either way."""
+    """Hydra's multirun of the plan; its exit code (130: Ctrl-C, 143: SIGTERM, REFUSED). sweep.json
+    is refreshed by the caller, unless REFUSED."""
     workers.fork_from_server(p.launcher)  # before torch loads here, so that the two overlap
     from regbench.run.job import Terminated, hydra_app, stop_on_sigterm  # torch loads here
 
@@ -374,7 +376,7 @@ def launch(p: Plan) -> int:
     stop_on_sigterm()  # a run killed in this process is marked interrupted, as Ctrl-C marks it
     try:
         hydra_app()
-    except SystemExit as exc:  # Hydra reports its own errors and exits
+    except SystemExit as exc:  # Hydra reports its own errors and exits; a job, a refused write
         return exc.code if isinstance(exc.code, int) else 1
     except Terminated:
         return 143
@@ -383,7 +385,7 @@ def launch(p: Plan) -> int:
     except Exception as exc:  # the launcher gave up, e.g. on a SLURM job cancelled with scancel
         if disk.refused(exc):  # a full or read-only disk under a job: the same line as train's
             print(f"error: {disk.write_error(exc, p.dir)}", file=sys.stderr)
-            return 2
+            return REFUSED
         detail = " ".join(str(exc).splitlines()[:2]) or type(exc).__name__
         print(f"error: hydra/launcher={p.launcher}: {detail}", file=sys.stderr)
         return 1

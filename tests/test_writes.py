@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -75,6 +75,72 @@ def test_a_read_only_out_dir_is_one_line(command: list[str], tmp_path: Path) -> 
         assert "Read-only file system" in line and "out_dir" in line, line
 
 
+def test_a_read_only_out_dir_names_the_folder_once_and_the_fix(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "ro", "1m", read_only=True) as ro:
+        r = cli("sweep", "reg=none,l2", *TINY, f"out_dir={ro / 'runs'}")
+        line = assert_one_line_error(r.returncode, r.stdout, r.stderr)
+        assert line == (
+            f"error: cannot write {ro / 'runs'} (Read-only file system); "
+            "pass out_dir=<a writable folder with room>"
+        )
+        r = cli("train", *TINY, f"out_dir={ro / 'sub' / 'deeper'}")
+        line = assert_one_line_error(r.returncode, r.stdout, r.stderr)
+        assert line == (
+            f"error: cannot create output folder {ro / 'sub' / 'deeper'} (Read-only file system); "
+            "pass out_dir=<a writable folder>"
+        )
+
+
+@pytest.mark.parametrize("option", ["--out-dir", "--ledger"])
+def test_claims_run_checks_its_folders_before_any_run(option: str, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("kept\n")
+    bad = tmp_path / "a-file" / "sub" / "ledger.md"  # cannot be made, even by root
+    args = ["--out-dir", str(bad.parent)] if option == "--out-dir" else ["--ledger", str(bad)]
+    r = cli("claims", "run", "init_zeros", "--out-dir", str(tmp_path / "out"), *args)
+    line = assert_one_line_error(r.returncode, r.stdout, r.stderr)
+    assert line.endswith(f"a-file is a file, not a folder; choose another {option}"), line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+@pytest.mark.parametrize("disk", ["read-only", "full"])
+def test_claims_run_on_a_read_only_or_full_disk_is_one_line(disk: str, tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "fs", "16k", read_only=disk == "read-only") as fs:
+        if disk == "full":
+            fill(fs)
+        r = cli("claims", "run", "init_zeros", "--out-dir", str(fs / "claims"))
+        line = assert_one_line_error(r.returncode, r.stdout, r.stderr)
+        says = "is not writable" if disk == "read-only" else "no space left on device"
+        assert line.startswith(f"error: --out-dir {fs / 'claims'}: ") and says in line, line
+        assert line.endswith("choose another --out-dir"), line
+
+
+def fill(fs: Path) -> None:
+    """Leave the file system at fs no free block."""
+    with suppress(OSError), open(fs / "filler", "wb", buffering=0) as f:  # until ENOSPC
+        while True:
+            f.write(bytes(4096))
+
+
+def test_compare_out_on_a_full_disk_is_one_line_naming_the_fix(
+    known_sweep: Path, tmp_path: Path
+) -> None:
+    with tmpfs(tmp_path / "fs", "16k") as fs:  # room for a file or two, not the report
+        r = cli("compare", str(known_sweep), "--out", str(fs / "rep"))
+        line = assert_one_line_error(r.returncode, r.stdout, r.stderr)
+        assert line == (
+            f"error: no space left on device in {fs / 'rep'}; free some space or choose another "
+            "--out, then rerun"
+        )
+        assert r.stdout == ""  # said before the tables, not after them
+        fill(fs)  # none left at all: said before any run is read
+        r = cli("compare", str(tmp_path / "no-runs"), "--out", str(fs / "rep2"))
+        line = assert_one_line_error(r.returncode, r.stdout, r.stderr)
+        assert line == (
+            f"error: --out {fs / 'rep2'}: no space left on device in {fs}; free some space or "
+            "choose another --out"
+        )
+
+
 @pytest.mark.parametrize("size", ["8k", "60k", "400k"])
 def test_a_full_disk_during_train_is_the_same_one_line_whatever_is_left(
     size: str, tmp_path: Path
@@ -90,11 +156,41 @@ def test_a_full_disk_during_train_is_the_same_one_line_whatever_is_left(
         )
 
 
-def test_a_full_disk_during_a_sweep_is_one_line(tmp_path: Path) -> None:
-    with tmpfs(tmp_path / "full", "300k") as full:
-        r = cli("sweep", "reg=none,l2", *TINY, f"out_dir={full}")
-        assert r.returncode == 2 and "Traceback" not in r.stdout + r.stderr, r.stderr
-        assert r.stderr.splitlines()[-1].startswith("error: no space left on device"), r.stderr
+STAGED = ["reg=none,dropout", "--until-decided", "--baseline", "reg=none", "--stage", "2",
+          "--budget", "2"]  # fmt: skip
+
+
+@pytest.mark.parametrize("size", ["16k", "96k", "300k"])
+@pytest.mark.parametrize("command", [["seed=0,1"], STAGED], ids=["sweep", "staged"])
+def test_a_full_disk_during_a_sweep_is_the_one_line_train_gives(
+    command: list[str], size: str, tmp_path: Path
+) -> None:
+    """Whatever is left (the index refreshed at the end, a job's files, its checkpoints): no
+    traceback, none of Hydra's lines for the job, no second line without the folder, no table
+    that says a run resumes from a last.pt it never wrote."""
+    with tmpfs(tmp_path / "full", size) as full:
+        r = cli("sweep", *command, "trainer.epochs=1", "trainer.progress=none", f"out_dir={full}")
+        line = assert_one_line_error(r.returncode, r.stdout, r.stderr)
+        assert line.startswith(f"error: no space left on device in {full / 'sweeps'}/"), line
+        assert line.endswith(
+            "; free some space or pass out_dir=<a writable folder with room>, then rerun"
+        )
+        assert "last.pt" not in r.stdout, r.stdout
+
+
+def test_a_run_stopped_by_a_full_disk_is_not_said_to_resume_from_a_last_pt(
+    tmp_path: Path,
+) -> None:
+    args = ["sweep", "seed=0,1", "trainer.epochs=1", "trainer.progress=none"]
+    with tmpfs(tmp_path / "full", "96k") as full:  # room for the run folder, none for last.pt
+        assert cli(*args, f"out_dir={full}").returncode == 2
+        (run,) = [p for p in full.glob("sweeps/*/*") if p.is_dir()]
+        assert not (run / "last.pt").exists()
+        r = cli(*args, f"out_dir={full}", "--dry-run")
+        assert r.returncode == 0, r.stderr
+        said = " ".join(r.stdout.split())  # the table folds its cells
+        assert "interrupted" in said and "rerun the same sweep command to start it again" in said
+        assert "last.pt" not in said, r.stdout
 
 
 def test_mismatched_mnist_files_are_named(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 import yaml
 
+from regbench import disk
 from regbench.claims import catalogue
 from regbench.config import LINE, ConfigError
 
@@ -115,6 +116,9 @@ def run(
     extra = [f"data.root={data_root}"] if data_root else []
     try:
         claims, remarks = _checked(names, scale, extra), _notes(notes)
+        disk.check_folder(out_dir, "--out-dir")  # before any run: a read-only or full disk
+        if ledger is not None:
+            disk.check_folder(ledger.parent, "--ledger")
     except ConfigError as exc:
         _fail(str(exc))
     command = " ".join(["regbench claims run", *(names or [])]) + (

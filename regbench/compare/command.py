@@ -192,19 +192,22 @@ def compare_command(
     except CompareError as e:
         pipeline.say(err, f"error: {e}")
         raise typer.Exit(code=2) from None
-    pipeline.print_result(result, format, summary, err)
+    path = None  # the report first: one that cannot be written is one line, not one after tables
     if folder is not None:
-        _write_report(folder, result, format == "html", _split(curves), err)
+        path = _write_report(folder, result, format == "html", _split(curves), err)
+    pipeline.print_result(result, format, summary, err)
+    if path is not None:
+        pipeline.say(err, f"wrote {path}")
 
 
-def _write_report(out: Path, result: Result, html: bool, curves: list[str], err: Console) -> None:
-    """--out: the tables, figures and report files, or one error line (exit 2)."""
+def _write_report(out: Path, result: Result, html: bool, curves: list[str], err: Console) -> Path:
+    """--out: the tables, figures and report files (the report's path), or one error line (exit 2)."""
+    from regbench import disk
     from regbench.compare import pipeline
 
     try:
         out.mkdir(parents=True, exist_ok=True)
-        path = pipeline.write_outputs(out, result, html, curves)
-    except OSError as e:
-        pipeline.say(err, f"error: cannot write the report to {out}: {e.strerror or e}")
+        return pipeline.write_outputs(out, result, html, curves)
+    except OSError as e:  # a full disk, a read-only one, a file in the way
+        pipeline.say(err, f"error: {disk.write_error(e, out, 'choose another --out')}")
         raise typer.Exit(code=2) from None
-    pipeline.say(err, f"wrote {path}")

@@ -116,6 +116,8 @@ class Job:
         self.cfg = cfg
         self.multirun = hc is not None and hc.mode == RunMode.MULTIRUN
         self.launcher = hc.launcher if hc and self.multirun else None  # joblib's n_jobs share cores
+        # Hydra's basic launcher runs each job in the sweep command's process: its exit is the sweep's
+        self.in_command = "BasicLauncher" in str(getattr(self.launcher, "_target_", ""))
         self.task = list(task if task is not None else (hc.overrides.task if hc else []))
         self.members = member_configs(cfg)
         self.single = len(self.members) == 1 and not self.multirun  # errors end the command
@@ -327,7 +329,10 @@ class Job:
 
 def run(cfg: DictConfig, task: list[str] | None = None) -> float:
     """Check the config (the schema, then the user's code), then run it as a job; SIGTERM (a
-    joblib worker's, a scheduler's) stops it like Ctrl-C: interrupted, resumable."""
+    joblib worker's, a scheduler's) stops it like Ctrl-C: interrupted, resumable. A write the disk
+    refused ends a sweep run in the command's process with `regbench train`'s one line and exit 2
+    (raised, Hydra would print its own lines and start the next job on the same full disk);
+    elsewhere Hydra carries the error back to the sweep command, which says it (sweep.launch)."""
     stop_on_sigterm()
     job = Job(cfg, task)
     try:
@@ -335,7 +340,12 @@ def run(cfg: DictConfig, task: list[str] | None = None) -> float:
     except ConfigError as exc:
         job.fail(str(exc))
         return math.nan
-    return job.run()
+    try:
+        return job.run()
+    except OSError as exc:
+        if not (disk.refused(exc) and job.in_command):
+            raise
+        fail(disk.write_error(exc, HydraConfig.get().sweep.dir), 2)
 
 
 def run_checked(cfg: DictConfig, task: list[str]) -> float:
