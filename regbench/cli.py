@@ -169,7 +169,7 @@ def _dry_run(plan: Plan, console: Console) -> None:
         for line in lines:
             by_line.setdefault(line, []).append(name)
     for line, names in by_line.items():
-        more = f" and {len(names) - 1} more runs" if len(names) > 1 else ""
+        more = f" and {len(names) - 1} more run{'s' * (len(names) > 2)}" if len(names) > 1 else ""
         typer.echo(f"warning: {names[0]}{more}: {line}")
     done = sum(r["status"] in FINAL for r in plan.runs)
     typer.echo(
