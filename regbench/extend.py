@@ -151,6 +151,11 @@ def probe_model(cfg: DictConfig, shape: tuple[int, int, int], classes: int) -> N
         )
 
 
+def _some(values: np.ndarray) -> str:
+    """The first five of values, and ... for the rest: '3, 70' or '10, 11, 12, 13, 14, ...'."""
+    return ", ".join(map(str, values[:5])) + (", ..." if len(values) > 5 else "")
+
+
 def _images(a: Any, what: str) -> np.ndarray:
     x = np.asarray(a, dtype=np.float32)
     if x.ndim == 3:  # (N, H, W): one channel
@@ -162,7 +167,7 @@ def _images(a: Any, what: str) -> np.ndarray:
     bad = ~np.isfinite(x)
     if bad.any():  # the data are at fault, not the optimisation: said before any training
         images = np.flatnonzero(bad.reshape(len(x), -1).any(1))
-        first = ", ".join(map(str, images[:5])) + (", ..." if len(images) > 5 else "")
+        first = _some(images)
         values = "value" if bad.sum() == 1 else "values"
         raise ConfigError(
             f"{what} images hold {int(bad.sum())} non-finite {values} (NaN or inf) in "
@@ -180,7 +185,7 @@ def _labels(a: Any, n: int, what: str) -> np.ndarray:
         )
     if n and y.min() < 0:
         where = np.flatnonzero(y < 0)
-        first = ", ".join(map(str, where[:5])) + (", ..." if len(where) > 5 else "")
+        first = _some(where)
         are, them = ("is", "it") if len(where) == 1 else ("are", "them")
         raise ConfigError(
             f"{what} labels must be class numbers 0..K-1; {len(where)} {are} negative (smallest "
@@ -214,9 +219,9 @@ def load_arrays(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     y, y_test = _labels(y, len(x), "training"), _labels(y_test, len(x_test), "test")
     k = int(max(y.max(initial=0), y_test.max(initial=0))) + 1  # the model's outputs
     if (unused := np.setdiff1d(np.arange(k), np.union1d(y, y_test))).size:  # labels 1..K, a 99
-        some = ", ".join(map(str, unused[:5])) + (", ..." if unused.size > 5 else "")
         raise ConfigError(
-            f"labels skip {unused.size} of the classes 0..{k - 1} (no label is {some}), so the "
-            f"model would have {k} outputs; map the labels to 0..K-1 without gaps in the dataset"
+            f"labels skip {unused.size} of the classes 0..{k - 1} (no label is {_some(unused)}), "
+            f"so the model would have {k} outputs; map the labels to 0..K-1 without gaps in the "
+            "dataset"
         )
     return x, y, x_test, y_test

@@ -60,9 +60,8 @@ class Staged:
 
 
 def staged_of(spec: dict[str, Any], given: dict[str, Any]) -> Staged:
-    """The study's `question:` block with the command line's options over it; ConfigError when a
-    value is missing or out of range."""
-    check_question(spec, "the study's question: block")
+    """The study's `question:` block (checked as sweep.study_spec read it) with the command
+    line's options over it; ConfigError when a value is missing or out of range."""
     options = {k: v for k, v in given.items() if v is not None}
     check_question(options, "regbench sweep --until-decided", key="--")
     block = {**spec, **options}
@@ -357,7 +356,7 @@ def run_study(s: Study, command: str) -> tuple[int, Decisions, Path]:
             print(f"interrupted: continue with {command}", file=sys.stderr)
         # a run to rerun (failed, interrupted) stops here: the same command goes on; a diverged
         # run is final (its sweep's exit code 1): decided on, as an outcome or as DIVERGED
-        if code and (code in (130, 143) or not _final(where, active, n * s.group)):
+        if code and (code in sweep.STOPPED or not _final(where, active, n * s.group)):
             return code, log, where
         ran |= dict.fromkeys(active, n * s.group)
         step = decide(where, s, k, open_, log.verdicts.values())

@@ -183,12 +183,12 @@ def _pretrain(claim: Claim, setup: list[str], rest: list[str], sname: str, comma
     return pretrain.run_sources(args, range(claim.question.budget), command)
 
 
-def _failed(name: str, where: Path, code: int, wall: float) -> Result:
+def _failed(name: str, where: Path, code: int, wall: float, runs: int = 0) -> Result:
     return Result(
         name,
         UNDECIDED,
         [],
-        0,
+        runs,
         0,
         0,
         round(wall, 1),
@@ -225,17 +225,7 @@ def run(name: str, claim: Claim, out_dir: Path, scale: str, extra: list[str]) ->
     code, log, where = stages.run_study(study, command)
     wall = before + time.perf_counter() - start
     if code:
-        res = Result(
-            name,
-            UNDECIDED,
-            [],
-            log.runs,
-            0,
-            0,
-            round(wall, 1),
-            str(where),
-            error=f"exit code {code}: a run failed or was interrupted; rerun to resume",
-        )
+        res = _failed(name, where, code, wall, log.runs)
     else:
         res = result_of(name, claim, log, where, wall)
     folder.write_atomic(where / CLAIM_JSON, json.dumps(asdict(res), indent=2) + "\n")
